@@ -105,6 +105,15 @@ static void add_into(et_tensor *dst, const et_tensor *src) {
     }
 }
 
+// Backward functions may return views that share storage with their gy (e.g. add);
+// before accumulating in place, an accumulator that shares storage is copied.
+static void make_exclusive(et_tensor **acc) {
+    if (atomic_load(&(*acc)->refcount) == 1 && atomic_load(&(*acc)->storage->refcount) == 1) return;
+    et_tensor *c = et_clone(*acc);
+    et_release(*acc);
+    *acc = c;
+}
+
 void et_accumulate(et_tensor **acc, const et_tensor *src) {
     if (!*acc) {
         *acc = et_clone(src);
@@ -112,15 +121,17 @@ void et_accumulate(et_tensor **acc, const et_tensor *src) {
     }
     ET_ASSERT((*acc)->numel == src->numel, "gradient accumulation: %lld vs %lld elements",
               (long long)(*acc)->numel, (long long)src->numel);
+    make_exclusive(acc);
     add_into(*acc, src);
 }
 
-// Takes ownership of g (which must be exclusively owned by the caller).
+// Takes ownership of g.
 static void accumulate_take(et_tensor **acc, et_tensor *g) {
     if (!*acc) {
         *acc = g;
         return;
     }
+    make_exclusive(acc);
     add_into(*acc, g);
     et_release(g);
 }
