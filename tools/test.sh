@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# tools/test.sh - configures, builds and runs emotune's test suites with ctest.
+#   tools/test.sh                 Release build in build/, every suite
+#   tools/test.sh --sanitize      ASan+UBSan build in build-asan/, unit + gradcheck suites
+#   tools/test.sh --fuzz SECONDS  clang libFuzzer build in build-fuzz/, each fuzz target
+#                                 run for SECONDS on its seed corpus
+# Extra arguments go to ctest (e.g. -L golden, -R test_tensor).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+mode=${1:-}
+case "$mode" in
+  --sanitize)
+    shift
+    cmake -S . -B build-asan -DEMOTUNE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    cmake --build build-asan -j"$jobs"
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+    export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1
+    ctest --test-dir build-asan --output-on-failure -j"$jobs" -L 'unit|gradcheck' "$@"
+    ;;
+  --fuzz)
+    secs=${2:?usage: tools/test.sh --fuzz SECONDS}
+    CC=clang cmake -S . -B build-fuzz -DEMOTUNE_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
+    cmake --build build-fuzz -j"$jobs"
+    for f in build-fuzz/fuzz_*; do
+      name=$(basename "$f")
+      corpus=tests/fuzz/corpus/${name#fuzz_}
+      work=$(mktemp -d)
+      [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
+      echo "fuzz: $name for ${secs}s"
+      rc=0
+      "$f" -max_total_time="$secs" -print_final_stats=1 "$work" > "$work.log" 2>&1 || rc=$?
+      grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$work.log" || true
+      if [ "$rc" -ne 0 ]; then
+        tail -50 "$work.log"
+        echo "fuzz: $name failed (exit $rc)"
+        exit 1
+      fi
+      rm -rf "$work" "$work.log"
+    done
+    ;;
+  *)
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+    cmake --build build -j"$jobs"
+    ctest --test-dir build --output-on-failure -j"$jobs" "$@"
+    ;;
+esac
