@@ -73,13 +73,13 @@ void *et_alloc(et_device dev, size_t bytes) {
     size_t size = round_size(bytes);
     pthread_mutex_lock(&pl->mu);
     void *ptr = NULL;
+    entry *e = NULL;  // a cached block's bookkeeping entry moves to the live table as is
     entry **pp = &pl->cache[hash_size(size)];
     for (; *pp; pp = &(*pp)->next) {
         if ((*pp)->size == size) {
-            entry *e = *pp;
+            e = *pp;
             *pp = e->next;
             ptr = e->ptr;
-            free(e);
             pl->stats.bytes_cached -= size;
             break;
         }
@@ -98,8 +98,10 @@ void *et_alloc(et_device dev, size_t bytes) {
         }
         pl->stats.n_system_allocs++;
     }
-    entry *e = malloc(sizeof(*e));
-    ET_ASSERT(e, "out of host memory for allocator bookkeeping");
+    if (!e) {
+        e = malloc(sizeof(*e));
+        ET_ASSERT(e, "out of host memory for allocator bookkeeping");
+    }
     e->ptr = ptr;
     e->size = size;
     size_t h = hash_ptr(ptr);
