@@ -357,15 +357,32 @@ static et_tensor *checked_index(const char *op, const et_tensor *idx, int64_t li
     return c;
 }
 
-// ---- embedding ----------------------------------------------------------------------
+// ---- embedding and row gather (one gather, one scatter-add backward) ---------------
 
-static void embedding_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
+static void gather_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
     et_dtype cdt = (et_dtype)n->i[0];
-    et_tensor *gy = grad_in(gy_, cdt), *ids = n->saved[0];
+    et_tensor *gy = grad_in(gy_, cdt), *idx = n->saved[0];
     et_tensor *g = et_node_input_zeros(n, 0, cdt);
-    ET_KCALL(cdt, k_scatter_add_rows, et_data(gy), et_data(ids), et_data(g), ids->numel, g->shape[1]);
+    ET_KCALL(cdt, k_scatter_add_rows, et_data(gy), et_data(idx), et_data(g), idx->numel, g->shape[1]);
     gx[0] = g;
     et_release(gy);
+}
+
+// y (out_shape, numel = M * D) = rows idx (checked i32 [M]) of x [N, D], copied in x's
+// dtype (a bf16 table is not widened).
+static et_tensor *gather_op(const char *name, et_tensor *x, et_tensor *idx, int out_ndim,
+                            const int64_t *out_shape) {
+    et_tensor *y = et_empty(x->dtype, out_ndim, out_shape);
+    size_t rb = (size_t)x->shape[1] * et_dtype_size(x->dtype);
+    const int32_t *p = et_data(idx);
+    for (int64_t i = 0; i < idx->numel; i++)
+        memcpy((char *)et_data(y) + (size_t)i * rb, (const char *)et_data(x) + (size_t)p[i] * rb, rb);
+    if (et_should_record(1, &x)) {
+        et_node *n = et_record(name, gather_backward, y, 1, &x);
+        n->i[0] = et_compute_dtype(x->dtype);
+        et_node_save(n, 0, idx);
+    }
+    return y;
 }
 
 et_tensor *et_embedding(et_tensor *w, et_tensor *ids) {
@@ -373,28 +390,20 @@ et_tensor *et_embedding(et_tensor *w, et_tensor *ids) {
     ET_ASSERT(w->ndim == 2, "et_embedding: weight must be [V, D]");
     ET_ASSERT(ids->ndim < ET_MAX_DIMS, "et_embedding: ids have too many dims");
     et_tensor *idc = checked_index("et_embedding", ids, w->shape[0]);
-    et_dtype cdt = et_compute_dtype(w->dtype);
-    int64_t D = w->shape[1];
     int64_t shape[ET_MAX_DIMS];
     memcpy(shape, ids->shape, sizeof(int64_t) * (size_t)ids->ndim);
-    shape[ids->ndim] = D;
-    et_tensor *y;
-    if (w->dtype == cdt) {
-        y = et_new(cdt, ids->ndim + 1, shape);
-        ET_KCALL(cdt, k_gather_rows, et_data(w), et_data(idc), et_data(y), idc->numel, D);
-    } else {  // gather the half-precision rows as raw bytes, no widening of the table
-        y = et_new(w->dtype, ids->ndim + 1, shape);
-        size_t rb = (size_t)D * et_dtype_size(w->dtype);
-        const int32_t *p = et_data(idc);
-        for (int64_t i = 0; i < idc->numel; i++)
-            memcpy((char *)et_data(y) + (size_t)i * rb, (const char *)et_data(w) + (size_t)p[i] * rb, rb);
-    }
-    if (et_should_record(1, &w)) {
-        et_node *n = et_record("embedding", embedding_backward, y, 1, &w);
-        n->i[0] = cdt;
-        et_node_save(n, 0, idc);
-    }
+    shape[ids->ndim] = w->shape[1];
+    et_tensor *y = gather_op("embedding", w, idc, ids->ndim + 1, shape);
     et_release(idc);
+    return y;
+}
+
+et_tensor *et_gather_rows(et_tensor *x, et_tensor *idx) {
+    et_check_float("et_gather_rows", x, "x");
+    ET_ASSERT(x->ndim == 2 && idx->ndim == 1, "et_gather_rows: x [N, D] and idx [M] expected");
+    et_tensor *ic = checked_index("et_gather_rows", idx, x->shape[0]);
+    et_tensor *y = gather_op("gather_rows", x, ic, 2, (int64_t[]){ic->numel, x->shape[1]});
+    et_release(ic);
     return y;
 }
 
@@ -526,35 +535,7 @@ et_tensor *et_concat(int n, et_tensor *const *ts, int dim) {
     return y;
 }
 
-// ---- row gather / scatter -----------------------------------------------------------
-
-static void gather_rows_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
-    et_dtype cdt = (et_dtype)n->i[0];
-    et_tensor *gy = grad_in(gy_, cdt), *idx = n->saved[0];
-    et_tensor *g = et_node_input_zeros(n, 0, cdt);
-    ET_KCALL(cdt, k_scatter_add_rows, et_data(gy), et_data(idx), et_data(g), idx->numel, g->shape[1]);
-    gx[0] = g;
-    et_release(gy);
-}
-
-et_tensor *et_gather_rows(et_tensor *x, et_tensor *idx) {
-    et_check_float("et_gather_rows", x, "x");
-    ET_ASSERT(x->ndim == 2 && idx->ndim == 1, "et_gather_rows: x [N, D] and idx [M] expected");
-    et_tensor *ic = checked_index("et_gather_rows", idx, x->shape[0]);
-    int64_t D = x->shape[1];
-    et_tensor *y = et_empty(x->dtype, 2, (int64_t[]){ic->numel, D});
-    size_t rb = (size_t)D * et_dtype_size(x->dtype);
-    const int32_t *p = et_data(ic);
-    for (int64_t i = 0; i < ic->numel; i++)
-        memcpy((char *)et_data(y) + (size_t)i * rb, (const char *)et_data(x) + (size_t)p[i] * rb, rb);
-    if (et_should_record(1, &x)) {
-        et_node *n = et_record("gather_rows", gather_rows_backward, y, 1, &x);
-        n->i[0] = et_compute_dtype(x->dtype);
-        et_node_save(n, 0, ic);
-    }
-    et_release(ic);
-    return y;
-}
+// ---- row scatter -----------------------------------------------------------
 
 static void scatter_rows_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
     et_dtype cdt = (et_dtype)n->i[0];
