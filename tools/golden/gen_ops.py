@@ -383,6 +383,10 @@ put("cross_entropy_bf16", "gy", _gy)
 put("cross_entropy_bf16", "y", _y)
 put("cross_entropy_bf16", "glogits", _lg.grad)
 
+# ---- mixed dtypes: a frozen bf16 weight with f32 activations (widened on the fly) --------
+run_case("linear_f32_bf16w", lambda x, w, b: F.linear(x, w, b),
+         {"x": randn(3, 16), "w": rb(8, 16, scale=0.25), "b": randn(8)}, ["x", "b"])
+
 save_file(T, OUT, metadata={"generator": "tools/golden/gen_ops.py", "torch": torch.__version__})
 print(f"wrote {len(T)} tensors to {os.path.normpath(OUT)} ({os.path.getsize(OUT)} bytes)",
       file=sys.stderr)
