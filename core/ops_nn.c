@@ -278,13 +278,12 @@ static void attention_backward(et_node *n, const et_tensor *gy, et_tensor **gx) 
     et_tensor *q = et_as_dtype(n->saved[0], cdt), *k = et_as_dtype(n->saved[1], cdt);
     et_tensor *v = et_as_dtype(n->saved[2], cdt), *g = et_as_dtype(gy, cdt);
     et_tensor *dq = grad_buf(n, 0, cdt), *dk = grad_buf(n, 1, cdt), *dv = grad_buf(n, 2, cdt);
-    et_tensor *p = et_new(cdt, 2, (int64_t[]){T, S});
-    et_tensor *dp = (dq || dk) ? et_new(cdt, 2, (int64_t[]){T, S}) : NULL;
+    int64_t slots = k_attention_slots(B * Hkv);
+    et_tensor *scratch = et_new(cdt, 4, (int64_t[]){slots, 2, T, S});
     ET_KCALL(cdt, k_attention_bwd, et_data(q), et_data(k), et_data(v), dptr(n->saved[4]),
-             et_data(n->saved[3]), et_data(g), dptr(dq), dptr(dk), dptr(dv), et_data(p), dptr(dp),
-             B, T, S, Hq, Hkv, hd, n->i[0] != 0, n->f[0]);
-    et_release(p);
-    et_release(dp);
+             et_data(n->saved[3]), et_data(g), dptr(dq), dptr(dk), dptr(dv), et_data(scratch),
+             slots, B, T, S, Hq, Hkv, hd, n->i[0] != 0, n->f[0]);
+    et_release(scratch);
     et_release(q);
     et_release(k);
     et_release(v);
@@ -307,8 +306,8 @@ et_tensor *et_attention(et_tensor *q, et_tensor *k, et_tensor *v, et_tensor *key
               shp(k).s, shp(v).s);
     int64_t B = q->shape[0], T = q->shape[1], Hq = q->shape[2], hd = q->shape[3];
     int64_t S = k->shape[1], Hkv = k->shape[2];
-    ET_ASSERT(k->shape[0] == B && k->shape[3] == hd && Hkv > 0 && Hq % Hkv == 0,
-              "et_attention: k %s does not fit q %s (same B and hd, Hq %% Hkv == 0)", shp(k).s,
+    ET_ASSERT(hd > 0 && k->shape[0] == B && k->shape[3] == hd && Hkv > 0 && Hq % Hkv == 0,
+              "et_attention: k %s does not fit q %s (same B and hd > 0, Hq %% Hkv == 0)", shp(k).s,
               shp(q).s);
     et_check_same_shape(op, k, v);
     if (key_mask) {
@@ -333,9 +332,10 @@ et_tensor *et_attention(et_tensor *q, et_tensor *k, et_tensor *v, et_tensor *key
     et_tensor *qc = et_as_dtype(q, cdt), *kc = et_as_dtype(k, cdt), *vc = et_as_dtype(v, cdt);
     et_tensor *o = et_new(cdt, 4, q->shape);
     et_tensor *lse = et_new(cdt, 3, (int64_t[]){B, Hq, T});
-    et_tensor *scratch = et_new(cdt, 2, (int64_t[]){T, S});
+    int64_t slots = k_attention_slots(B * Hkv);
+    et_tensor *scratch = et_new(cdt, 3, (int64_t[]){slots, T, S});
     ET_KCALL(cdt, k_attention_fwd, et_data(qc), et_data(kc), et_data(vc), dptr(km), et_data(o),
-             et_data(lse), et_data(scratch), B, T, S, Hq, Hkv, hd, causal, scale);
+             et_data(lse), et_data(scratch), slots, B, T, S, Hq, Hkv, hd, causal, scale);
     et_release(scratch);
     et_release(qc);
     et_release(kc);

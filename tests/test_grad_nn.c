@@ -486,7 +486,8 @@ static void test_bf16_matches_f32(void) {
 // ---- larger sizes: the threaded paths in f32 against f64 ----------------------------
 
 static void test_threaded_f32_vs_f64(void) {
-    int64_t B = 1, T = 200, S = 200, Hq = 2, Hkv = 1, hd = 16;
+    // B * Hkv = 4 work units: several threads run heads at once, GQA groups included
+    int64_t B = 2, T = 150, S = 160, Hq = 4, Hkv = 2, hd = 8;
     et_tensor *q = leaf(4, (int64_t[]){B, T, Hq, hd}, 1.0, true);
     et_tensor *k = leaf(4, (int64_t[]){B, S, Hkv, hd}, 1.0, true);
     et_tensor *v = leaf(4, (int64_t[]){B, S, Hkv, hd}, 1.0, true);
@@ -494,8 +495,14 @@ static void test_threaded_f32_vs_f64(void) {
     et_set_requires_grad(q32, true);
     et_set_requires_grad(k32, true);
     et_set_requires_grad(v32, true);
-    et_tensor *y = et_attention(q, k, v, NULL, true, 0.25);
-    et_tensor *y32 = et_attention(q32, k32, v32, NULL, true, 0.25);
+    et_tensor *m = et_full(ET_I32, 2, (int64_t[]){B, S}, 1.0);
+    ET_DATA(int32_t, m)[S + 5] = 0;
+    et_tensor *y = et_attention(q, k, v, m, true, 0.25);
+    et_tensor *y32 = et_attention(q32, k32, v32, m, true, 0.25);
+    et_tensor *r = ref_attention(q, k, v, m, true, 0.25);
+    CHECK_TENSOR_CLOSE(y, r, 1e-12, "attention threaded f64 vs reference");
+    et_release(r);
+    et_release(m);
     CHECK_TENSOR_CLOSE(y32, y, 1e-5, "attention f32");
     et_tensor *g = test_rand_tensor(ET_F64, 4, y->shape, 1.0), *g32 = cast(g, ET_F32);
     et_backward_grads(2, (et_tensor *[]){y, y32}, (et_tensor *[]){g, g32});

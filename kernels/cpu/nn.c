@@ -2,7 +2,17 @@
 // ktemplate.h) and holds the f32-only rotary table kernel.
 #include "nn.h"
 
+#include <omp.h>
+
 #include "ktemplate.h"
+
+static inline int k_nn_thread(void) { return omp_get_thread_num(); }
+
+int64_t k_attention_slots(int64_t units) {
+    int64_t n = omp_get_max_threads();
+    if (units < n) n = units;
+    return n < 1 ? 1 : n;
+}
 
 #define real float
 #define KFN(n) n##_f32

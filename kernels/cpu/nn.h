@@ -1,7 +1,7 @@
 // kernels/cpu/nn.h - CPU kernels of the neural-network ops (core/ops_nn.c).
 // defines: k_rmsnorm_*, k_layernorm_*, k_rope_*, k_softmax_*, k_attention_*, k_silu_*,
 //          k_gelu_*, k_quick_gelu_*, k_swiglu_*, k_cross_entropy_*, k_mul_cols_*,
-//          k_rope_table_f32
+//          k_rope_table_f32, k_attention_slots
 //
 // Every kernel exists as name_f32 and name_f64 (kernels/cpu/ktemplate.h); the f32 ones
 // accumulate row statistics in float (double where cheap), the f64 ones in double.
@@ -65,18 +65,19 @@
                            real *dx,       /* (rows, D) */                                     \
                            int64_t rows, int64_t D);                                           \
     /* Attention on the [B, T, H, hd] layout; kmask nonzero = attend; lse = -inf marks a */    \
-    /* query row with no visible key (its output is zero).                               */    \
+    /* query row with no visible key (its output is zero). scratch holds `slots` (T, S)  */    \
+    /* matrices, slots = k_attention_slots(B * Hkv) (at most that many threads run).     */    \
     void k_attention_fwd_##S(const real *q,        /* (B, T, Hq, hd) */                        \
                              const real *k,        /* (B, S, Hkv, hd) */                       \
                              const real *v,        /* (B, S, Hkv, hd) */                       \
                              const uint8_t *kmask, /* (B, S) or NULL */                        \
                              real *o,              /* (B, T, Hq, hd) */                        \
                              real *lse,            /* (B, Hq, T) */                            \
-                             real *scratch,        /* (T, S) */                                \
-                             int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv,         \
-                             int64_t hd, bool causal, double scale);                           \
-    /* Recomputes the probabilities from q, k and lse. dq is written; dk, dv are written */    \
-    /* (summed over the query heads of a group). Any of dq, dk, dv may be NULL.          */    \
+                             real *scratch,        /* (slots, T, S) */                         \
+                             int64_t slots, int64_t B, int64_t T, int64_t S, int64_t Hq,       \
+                             int64_t Hkv, int64_t hd, bool causal, double scale);              \
+    /* Recomputes the probabilities from q, k and lse. dq, dk, dv are written (dk, dv    */    \
+    /* summed over the query heads of a group); any may be NULL.                         */    \
     void k_attention_bwd_##S(const real *q,        /* (B, T, Hq, hd) */                        \
                              const real *k,        /* (B, S, Hkv, hd) */                       \
                              const real *v,        /* (B, S, Hkv, hd) */                       \
@@ -86,10 +87,9 @@
                              real *dq,             /* (B, T, Hq, hd) or NULL */                \
                              real *dk,             /* (B, S, Hkv, hd) or NULL */               \
                              real *dv,             /* (B, S, Hkv, hd) or NULL */               \
-                             real *p,              /* (T, S) scratch */                        \
-                             real *dp,             /* (T, S) scratch */                        \
-                             int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv,         \
-                             int64_t hd, bool causal, double scale);                           \
+                             real *scratch,        /* (slots, 2, T, S) */                      \
+                             int64_t slots, int64_t B, int64_t T, int64_t S, int64_t Hq,       \
+                             int64_t Hkv, int64_t hd, bool causal, double scale);              \
     /* activations: y = f(x); dx = dy * f'(x) */                                               \
     void k_silu_fwd_##S(const real *x, real *y, int64_t n);                /* (n) */          \
     void k_silu_bwd_##S(const real *dy, const real *x, real *dx, int64_t n);                   \
@@ -123,6 +123,10 @@
 
 K_NN_DECLS(float, f32)
 K_NN_DECLS(double, f64)
+
+// Scratch slots the attention kernels use for `units` = B * Hkv work units:
+// min(units, OpenMP max threads), at least 1.
+int64_t k_attention_slots(int64_t units);
 
 // cos/sin of pos[bt] * inv_freq[i], all in f32 (as HF computes them).
 void k_rope_table_f32(const int32_t *pos,      // (BT)
