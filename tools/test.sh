@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tools/test.sh - configures, builds and runs emotune's test suites with ctest.
 #   tools/test.sh                 Release build in build/, every suite
-#   tools/test.sh --sanitize      ASan+UBSan build in build-asan/, unit + gradcheck suites
+#   tools/test.sh --sanitize      ASan+UBSan build in build-asan/, unit + gradcheck + golden suites
 #   tools/test.sh --fuzz SECONDS  clang libFuzzer build in build-fuzz/, each fuzz target
 #                                 run for SECONDS on its seed corpus
 # Extra arguments go to ctest (e.g. -L golden, -R test_tensor).
@@ -16,7 +16,7 @@ case "$mode" in
     cmake --build build-asan -j"$jobs"
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
     export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1
-    ctest --test-dir build-asan --output-on-failure -j"$jobs" -L 'unit|gradcheck' "$@"
+    ctest --test-dir build-asan --output-on-failure -j"$jobs" -L 'unit|gradcheck|golden' "$@"
     ;;
   --fuzz)
     secs=${2:?usage: tools/test.sh --fuzz SECONDS}
