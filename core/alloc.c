@@ -19,8 +19,8 @@ typedef struct entry {
 
 typedef struct {
     pthread_mutex_t mu;
-    entry *live[LIVE_BUCKETS];  // ptr -> rounded size of blocks handed out
-    entry *cache[FREE_BUCKETS]; // rounded size -> cached blocks (many per size)
+    entry *live[LIVE_BUCKETS];   // ptr -> rounded size of blocks handed out
+    entry *cache[FREE_BUCKETS];  // rounded size -> cached blocks (many per size)
     et_alloc_stats_t stats;
 } dev_pool;
 
@@ -52,8 +52,10 @@ static dev_pool *pool_of(et_device dev) {
     pthread_once(&g_once, init_pools);
     int slot = dev.type == ET_CPU ? 0 : 1 + dev.index;
     ET_ASSERT(slot >= 0 && slot < MAX_DEVICES, "device index %d out of range", dev.index);
-    ET_ASSERT(g_impl[dev.type].raw_alloc, "no allocator registered for device type %d "
-              "(build with -DEMOTUNE_CUDA=ON for CUDA tensors)", (int)dev.type);
+    ET_ASSERT(g_impl[dev.type].raw_alloc,
+              "no allocator registered for device type %d "
+              "(build with -DEMOTUNE_CUDA=ON for CUDA tensors)",
+              (int)dev.type);
     return &g_pools[slot];
 }
 
@@ -109,7 +111,8 @@ void *et_alloc(et_device dev, size_t bytes) {
     pl->live[h] = e;
     pl->stats.n_allocs++;
     pl->stats.bytes_current += size;
-    if (pl->stats.bytes_current > pl->stats.bytes_peak) pl->stats.bytes_peak = pl->stats.bytes_current;
+    if (pl->stats.bytes_current > pl->stats.bytes_peak)
+        pl->stats.bytes_peak = pl->stats.bytes_current;
     pthread_mutex_unlock(&pl->mu);
     return ptr;
 }

@@ -14,9 +14,9 @@ typedef struct {
 } tape;
 
 static _Thread_local tape t_tapes[MAX_TAPE_DEPTH];
-static _Thread_local int t_depth;        // index of the current tape
-static _Thread_local int t_no_grad;      // nesting count of no-grad scopes
-static _Thread_local bool t_grad_off;    // et_set_grad_enabled(false)
+static _Thread_local int t_depth;      // index of the current tape
+static _Thread_local int t_no_grad;    // nesting count of no-grad scopes
+static _Thread_local bool t_grad_off;  // et_set_grad_enabled(false)
 
 bool et_grad_enabled(void) { return t_no_grad == 0 && !t_grad_off; }
 void et_set_grad_enabled(bool on) { t_grad_off = !on; }
@@ -161,8 +161,10 @@ void et_backward_grads(int n, et_tensor *const *outputs, et_tensor *const *grads
     tape *tp = &t_tapes[t_depth];
     for (int i = 0; i < n; i++) {
         et_tensor *y = outputs[i];
-        ET_ASSERT(y->numel == grads[i]->numel, "et_backward: gradient of %lld elements for an "
-                  "output of %lld", (long long)grads[i]->numel, (long long)y->numel);
+        ET_ASSERT(y->numel == grads[i]->numel,
+                  "et_backward: gradient of %lld elements for an "
+                  "output of %lld",
+                  (long long)grads[i]->numel, (long long)y->numel);
         if (y->grad_fn) {
             et_accumulate(&y->grad_fn->grad, grads[i]);
         } else if (y->requires_grad) {
@@ -221,7 +223,8 @@ typedef struct {
 
 static void checkpoint_backward(et_node *node, const et_tensor *gy, et_tensor **gx) {
     ckpt_ctx *c = node->ctx;
-    ET_ASSERT(t_depth + 1 < MAX_TAPE_DEPTH, "block recompute nested deeper than %d", MAX_TAPE_DEPTH);
+    ET_ASSERT(t_depth + 1 < MAX_TAPE_DEPTH, "block recompute nested deeper than %d",
+              MAX_TAPE_DEPTH);
     t_depth++;
     int saved_no_grad = t_no_grad;
     bool saved_off = t_grad_off;

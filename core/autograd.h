@@ -34,16 +34,16 @@ struct et_node {
     const char *name;  // op name, for errors and debugging
     et_backward_fn backward;
     int n_inputs;
-    bool needs[ET_NODE_MAX_INPUTS];           // input i wants a gradient
-    et_node *in_node[ET_NODE_MAX_INPUTS];     // producer of input i (non-leaf)
-    et_tensor *in_leaf[ET_NODE_MAX_INPUTS];   // or the leaf itself (retained)
-    et_dtype in_dtype[ET_NODE_MAX_INPUTS];    // input metadata for gradient buffers
+    bool needs[ET_NODE_MAX_INPUTS];          // input i wants a gradient
+    et_node *in_node[ET_NODE_MAX_INPUTS];    // producer of input i (non-leaf)
+    et_tensor *in_leaf[ET_NODE_MAX_INPUTS];  // or the leaf itself (retained)
+    et_dtype in_dtype[ET_NODE_MAX_INPUTS];   // input metadata for gradient buffers
     int in_ndim[ET_NODE_MAX_INPUTS];
     int64_t in_shape[ET_NODE_MAX_INPUTS][ET_MAX_DIMS];
-    et_tensor *saved[ET_NODE_MAX_SAVED];      // retained until the node's backward ran
-    double f[8];                              // scalar arguments of the op
+    et_tensor *saved[ET_NODE_MAX_SAVED];  // retained until the node's backward ran
+    double f[8];                          // scalar arguments of the op
     int64_t i[8];
-    void *ctx;                                // op-specific payload, freed with ctx_free
+    void *ctx;  // op-specific payload, freed with ctx_free
     void (*ctx_free)(void *ctx);
     et_tensor *grad;  // accumulated gradient of the output (owned)
     et_tensor *out;   // weak link to the output tensor

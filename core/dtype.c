@@ -8,9 +8,7 @@ static const char *k_names[ET_NUM_DTYPES] = {"f32", "bf16", "f16", "i32", "u8", 
 static const char *k_st_names[ET_NUM_DTYPES] = {"F32", "BF16", "F16", "I32", "U8", "F64"};
 
 size_t et_dtype_size(et_dtype dt) { return (unsigned)dt < ET_NUM_DTYPES ? k_sizes[dt] : 0; }
-const char *et_dtype_name(et_dtype dt) {
-    return (unsigned)dt < ET_NUM_DTYPES ? k_names[dt] : "?";
-}
+const char *et_dtype_name(et_dtype dt) { return (unsigned)dt < ET_NUM_DTYPES ? k_names[dt] : "?"; }
 
 int et_dtype_from_name(const char *name) {
     for (int i = 0; i < ET_NUM_DTYPES; i++)
@@ -49,13 +47,13 @@ uint16_t et_f32_to_f16(float f) {
     memcpy(&u, &f, 4);
     uint32_t sign = (u >> 16) & 0x8000u;
     uint32_t absu = u & 0x7fffffffu;
-    if (absu > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);  // NaN
+    if (absu > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);   // NaN
     if (absu >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);  // rounds to inf
     if (absu < 0x38800000u) {                                    // subnormal or zero in f16
         // value = absu as float; f16 subnormal unit = 2^-24
         float a;
         memcpy(&a, &absu, 4);
-        float scaled = a * 16777216.0f;  // exact: a / 2^-24
+        float scaled = a * 16777216.0f;             // exact: a / 2^-24
         uint32_t m = (uint32_t)nearbyintf(scaled);  // ties to even (default rounding mode)
         return (uint16_t)(sign | m);
     }
@@ -69,13 +67,20 @@ uint16_t et_f32_to_f16(float f) {
 
 static double load_one(const void *src, et_dtype dt, size_t i) {
     switch (dt) {
-        case ET_F32: return ((const float *)src)[i];
-        case ET_BF16: return et_bf16_to_f32(((const uint16_t *)src)[i]);
-        case ET_F16: return et_f16_to_f32(((const uint16_t *)src)[i]);
-        case ET_I32: return ((const int32_t *)src)[i];
-        case ET_U8: return ((const uint8_t *)src)[i];
-        case ET_F64: return ((const double *)src)[i];
-        default: return 0;
+        case ET_F32:
+            return ((const float *)src)[i];
+        case ET_BF16:
+            return et_bf16_to_f32(((const uint16_t *)src)[i]);
+        case ET_F16:
+            return et_f16_to_f32(((const uint16_t *)src)[i]);
+        case ET_I32:
+            return ((const int32_t *)src)[i];
+        case ET_U8:
+            return ((const uint8_t *)src)[i];
+        case ET_F64:
+            return ((const double *)src)[i];
+        default:
+            return 0;
     }
 }
 
@@ -102,13 +107,26 @@ void et_convert(void *dst, et_dtype dst_dt, const void *src, et_dtype src_dt, si
     for (size_t i = 0; i < n; i++) {
         double v = load_one(src, src_dt, i);
         switch (dst_dt) {
-            case ET_F32: ((float *)dst)[i] = (float)v; break;
-            case ET_BF16: ((uint16_t *)dst)[i] = et_f32_to_bf16((float)v); break;
-            case ET_F16: ((uint16_t *)dst)[i] = et_f32_to_f16((float)v); break;
-            case ET_I32: ((int32_t *)dst)[i] = (int32_t)v; break;
-            case ET_U8: ((uint8_t *)dst)[i] = (uint8_t)v; break;
-            case ET_F64: ((double *)dst)[i] = v; break;
-            default: break;
+            case ET_F32:
+                ((float *)dst)[i] = (float)v;
+                break;
+            case ET_BF16:
+                ((uint16_t *)dst)[i] = et_f32_to_bf16((float)v);
+                break;
+            case ET_F16:
+                ((uint16_t *)dst)[i] = et_f32_to_f16((float)v);
+                break;
+            case ET_I32:
+                ((int32_t *)dst)[i] = (int32_t)v;
+                break;
+            case ET_U8:
+                ((uint8_t *)dst)[i] = (uint8_t)v;
+                break;
+            case ET_F64:
+                ((double *)dst)[i] = v;
+                break;
+            default:
+                break;
         }
     }
 }

@@ -72,13 +72,13 @@ et_tensor *et_softmax(et_tensor *x);  // over the last dim, f32 accumulation
 // causal: query t sees keys s <= t + (S - T). scale: usually hd^-0.5.
 // A query row with no visible key yields zeros (and zero gradient), never NaN.
 // -> [B, T, Hq, hd]. Softmax in f32; backward recomputes the probabilities.
-et_tensor *et_attention(et_tensor *q, et_tensor *k, et_tensor *v, et_tensor *key_mask,
-                        bool causal, double scale);
+et_tensor *et_attention(et_tensor *q, et_tensor *k, et_tensor *v, et_tensor *key_mask, bool causal,
+                        double scale);
 
 // ---- activations ----------------------------------------------------------------
-et_tensor *et_silu(et_tensor *x);        // x * sigmoid(x)
-et_tensor *et_gelu(et_tensor *x);        // exact: 0.5 x (1 + erf(x / sqrt 2))
-et_tensor *et_quick_gelu(et_tensor *x);  // x * sigmoid(1.702 x)
+et_tensor *et_silu(et_tensor *x);                      // x * sigmoid(x)
+et_tensor *et_gelu(et_tensor *x);                      // exact: 0.5 x (1 + erf(x / sqrt 2))
+et_tensor *et_quick_gelu(et_tensor *x);                // x * sigmoid(1.702 x)
 et_tensor *et_swiglu(et_tensor *gate, et_tensor *up);  // silu(gate) * up
 
 // ---- loss -----------------------------------------------------------------------

@@ -54,8 +54,8 @@ static void mm_run(et_dtype cdt, bool ta, bool tb, mm_dims d, const void *A, con
         ET_KCALL(cdt, k_bmm, ta, tb, 1, f.M, f.N, f.K, A, 0, B, 0, beta, C, 0);
         return;
     }
-    ET_KCALL(cdt, k_bmm, ta, tb, d.batch, d.M, d.N, d.K, A, d.M * d.K, B, d.shared_b ? 0 : d.K * d.N,
-             beta, C, d.M * d.N);
+    ET_KCALL(cdt, k_bmm, ta, tb, d.batch, d.M, d.N, d.K, A, d.M * d.K, B,
+             d.shared_b ? 0 : d.K * d.N, beta, C, d.M * d.N);
 }
 
 static void matmul_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
@@ -164,9 +164,10 @@ et_tensor *et_linear(et_tensor *x, et_tensor *w, et_tensor *b) {
     et_check_float("et_linear", x, "x");
     et_check_float("et_linear", w, "w");
     et_check_mix("et_linear", x, w);
-    ET_ASSERT(w->ndim == 2 && x->ndim >= 1 && x->shape[x->ndim - 1] == w->shape[1],
-              "et_linear: x %s does not match weight %s (expected [out, in] with in = x's last dim)",
-              et_shape_str(x, sx, sizeof sx), et_shape_str(w, sw, sizeof sw));
+    ET_ASSERT(
+        w->ndim == 2 && x->ndim >= 1 && x->shape[x->ndim - 1] == w->shape[1],
+        "et_linear: x %s does not match weight %s (expected [out, in] with in = x's last dim)",
+        et_shape_str(x, sx, sizeof sx), et_shape_str(w, sw, sizeof sw));
     if (b) {
         et_check_float("et_linear", b, "b");
         et_check_mix("et_linear", x, b);
@@ -209,7 +210,8 @@ static void binary_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
         if (!n->needs[k]) continue;
         if (op == K_MUL) {  // d(a*b)/da = b
             et_tensor *g = et_new(cdt, gy->ndim, gy->shape);
-            ET_KCALL(cdt, k_binary, K_MUL, et_data(gy), et_data(n->saved[1 - k]), et_data(g), gy->numel);
+            ET_KCALL(cdt, k_binary, K_MUL, et_data(gy), et_data(n->saved[1 - k]), et_data(g),
+                     gy->numel);
             gx[k] = g;
         } else if (op == K_SUB && k == 1) {
             et_tensor *g = et_new(cdt, gy->ndim, gy->shape);
@@ -295,8 +297,8 @@ et_tensor *et_add_bcast(et_tensor *a, et_tensor *b) {
     et_check_mix("et_add_bcast", a, b);
     bool ok = b->ndim <= a->ndim;
     for (int i = 0; ok && i < b->ndim; i++) ok = b->shape[i] == a->shape[a->ndim - b->ndim + i];
-    ET_ASSERT(ok, "et_add_bcast: %s is not the trailing shape of %s", et_shape_str(b, sb, sizeof sb),
-              et_shape_str(a, sa, sizeof sa));
+    ET_ASSERT(ok, "et_add_bcast: %s is not the trailing shape of %s",
+              et_shape_str(b, sb, sizeof sb), et_shape_str(a, sa, sizeof sa));
     et_dtype cdt = et_compute_dtype(a->dtype);
     et_tensor *ac = et_as_dtype(a, cdt), *bc = et_as_dtype(b, cdt);
     et_tensor *y = et_new(cdt, a->ndim, a->shape);
@@ -363,7 +365,8 @@ static void gather_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
     et_dtype cdt = (et_dtype)n->i[0];
     et_tensor *gy = grad_in(gy_, cdt), *idx = n->saved[0];
     et_tensor *g = et_node_input_zeros(n, 0, cdt);
-    ET_KCALL(cdt, k_scatter_add_rows, et_data(gy), et_data(idx), et_data(g), idx->numel, g->shape[1]);
+    ET_KCALL(cdt, k_scatter_add_rows, et_data(gy), et_data(idx), et_data(g), idx->numel,
+             g->shape[1]);
     gx[0] = g;
     et_release(gy);
 }
@@ -376,7 +379,8 @@ static et_tensor *gather_op(const char *name, et_tensor *x, et_tensor *idx, int 
     size_t rb = (size_t)x->shape[1] * et_dtype_size(x->dtype);
     const int32_t *p = et_data(idx);
     for (int64_t i = 0; i < idx->numel; i++)
-        memcpy((char *)et_data(y) + (size_t)i * rb, (const char *)et_data(x) + (size_t)p[i] * rb, rb);
+        memcpy((char *)et_data(y) + (size_t)i * rb, (const char *)et_data(x) + (size_t)p[i] * rb,
+               rb);
     if (et_should_record(1, &x)) {
         et_node *n = et_record(name, gather_backward, y, 1, &x);
         n->i[0] = et_compute_dtype(x->dtype);
@@ -428,9 +432,10 @@ et_tensor *et_reshape(et_tensor *x, int ndim, const int64_t *shape_in) {
     }
     if (infer >= 0) shape[infer] = known ? x->numel / known : 0;
     char sx[128];
-    ET_ASSERT(et_shape_numel(ndim, shape) == x->numel, "et_reshape: %s cannot become %d dims of "
-              "%lld elements", et_shape_str(x, sx, sizeof sx), ndim,
-              (long long)et_shape_numel(ndim, shape));
+    ET_ASSERT(et_shape_numel(ndim, shape) == x->numel,
+              "et_reshape: %s cannot become %d dims of "
+              "%lld elements",
+              et_shape_str(x, sx, sizeof sx), ndim, (long long)et_shape_numel(ndim, shape));
     et_tensor *y = et_view_raw(x, ndim, shape, 0);
     if (et_should_record(1, &x)) et_record("reshape", reshape_backward, y, 1, &x);
     return y;
@@ -451,7 +456,8 @@ static void narrow_backward(et_node *n, const et_tensor *gy, et_tensor **gx) {
     int64_t full = n->in_shape[0][dim];
     for (int64_t o = 0; o < outer; o++)
         memcpy((char *)et_data(g) + (size_t)((o * full + start) * inner) * es,
-               (const char *)et_data(gy) + (size_t)(o * len * inner) * es, (size_t)(len * inner) * es);
+               (const char *)et_data(gy) + (size_t)(o * len * inner) * es,
+               (size_t)(len * inner) * es);
     gx[0] = g;
 }
 
@@ -545,7 +551,8 @@ static void scatter_rows_backward(et_node *n, const et_tensor *gy_, et_tensor **
     const int32_t *p = et_data(idx);
     if (n->needs[0]) {  // rows that were replaced get no gradient
         et_tensor *g = et_clone(gy);
-        for (int64_t i = 0; i < idx->numel; i++) memset((char *)et_data(g) + (size_t)p[i] * rb, 0, rb);
+        for (int64_t i = 0; i < idx->numel; i++)
+            memset((char *)et_data(g) + (size_t)p[i] * rb, 0, rb);
         gx[0] = g;
     }
     if (n->needs[2]) {
@@ -560,8 +567,9 @@ et_tensor *et_scatter_rows(et_tensor *base, et_tensor *idx, et_tensor *src) {
     char sb[128], ss[128];
     et_check_float("et_scatter_rows", base, "base");
     et_check_float("et_scatter_rows", src, "src");
-    ET_ASSERT(base->ndim == 2 && src->ndim == 2 && idx->ndim == 1 && src->shape[0] == idx->shape[0] &&
-              src->shape[1] == base->shape[1] && src->dtype == base->dtype,
+    ET_ASSERT(base->ndim == 2 && src->ndim == 2 && idx->ndim == 1 &&
+                  src->shape[0] == idx->shape[0] && src->shape[1] == base->shape[1] &&
+                  src->dtype == base->dtype,
               "et_scatter_rows: base %s, idx [M], src %s expected with src [M, D] of base's dtype",
               et_shape_str(base, sb, sizeof sb), et_shape_str(src, ss, sizeof ss));
     et_tensor *ic = checked_index("et_scatter_rows", idx, base->shape[0]);
@@ -576,7 +584,8 @@ et_tensor *et_scatter_rows(et_tensor *base, et_tensor *idx, et_tensor *src) {
     et_tensor *y = et_clone(base);
     size_t rb = (size_t)D * et_dtype_size(base->dtype);
     for (int64_t i = 0; i < ic->numel; i++)
-        memcpy((char *)et_data(y) + (size_t)p[i] * rb, (const char *)et_data(src) + (size_t)i * rb, rb);
+        memcpy((char *)et_data(y) + (size_t)p[i] * rb, (const char *)et_data(src) + (size_t)i * rb,
+               rb);
     et_tensor *in[3] = {base, NULL, src};
     if (et_should_record(3, in)) {
         et_node *n = et_record("scatter_rows", scatter_rows_backward, y, 3, in);
@@ -593,8 +602,8 @@ static void mean_pool_backward(et_node *n, const et_tensor *gy_, et_tensor **gx)
     et_dtype cdt = (et_dtype)n->i[0];
     et_tensor *gy = grad_in(gy_, cdt), *mask = n->saved[0];
     et_tensor *g = et_new(cdt, 3, n->in_shape[0]);
-    ET_KCALL(cdt, k_mean_pool_bwd, et_data(gy), mask ? et_data(mask) : NULL, et_data(g), g->shape[0],
-             g->shape[1], g->shape[2]);
+    ET_KCALL(cdt, k_mean_pool_bwd, et_data(gy), mask ? et_data(mask) : NULL, et_data(g),
+             g->shape[0], g->shape[1], g->shape[2]);
     gx[0] = g;
     et_release(gy);
 }
@@ -602,7 +611,8 @@ static void mean_pool_backward(et_node *n, const et_tensor *gy_, et_tensor **gx)
 et_tensor *et_mean_pool(et_tensor *x, et_tensor *mask) {
     char sx[128];
     et_check_float("et_mean_pool", x, "x");
-    ET_ASSERT(x->ndim == 3, "et_mean_pool: x must be [B, T, D], got %s", et_shape_str(x, sx, sizeof sx));
+    ET_ASSERT(x->ndim == 3, "et_mean_pool: x must be [B, T, D], got %s",
+              et_shape_str(x, sx, sizeof sx));
     et_tensor *mc = NULL;
     if (mask) {
         ET_ASSERT(mask->ndim == 2 && mask->shape[0] == x->shape[0] && mask->shape[1] == x->shape[1],
@@ -668,7 +678,8 @@ static void patch_embed_backward(et_node *n, const et_tensor *gy_, et_tensor **g
     int64_t D = n->in_shape[1][0], K = is[1] * p * p, R = gy->numel / D;
     if (n->needs[0]) {  // gcols (R, K) = gy (R, D) W (D, K), then col2im
         et_tensor *gc = et_new(cdt, 2, (int64_t[]){R, K});
-        ET_KCALL(cdt, k_bmm, false, false, 1, R, K, D, et_data(gy), 0, et_data(w), 0, 0, et_data(gc), 0);
+        ET_KCALL(cdt, k_bmm, false, false, 1, R, K, D, et_data(gy), 0, et_data(w), 0, 0,
+                 et_data(gc), 0);
         et_tensor *g = et_new(cdt, 4, is);
         ET_KCALL(cdt, k_col2im, et_data(gc), et_data(g), is[0], is[1], is[2], is[3], p);
         et_release(gc);
@@ -676,7 +687,8 @@ static void patch_embed_backward(et_node *n, const et_tensor *gy_, et_tensor **g
     }
     if (n->needs[1]) {  // gW (D, K) = gy^T cols
         et_tensor *g = et_new(cdt, 4, n->in_shape[1]);
-        ET_KCALL(cdt, k_bmm, true, false, 1, D, K, R, et_data(gy), 0, et_data(cols), 0, 0, et_data(g), 0);
+        ET_KCALL(cdt, k_bmm, true, false, 1, D, K, R, et_data(gy), 0, et_data(cols), 0, 0,
+                 et_data(g), 0);
         gx[1] = g;
     }
     if (n->needs[2]) {
@@ -693,21 +705,25 @@ et_tensor *et_patch_embed(et_tensor *img, et_tensor *w, et_tensor *b) {
     et_check_float("et_patch_embed", w, "w");
     et_check_mix("et_patch_embed", img, w);
     ET_ASSERT(img->ndim == 4 && w->ndim == 4 && w->shape[1] == img->shape[1] &&
-              w->shape[2] == w->shape[3] && w->shape[2] > 0 && img->shape[2] % w->shape[2] == 0 &&
-              img->shape[3] % w->shape[2] == 0,
+                  w->shape[2] == w->shape[3] && w->shape[2] > 0 &&
+                  img->shape[2] % w->shape[2] == 0 && img->shape[3] % w->shape[2] == 0,
               "et_patch_embed: img [B, C, H, W] and w [D, C, p, p] with p dividing H and W "
-              "expected, got %s and %s", et_shape_str(img, si, sizeof si), et_shape_str(w, sw, sizeof sw));
-    if (b) ET_ASSERT(b->ndim == 1 && b->shape[0] == w->shape[0], "et_patch_embed: bias must be [D]");
+              "expected, got %s and %s",
+              et_shape_str(img, si, sizeof si), et_shape_str(w, sw, sizeof sw));
+    if (b)
+        ET_ASSERT(b->ndim == 1 && b->shape[0] == w->shape[0], "et_patch_embed: bias must be [D]");
     et_dtype cdt = et_compute_dtype(img->dtype);
     int p = (int)w->shape[2];
-    int64_t B = img->shape[0], C = img->shape[1], H = img->shape[2], W = img->shape[3], D = w->shape[0];
+    int64_t B = img->shape[0], C = img->shape[1], H = img->shape[2], W = img->shape[3],
+            D = w->shape[0];
     int64_t nP = (H / p) * (W / p), K = C * p * p;
     et_tensor *ic = et_as_dtype(img, cdt), *wc = et_as_dtype(w, cdt);
     et_tensor *cols = et_new(cdt, 2, (int64_t[]){B * nP, K});
     ET_KCALL(cdt, k_im2col, et_data(ic), et_data(cols), B, C, H, W, p);
     et_release(ic);
     et_tensor *y = et_new(cdt, 3, (int64_t[]){B, nP, D});
-    ET_KCALL(cdt, k_bmm, false, true, 1, B * nP, D, K, et_data(cols), 0, et_data(wc), 0, 0, et_data(y), 0);
+    ET_KCALL(cdt, k_bmm, false, true, 1, B * nP, D, K, et_data(cols), 0, et_data(wc), 0, 0,
+             et_data(y), 0);
     if (b) {
         et_tensor *bc = et_as_dtype(b, cdt);
         ET_KCALL(cdt, k_add_bcast, et_data(y), et_data(bc), et_data(y), B * nP, D);
@@ -742,9 +758,10 @@ et_tensor *et_bilinear_sample(et_tensor *feat, et_tensor *pts) {
     et_check_float("et_bilinear_sample", feat, "feat");
     et_check_float("et_bilinear_sample", pts, "pts");
     et_check_mix("et_bilinear_sample", feat, pts);
-    ET_ASSERT(feat->ndim == 4 && pts->ndim == 3 && pts->shape[0] == feat->shape[0] && pts->shape[2] == 2,
-              "et_bilinear_sample: feat [B, H, W, C] and pts [B, P, 2] expected, got %s and %s",
-              et_shape_str(feat, sf, sizeof sf), et_shape_str(pts, sp, sizeof sp));
+    ET_ASSERT(
+        feat->ndim == 4 && pts->ndim == 3 && pts->shape[0] == feat->shape[0] && pts->shape[2] == 2,
+        "et_bilinear_sample: feat [B, H, W, C] and pts [B, P, 2] expected, got %s and %s",
+        et_shape_str(feat, sf, sizeof sf), et_shape_str(pts, sp, sizeof sp));
     et_dtype cdt = et_compute_dtype(feat->dtype);
     int64_t B = feat->shape[0], H = feat->shape[1], W = feat->shape[2], C = feat->shape[3];
     int64_t P = pts->shape[1];
@@ -802,7 +819,8 @@ static void cast_backward(et_node *n, const et_tensor *gy, et_tensor **gx) {
 
 et_tensor *et_cast(et_tensor *x, et_dtype dt) {
     et_check_float("et_cast", x, "x");
-    ET_ASSERT(et_dtype_is_float(dt), "et_cast: target dtype %s is not a float type", et_dtype_name(dt));
+    ET_ASSERT(et_dtype_is_float(dt), "et_cast: target dtype %s is not a float type",
+              et_dtype_name(dt));
     et_tensor *y = et_empty(dt, x->ndim, x->shape);
     et_copy_(y, x);
     if (et_should_record(1, &x)) et_record("cast", cast_backward, y, 1, &x);

@@ -182,8 +182,8 @@ et_tensor *et_rope(et_tensor *x, et_tensor *pos, et_tensor *inv_freq) {
               "et_rope: x must be [B, T, H, hd] with even hd, got %s", shp(x).s);
     int64_t B = x->shape[0], T = x->shape[1], H = x->shape[2], hd = x->shape[3], half = hd / 2;
     ET_ASSERT(pos->dtype == ET_I32 && pos->ndim == 2 && pos->shape[0] == B && pos->shape[1] == T,
-              "et_rope: pos must be i32 [%lld, %lld] for x %s, got %s", (long long)B,
-              (long long)T, shp(x).s, shp(pos).s);
+              "et_rope: pos must be i32 [%lld, %lld] for x %s, got %s", (long long)B, (long long)T,
+              shp(x).s, shp(pos).s);
     ET_ASSERT(inv_freq->ndim == 1 && inv_freq->shape[0] == half,
               "et_rope: inv_freq must be [%lld] for x %s, got %s", (long long)half, shp(x).s,
               shp(inv_freq).s);
@@ -221,8 +221,10 @@ et_tensor *et_rope(et_tensor *x, et_tensor *pos, et_tensor *inv_freq) {
 }
 
 et_tensor *et_rope_inv_freq(int64_t head_dim, double theta) {
-    ET_ASSERT(head_dim > 0 && head_dim % 2 == 0, "et_rope_inv_freq: head_dim %lld must be even "
-              "and positive", (long long)head_dim);
+    ET_ASSERT(head_dim > 0 && head_dim % 2 == 0,
+              "et_rope_inv_freq: head_dim %lld must be even "
+              "and positive",
+              (long long)head_dim);
     ET_ASSERT(theta > 0, "et_rope_inv_freq: theta %g must be positive", theta);
     int64_t half = head_dim / 2;
     et_tensor *t = et_new(ET_F32, 1, &half);
@@ -293,8 +295,8 @@ static void attention_backward(et_node *n, const et_tensor *gy, et_tensor **gx) 
     gx[2] = dv;
 }
 
-et_tensor *et_attention(et_tensor *q, et_tensor *k, et_tensor *v, et_tensor *key_mask,
-                        bool causal, double scale) {
+et_tensor *et_attention(et_tensor *q, et_tensor *k, et_tensor *v, et_tensor *key_mask, bool causal,
+                        double scale) {
     const char *op = "et_attention";
     et_check_float(op, q, "q");
     et_check_float(op, k, "k");
@@ -313,8 +315,8 @@ et_tensor *et_attention(et_tensor *q, et_tensor *k, et_tensor *v, et_tensor *key
     if (key_mask) {
         et_check_int(op, key_mask, "key_mask");
         ET_ASSERT(key_mask->ndim == 2 && key_mask->shape[0] == B && key_mask->shape[1] == S,
-                  "et_attention: key_mask must be [%lld, %lld], got %s", (long long)B,
-                  (long long)S, shp(key_mask).s);
+                  "et_attention: key_mask must be [%lld, %lld], got %s", (long long)B, (long long)S,
+                  shp(key_mask).s);
     }
     et_dtype cdt = et_compute_dtype(q->dtype);
     et_tensor *km = NULL;
@@ -370,9 +372,15 @@ static void act_backward(et_node *n, const et_tensor *gy, et_tensor **gx) {
     void *pg = et_data(g), *px = et_data(x), *pd = et_data(dx);
     int64_t cnt = x->numel;
     switch (n->i[0]) {
-        case ACT_SILU: ET_KCALL(cdt, k_silu_bwd, pg, px, pd, cnt); break;
-        case ACT_GELU: ET_KCALL(cdt, k_gelu_bwd, pg, px, pd, cnt); break;
-        default: ET_KCALL(cdt, k_quick_gelu_bwd, pg, px, pd, cnt); break;
+        case ACT_SILU:
+            ET_KCALL(cdt, k_silu_bwd, pg, px, pd, cnt);
+            break;
+        case ACT_GELU:
+            ET_KCALL(cdt, k_gelu_bwd, pg, px, pd, cnt);
+            break;
+        default:
+            ET_KCALL(cdt, k_quick_gelu_bwd, pg, px, pd, cnt);
+            break;
     }
     et_release(x);
     et_release(g);
@@ -386,9 +394,15 @@ static et_tensor *act_forward(const char *op, const char *name, int kind, et_ten
     et_tensor *y = et_new(cdt, x->ndim, x->shape);
     void *px = et_data(xc), *py = et_data(y);
     switch (kind) {
-        case ACT_SILU: ET_KCALL(cdt, k_silu_fwd, px, py, x->numel); break;
-        case ACT_GELU: ET_KCALL(cdt, k_gelu_fwd, px, py, x->numel); break;
-        default: ET_KCALL(cdt, k_quick_gelu_fwd, px, py, x->numel); break;
+        case ACT_SILU:
+            ET_KCALL(cdt, k_silu_fwd, px, py, x->numel);
+            break;
+        case ACT_GELU:
+            ET_KCALL(cdt, k_gelu_fwd, px, py, x->numel);
+            break;
+        default:
+            ET_KCALL(cdt, k_quick_gelu_fwd, px, py, x->numel);
+            break;
     }
     et_release(xc);
     y = et_finish(y, x->dtype);
@@ -483,8 +497,8 @@ et_tensor *et_cross_entropy(et_tensor *logits, et_tensor *targets, int ignore_in
     et_tensor *lc = et_as_dtype(logits, cdt);
     et_tensor *lse = et_new(cdt, 1, &N);
     int64_t cnt = 0;
-    double total = ET_KCALL(cdt, k_cross_entropy_fwd, et_data(lc), tg, et_data(lse), N, V,
-                            ignore_index, &cnt);
+    double total =
+        ET_KCALL(cdt, k_cross_entropy_fwd, et_data(lc), tg, et_data(lse), N, V, ignore_index, &cnt);
     et_release(lc);
     et_tensor *loss = et_new(cdt, 0, NULL);
     et_set(loss, 0, cnt ? total / (double)cnt : 0.0);

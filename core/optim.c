@@ -48,8 +48,8 @@ typedef struct {
 } consts;
 
 et_adamw_config et_adamw_defaults(void) {
-    return (et_adamw_config){.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
-                             .weight_decay = 1e-2};
+    return (et_adamw_config){
+        .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 1e-2};
 }
 
 et_status et_adamw_new(const et_adamw_config *cfg, et_adamw **out) {
@@ -154,9 +154,8 @@ et_status et_adamw_add_group(et_adamw *opt, const et_param_group *group, int n,
     }
 
     opt->groups = grow(opt->groups, (size_t)k + 1, sizeof(group_t));
-    opt->groups[k] = (group_t){.name = strdup(gname),
-                               .base_lr = base_lr, .wd = group->weight_decay,
-                               .cur_lr = base_lr};
+    opt->groups[k] = (group_t){
+        .name = strdup(gname), .base_lr = base_lr, .wd = group->weight_decay, .cur_lr = base_lr};
     ET_ASSERT(opt->groups[k].name, "out of host memory");
     opt->ngroups = k + 1;
     int np = opt->nps + n;
@@ -253,7 +252,8 @@ static void adamw_f64(double *w, const double *g, double *m, double *v, int64_t 
 
 void et_adamw_step(et_adamw *opt, double lr_factor) {
     ET_ASSERT(isfinite(lr_factor) && lr_factor >= 0, "et_adamw_step: lr factor %g", lr_factor);
-    for (int g = 0; g < opt->ngroups; g++) opt->groups[g].cur_lr = opt->groups[g].base_lr * lr_factor;
+    for (int g = 0; g < opt->ngroups; g++)
+        opt->groups[g].cur_lr = opt->groups[g].base_lr * lr_factor;
     const et_adamw_config *cfg = &opt->cfg;
     for (int i = 0; i < opt->nps; i++) {
         pstate *s = &opt->ps[i];
@@ -283,8 +283,10 @@ void et_adamw_step(et_adamw *opt, double lr_factor) {
                       et_dtype_name(grad->dtype));
             adamw_f64(et_data(p), et_data(grad), et_data(s->m), et_data(s->v), p->numel, &c);
         } else {
-            ET_ASSERT(grad->dtype == ET_F32, "et_adamw_step: %s parameter with a %s grad (f32 "
-                      "expected)", et_dtype_name(p->dtype), et_dtype_name(grad->dtype));
+            ET_ASSERT(grad->dtype == ET_F32,
+                      "et_adamw_step: %s parameter with a %s grad (f32 "
+                      "expected)",
+                      et_dtype_name(p->dtype), et_dtype_name(grad->dtype));
             if (s->master)
                 adamw_f32(et_data(s->master), et_data(grad), et_data(s->m), et_data(s->v),
                           et_data(p), p->dtype, p->numel, &c);
@@ -426,8 +428,7 @@ bool et_grads_finite(int n, et_tensor *const *params) {
 
 // ---- schedules ------------------------------------------------------------------
 
-static const char *const k_sched_names[] = {"constant", "constant_with_warmup", "linear",
-                                            "cosine"};
+static const char *const k_sched_names[] = {"constant", "constant_with_warmup", "linear", "cosine"};
 
 int et_schedule_from_name(const char *name) {
     for (int i = 0; i < (int)(sizeof k_sched_names / sizeof *k_sched_names); i++)

@@ -121,10 +121,10 @@ bool et_grads_finite(int n, et_tensor *const *params);
 
 // ---- schedules ------------------------------------------------------------------
 typedef enum {
-    ET_SCHED_CONSTANT = 0,       // get_constant_schedule
-    ET_SCHED_CONSTANT_WARMUP,    // get_constant_schedule_with_warmup
-    ET_SCHED_LINEAR,             // get_linear_schedule_with_warmup
-    ET_SCHED_COSINE,             // get_cosine_schedule_with_warmup (num_cycles 0.5)
+    ET_SCHED_CONSTANT = 0,     // get_constant_schedule
+    ET_SCHED_CONSTANT_WARMUP,  // get_constant_schedule_with_warmup
+    ET_SCHED_LINEAR,           // get_linear_schedule_with_warmup
+    ET_SCHED_COSINE,           // get_cosine_schedule_with_warmup (num_cycles 0.5)
 } et_schedule;
 
 // HF lr_scheduler_type names: "constant", "constant_with_warmup", "linear", "cosine".

@@ -48,7 +48,8 @@ static inline float u01(uint32_t w) { return (float)(w >> 8) * (1.0f / 16777216.
 
 void et_rng_uniform(float *out, int64_t n, uint64_t seed, uint64_t offset, float lo, float hi) {
 #pragma omp parallel for if (n > 65536)
-    for (int64_t i = 0; i < n; i++) out[i] = lo + (hi - lo) * u01(et_rng_u32(seed, offset + (uint64_t)i));
+    for (int64_t i = 0; i < n; i++)
+        out[i] = lo + (hi - lo) * u01(et_rng_u32(seed, offset + (uint64_t)i));
 }
 
 static inline double normal_at(uint64_t seed, uint64_t pos) {
@@ -62,7 +63,8 @@ static inline double normal_at(uint64_t seed, uint64_t pos) {
 
 void et_rng_normal(float *out, int64_t n, uint64_t seed, uint64_t offset, float mean, float std) {
 #pragma omp parallel for if (n > 65536)
-    for (int64_t i = 0; i < n; i++) out[i] = mean + std * (float)normal_at(seed, offset + (uint64_t)i);
+    for (int64_t i = 0; i < n; i++)
+        out[i] = mean + std * (float)normal_at(seed, offset + (uint64_t)i);
 }
 
 void et_rand_uniform_(et_tensor *t, double lo, double hi, uint64_t seed, uint64_t offset) {
@@ -79,7 +81,8 @@ void et_randn_(et_tensor *t, double mean, double std, uint64_t seed, uint64_t of
         et_rng_normal(et_data(t), t->numel, seed, offset, (float)mean, (float)std);
         return;
     }
-    for (int64_t i = 0; i < t->numel; i++) et_set(t, i, mean + std * normal_at(seed, offset + (uint64_t)i));
+    for (int64_t i = 0; i < t->numel; i++)
+        et_set(t, i, mean + std * normal_at(seed, offset + (uint64_t)i));
 }
 
 void et_kaiming_uniform_(et_tensor *t, double a, uint64_t seed, uint64_t offset) {

@@ -42,17 +42,17 @@ et_code et_status_code(et_status s);     // ET_OK for NULL
 void et_status_free(et_status s);
 
 // Propagate an error to the caller.
-#define ET_TRY(expr)                   \
-    do {                               \
-        et_status et_try_s_ = (expr);  \
+#define ET_TRY(expr)                     \
+    do {                                 \
+        et_status et_try_s_ = (expr);    \
         if (et_try_s_) return et_try_s_; \
     } while (0)
 
 // Programmer-error check: aborts with file:line, the condition and an explanation.
 void et_fatal(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
-#define ET_ASSERT(cond, ...)                                  \
-    do {                                                      \
+#define ET_ASSERT(cond, ...)                                    \
+    do {                                                        \
         if (!(cond)) et_fatal(__FILE__, __LINE__, __VA_ARGS__); \
     } while (0)
 

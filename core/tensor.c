@@ -132,8 +132,8 @@ et_tensor *et_view_raw(const et_tensor *t, int ndim, const int64_t *shape, int64
     et_tensor *v = tensor_shell(t->dtype, t->device, ndim, shape);
     size_t off = t->offset + (size_t)offset_elems * et_dtype_size(t->dtype);
     ET_ASSERT(off + et_nbytes(v) <= t->storage->bytes,
-              "view of %lld elements at offset %lld runs past its storage",
-              (long long)v->numel, (long long)offset_elems);
+              "view of %lld elements at offset %lld runs past its storage", (long long)v->numel,
+              (long long)offset_elems);
     v->storage = t->storage;
     atomic_fetch_add(&t->storage->refcount, 1);
     v->offset = off;
@@ -150,8 +150,8 @@ et_tensor *et_clone(const et_tensor *t) {
 }
 
 void et_copy_(et_tensor *dst, const et_tensor *src) {
-    ET_ASSERT(dst->numel == src->numel, "et_copy_: %lld elements into %lld",
-              (long long)src->numel, (long long)dst->numel);
+    ET_ASSERT(dst->numel == src->numel, "et_copy_: %lld elements into %lld", (long long)src->numel,
+              (long long)dst->numel);
     et_convert(et_data(dst), dst->dtype, et_data(src), src->dtype, (size_t)src->numel);
 }
 
@@ -179,13 +179,16 @@ void et_set_requires_grad(et_tensor *t, bool on) {
 }
 
 double et_get(const et_tensor *t, int64_t i) {
-    ET_ASSERT(i >= 0 && i < t->numel, "et_get: index %lld of %lld", (long long)i, (long long)t->numel);
+    ET_ASSERT(i >= 0 && i < t->numel, "et_get: index %lld of %lld", (long long)i,
+              (long long)t->numel);
     double v;
-    et_convert(&v, ET_F64, (const char *)et_data(t) + (size_t)i * et_dtype_size(t->dtype), t->dtype, 1);
+    et_convert(&v, ET_F64, (const char *)et_data(t) + (size_t)i * et_dtype_size(t->dtype), t->dtype,
+               1);
     return v;
 }
 
 void et_set(et_tensor *t, int64_t i, double v) {
-    ET_ASSERT(i >= 0 && i < t->numel, "et_set: index %lld of %lld", (long long)i, (long long)t->numel);
+    ET_ASSERT(i >= 0 && i < t->numel, "et_set: index %lld of %lld", (long long)i,
+              (long long)t->numel);
     et_convert((char *)et_data(t) + (size_t)i * et_dtype_size(t->dtype), t->dtype, &v, ET_F64, 1);
 }

@@ -75,9 +75,7 @@ et_tensor *et_wrap_external(et_dtype dt, int ndim, const int64_t *shape, void *d
 et_tensor *et_retain(et_tensor *t);  // returns t
 void et_release(et_tensor *t);       // NULL-safe
 
-static inline void *et_data(const et_tensor *t) {
-    return (char *)t->storage->data + t->offset;
-}
+static inline void *et_data(const et_tensor *t) { return (char *)t->storage->data + t->offset; }
 #define ET_DATA(T, t) ((T *)et_data(t))
 static inline size_t et_nbytes(const et_tensor *t) {
     return (size_t)t->numel * et_dtype_size(t->dtype);

@@ -55,7 +55,8 @@ static inline int gradcheck(const char *name, gradcheck_fn f, void *ctx, int n, 
             double num = (lp - lm) / (2 * eps);
             double ana = et_get(x->grad, j);
             if (!(fabs(ana - num) <= tol * fmax(1.0, fabs(num)))) {
-                fprintf(stderr, "  gradcheck %s: input %d element %lld: analytic %.10g numeric %.10g\n",
+                fprintf(stderr,
+                        "  gradcheck %s: input %d element %lld: analytic %.10g numeric %.10g\n",
                         name, i, (long long)j, ana, num);
                 ok = 0;
                 break;

@@ -53,8 +53,8 @@ static void test_frozen_skips_dw_gemm(void) {
         et_tensor *s = et_sum_last(y), *l = et_sum_last(s);
         et_backward(l);
         uint64_t calls = k_gemm_calls();
-        CHECK(calls == (frozen ? 2u : 3u), "frozen=%d: %llu GEMM calls (forward 1 + dx 1%s)", frozen,
-              (unsigned long long)calls, frozen ? "" : " + dW 1");
+        CHECK(calls == (frozen ? 2u : 3u), "frozen=%d: %llu GEMM calls (forward 1 + dx 1%s)",
+              frozen, (unsigned long long)calls, frozen ? "" : " + dW 1");
         CHECK(frozen ? w->grad == NULL : w->grad != NULL);
         CHECK(x->grad != NULL);
         et_zero_grad(1, &x);
@@ -114,7 +114,9 @@ static void test_checkpoint_matches_plain(void) {
     et_tensor *grads[2][3];
     for (int ck = 0; ck < 2; ck++) {
         et_tensor *y = ck ? et_checkpoint(block_fn, &b, 1, &x) : block_fn(&b, 1, &x);
-        if (ck) CHECK(et_tape_size() == 1, "recompute keeps one node, tape has %lld", (long long)et_tape_size());
+        if (ck)
+            CHECK(et_tape_size() == 1, "recompute keeps one node, tape has %lld",
+                  (long long)et_tape_size());
         et_tensor *s = et_sum_last(y), *l = et_sum_last(s);
         et_backward(l);
         grads[ck][0] = x->grad, grads[ck][1] = b.w1->grad, grads[ck][2] = b.w2->grad;
@@ -123,7 +125,8 @@ static void test_checkpoint_matches_plain(void) {
     }
     for (int k = 0; k < 3; k++) {
         CHECK(grads[0][k] && grads[1][k]);
-        if (grads[0][k] && grads[1][k]) CHECK_TENSOR_CLOSE(grads[1][k], grads[0][k], 0, "recompute grad");
+        if (grads[0][k] && grads[1][k])
+            CHECK_TENSOR_CLOSE(grads[1][k], grads[0][k], 0, "recompute grad");
         et_release(grads[0][k]), et_release(grads[1][k]);
     }
     // Frozen input (like a LoRA block fed by frozen embeddings): parameters still get grads.
@@ -150,15 +153,18 @@ static void test_half_leaf_grads_are_f32(void) {
 static void test_philox_known_answers(void) {
     uint32_t out[4];
     et_philox4x32_10((uint32_t[]){0, 0, 0, 0}, (uint32_t[]){0, 0}, out);
-    CHECK(out[0] == 0x6627e8d5u && out[1] == 0xe169c58du && out[2] == 0xbc57ac4cu && out[3] == 0x9b00dbd8u,
+    CHECK(out[0] == 0x6627e8d5u && out[1] == 0xe169c58du && out[2] == 0xbc57ac4cu &&
+              out[3] == 0x9b00dbd8u,
           "%08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
     et_philox4x32_10((uint32_t[]){0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu},
                      (uint32_t[]){0xffffffffu, 0xffffffffu}, out);
-    CHECK(out[0] == 0x408f276du && out[1] == 0x41c83b0eu && out[2] == 0xa20bc7c6u && out[3] == 0x6d5451fdu,
+    CHECK(out[0] == 0x408f276du && out[1] == 0x41c83b0eu && out[2] == 0xa20bc7c6u &&
+              out[3] == 0x6d5451fdu,
           "%08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
     et_philox4x32_10((uint32_t[]){0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u},
                      (uint32_t[]){0xa4093822u, 0x299f31d0u}, out);
-    CHECK(out[0] == 0xd16cfe09u && out[1] == 0x94fdccebu && out[2] == 0x5001e420u && out[3] == 0x24126ea1u,
+    CHECK(out[0] == 0xd16cfe09u && out[1] == 0x94fdccebu && out[2] == 0x5001e420u &&
+              out[3] == 0x24126ea1u,
           "%08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
 }
 
@@ -171,7 +177,8 @@ static void test_rng_streams(void) {
     CHECK(memcmp(a, b, N * sizeof(float)) == 0, "fills must depend only on (seed, offset)");
     double m = 0, lo = 1, hi = 0;
     for (int i = 0; i < N; i++) m += a[i], lo = fmin(lo, a[i]), hi = fmax(hi, a[i]);
-    CHECK(fabs(m / N - 0.5) < 0.005 && lo >= 0 && hi < 1, "uniform mean %g range [%g, %g]", m / N, lo, hi);
+    CHECK(fabs(m / N - 0.5) < 0.005 && lo >= 0 && hi < 1, "uniform mean %g range [%g, %g]", m / N,
+          lo, hi);
     et_rng_normal(a, N, 3, 5, 0, 1);
     double s = 0, s2 = 0;
     for (int i = 0; i < N; i++) s += a[i], s2 += (double)a[i] * a[i];

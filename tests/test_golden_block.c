@@ -28,10 +28,9 @@ enum { B = 2, T = 6, D = 32, HQ = 4, HKV = 2, HD = 8, NI = 48 };
 
 enum { W_IN_NORM, W_Q, W_K, W_V, W_O, W_POST_NORM, W_GATE, W_UP, W_DOWN, N_W };
 static const char *const k_wname[N_W] = {
-    "input_layernorm.weight",          "self_attn.q_proj.weight", "self_attn.k_proj.weight",
-    "self_attn.v_proj.weight",         "self_attn.o_proj.weight",
-    "post_attention_layernorm.weight", "mlp.gate_proj.weight",    "mlp.up_proj.weight",
-    "mlp.down_proj.weight",
+    "input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+    "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+    "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight",
 };
 
 static et_st_file *g_st;
@@ -61,15 +60,16 @@ static void compare(const et_tensor *got, const char *ref_name) {
 }
 
 // x [B,T,D]; w[i] the weights; pos, mask i32 [B,T]; inv_freq [hd/2]. -> out [B,T,D].
-static et_tensor *block_forward(et_tensor *x, et_tensor *const *w, et_tensor *pos,
-                                et_tensor *mask, et_tensor *inv_freq) {
+static et_tensor *block_forward(et_tensor *x, et_tensor *const *w, et_tensor *pos, et_tensor *mask,
+                                et_tensor *inv_freq) {
     const int64_t shq[4] = {B, T, HQ, HD}, shkv[4] = {B, T, HKV, HD}, sh3[3] = {B, T, HQ * HD};
     et_tensor *n1 = et_rmsnorm(x, w[W_IN_NORM], 1e-5);
     et_tensor *q = et_linear(n1, w[W_Q], NULL);  // [B,T,Hq*hd]
     et_tensor *k = et_linear(n1, w[W_K], NULL);  // [B,T,Hkv*hd]
     et_tensor *v = et_linear(n1, w[W_V], NULL);
     et_release(n1);
-    et_tensor *q4 = et_reshape(q, 4, shq), *k4 = et_reshape(k, 4, shkv), *v4 = et_reshape(v, 4, shkv);
+    et_tensor *q4 = et_reshape(q, 4, shq), *k4 = et_reshape(k, 4, shkv),
+              *v4 = et_reshape(v, 4, shkv);
     et_release(q);
     et_release(k);
     et_release(v);
@@ -149,8 +149,10 @@ static void block_frozen_attention(void) {
     uint64_t frozen = run_block(true);
     printf("     GEMM calls: all trainable %llu, q/k/v/o frozen %llu\n", (unsigned long long)full,
            (unsigned long long)frozen);
-    CHECK(full == frozen + 4, "expected exactly one dW GEMM skipped per frozen Linear (4): "
-          "%llu vs %llu", (unsigned long long)full, (unsigned long long)frozen);
+    CHECK(full == frozen + 4,
+          "expected exactly one dW GEMM skipped per frozen Linear (4): "
+          "%llu vs %llu",
+          (unsigned long long)full, (unsigned long long)frozen);
 }
 
 int main(void) {

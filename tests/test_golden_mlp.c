@@ -154,8 +154,7 @@ static void test_mlp_adamw_matches_torch(void) {
         for (int i = 0; i < NPARAM; i++) printf("  final %s rel err %.3g\n", k_pnames[i], e_w[i]);
         for (int k = 0; k < STEPS; k++)
             printf("  step %2d loss %.7f (torch %.7f) norm %.7f (torch %.7f)\n", k,
-                   et_get(losses, k), et_get(fx.losses, k), et_get(norms, k),
-                   et_get(fx.norms, k));
+                   et_get(losses, k), et_get(fx.losses, k), et_get(norms, k), et_get(fx.norms, k));
     }
     et_adamw_free(opt);
     for (int i = 0; i < NPARAM; i++) et_release(p[i]);

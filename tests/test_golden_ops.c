@@ -406,8 +406,8 @@ static bool selected(const char *name) {
     return false;
 }
 #undef RUN
-#define RUN(fn) \
-    do {                                        \
+#define RUN(fn)                               \
+    do {                                      \
         if (selected(#fn)) run_test(#fn, fn); \
     } while (0)
 

@@ -10,7 +10,9 @@ static et_tensor *leaf(int ndim, const int64_t *shape) {
     et_set_requires_grad(t, true);
     return t;
 }
-static et_tensor *ints(int n, const int32_t *v) { return et_from_data(ET_I32, 1, (int64_t[]){n}, v); }
+static et_tensor *ints(int n, const int32_t *v) {
+    return et_from_data(ET_I32, 1, (int64_t[]){n}, v);
+}
 
 typedef struct {
     int ta, tb;
@@ -52,20 +54,45 @@ static et_tensor *f_linear_nobias(void *c, et_tensor **x) {
     return et_linear(x[0], x[1], NULL);
 }
 static void test_linear(void) {
-    et_tensor *in[3] = {leaf(3, (int64_t[]){2, 3, 4}), leaf(2, (int64_t[]){5, 4}), leaf(1, (int64_t[]){5})};
+    et_tensor *in[3] = {leaf(3, (int64_t[]){2, 3, 4}), leaf(2, (int64_t[]){5, 4}),
+                        leaf(1, (int64_t[]){5})};
     check("linear", f_linear, NULL, 3, in);
     et_tensor *in2[2] = {leaf(2, (int64_t[]){3, 4}), leaf(2, (int64_t[]){2, 4})};
     check("linear no bias", f_linear_nobias, NULL, 2, in2);
 }
 
-static et_tensor *f_add(void *c, et_tensor **x) { (void)c; return et_add(x[0], x[1]); }
-static et_tensor *f_sub(void *c, et_tensor **x) { (void)c; return et_sub(x[0], x[1]); }
-static et_tensor *f_mul(void *c, et_tensor **x) { (void)c; return et_mul(x[0], x[1]); }
-static et_tensor *f_mul_self(void *c, et_tensor **x) { (void)c; return et_mul(x[0], x[0]); }
-static et_tensor *f_scale(void *c, et_tensor **x) { (void)c; return et_scale(x[0], -2.5); }
-static et_tensor *f_add_bcast(void *c, et_tensor **x) { (void)c; return et_add_bcast(x[0], x[1]); }
-static et_tensor *f_sum(void *c, et_tensor **x) { (void)c; return et_sum_last(x[0]); }
-static et_tensor *f_mean(void *c, et_tensor **x) { (void)c; return et_mean_last(x[0]); }
+static et_tensor *f_add(void *c, et_tensor **x) {
+    (void)c;
+    return et_add(x[0], x[1]);
+}
+static et_tensor *f_sub(void *c, et_tensor **x) {
+    (void)c;
+    return et_sub(x[0], x[1]);
+}
+static et_tensor *f_mul(void *c, et_tensor **x) {
+    (void)c;
+    return et_mul(x[0], x[1]);
+}
+static et_tensor *f_mul_self(void *c, et_tensor **x) {
+    (void)c;
+    return et_mul(x[0], x[0]);
+}
+static et_tensor *f_scale(void *c, et_tensor **x) {
+    (void)c;
+    return et_scale(x[0], -2.5);
+}
+static et_tensor *f_add_bcast(void *c, et_tensor **x) {
+    (void)c;
+    return et_add_bcast(x[0], x[1]);
+}
+static et_tensor *f_sum(void *c, et_tensor **x) {
+    (void)c;
+    return et_sum_last(x[0]);
+}
+static et_tensor *f_mean(void *c, et_tensor **x) {
+    (void)c;
+    return et_mean_last(x[0]);
+}
 
 static void test_elementwise(void) {
     gradcheck_fn fs[] = {f_add, f_sub, f_mul};
@@ -88,9 +115,15 @@ static void test_elementwise(void) {
     check("mean_last", f_mean, NULL, 1, in6);
 }
 
-static et_tensor *f_embedding(void *c, et_tensor **x) { return et_embedding(x[0], ((args *)c)->aux); }
-static et_tensor *f_gather(void *c, et_tensor **x) { return et_gather_rows(x[0], ((args *)c)->aux); }
-static et_tensor *f_scatter(void *c, et_tensor **x) { return et_scatter_rows(x[0], ((args *)c)->aux, x[1]); }
+static et_tensor *f_embedding(void *c, et_tensor **x) {
+    return et_embedding(x[0], ((args *)c)->aux);
+}
+static et_tensor *f_gather(void *c, et_tensor **x) {
+    return et_gather_rows(x[0], ((args *)c)->aux);
+}
+static et_tensor *f_scatter(void *c, et_tensor **x) {
+    return et_scatter_rows(x[0], ((args *)c)->aux, x[1]);
+}
 
 static void test_rows(void) {
     args a = {.aux = et_from_data(ET_I32, 2, (int64_t[]){2, 3}, (int32_t[]){1, 4, 1, 0, 4, 4})};
@@ -136,13 +169,16 @@ static void test_shape(void) {
     check("reshape", f_reshape, NULL, 1, in3);
 }
 
-static et_tensor *f_mean_pool(void *c, et_tensor **x) { return et_mean_pool(x[0], ((args *)c)->aux); }
+static et_tensor *f_mean_pool(void *c, et_tensor **x) {
+    return et_mean_pool(x[0], ((args *)c)->aux);
+}
 static et_tensor *f_avg_pool(void *c, et_tensor **x) {
     args *a = c;
     return et_avg_pool2d(x[0], (int)a->a, (int)a->b);
 }
 static void test_pooling(void) {
-    args a = {.aux = et_from_data(ET_I32, 2, (int64_t[]){2, 4}, (int32_t[]){1, 1, 0, 1, 0, 0, 0, 0})};
+    args a = {.aux =
+                  et_from_data(ET_I32, 2, (int64_t[]){2, 4}, (int32_t[]){1, 1, 0, 1, 0, 0, 0, 0})};
     et_tensor *in[1] = {leaf(3, (int64_t[]){2, 4, 3})};
     check("mean_pool masked (one empty row)", f_mean_pool, &a, 1, in);
     et_release(a.aux);
@@ -157,21 +193,30 @@ static void test_pooling(void) {
     check("avg_pool2d k3 s1 (overlapping)", f_avg_pool, &d, 1, in4);
 }
 
-static et_tensor *f_patch(void *c, et_tensor **x) { (void)c; return et_patch_embed(x[0], x[1], x[2]); }
-static et_tensor *f_bilinear(void *c, et_tensor **x) { return et_bilinear_sample(x[0], ((args *)c)->aux); }
+static et_tensor *f_patch(void *c, et_tensor **x) {
+    (void)c;
+    return et_patch_embed(x[0], x[1], x[2]);
+}
+static et_tensor *f_bilinear(void *c, et_tensor **x) {
+    return et_bilinear_sample(x[0], ((args *)c)->aux);
+}
 static void test_vision(void) {
     et_tensor *in[3] = {leaf(4, (int64_t[]){2, 2, 4, 6}), leaf(4, (int64_t[]){3, 2, 2, 2}),
                         leaf(1, (int64_t[]){3})};
     check("patch_embed", f_patch, NULL, 3, in);
     // points inside, near the border and outside; avoid exact pixel centres (kinks)
-    args a = {.aux = et_from_data(ET_F64, 3, (int64_t[]){1, 5, 2},
-                                  (double[]){0.13, -0.41, -0.93, 0.87, 0.97, 0.99, 1.05, 0.2, -1.2, -1.3})};
+    args a = {.aux = et_from_data(
+                  ET_F64, 3, (int64_t[]){1, 5, 2},
+                  (double[]){0.13, -0.41, -0.93, 0.87, 0.97, 0.99, 1.05, 0.2, -1.2, -1.3})};
     et_tensor *in2[1] = {leaf(4, (int64_t[]){1, 3, 4, 2})};
     check("bilinear_sample", f_bilinear, &a, 1, in2);
     et_release(a.aux);
 }
 
-static et_tensor *f_dropout(void *c, et_tensor **x) { (void)c; return et_dropout(x[0], 0.3, 7, 100); }
+static et_tensor *f_dropout(void *c, et_tensor **x) {
+    (void)c;
+    return et_dropout(x[0], 0.3, 7, 100);
+}
 static et_tensor *f_cast(void *c, et_tensor **x) {
     (void)c;
     et_tensor *h = et_cast(x[0], ET_F32);  // f64 -> f32 -> f64 keeps ~1e-7, enough for grads

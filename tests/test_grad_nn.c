@@ -290,8 +290,7 @@ static void test_norm_forward(void) {
 static void test_rope_forward(void) {
     et_tensor *inv = et_rope_inv_freq(8, 500000.0);
     CHECK(inv->dtype == ET_F32 && inv->ndim == 1 && inv->shape[0] == 4);
-    for (int i = 0; i < 4; i++)
-        CHECK_CLOSE(et_get(inv, i), pow(500000.0, -2.0 * i / 8), 1e-6);
+    for (int i = 0; i < 4; i++) CHECK_CLOSE(et_get(inv, i), pow(500000.0, -2.0 * i / 8), 1e-6);
     int64_t B = 1, T = 2, H = 3, hd = 8;
     et_tensor *pos = i32_tensor(2, (int64_t[]){B, T}, (int32_t[]){3, 11});
     et_tensor *x = leaf(4, (int64_t[]){B, T, H, hd}, 1.0, false);
@@ -341,8 +340,9 @@ static void test_attention_masked_row_zero(void) {
         for (int64_t t = 0; t < T; t++)
             for (int64_t j = 0; j < H * hd; j++) {
                 double val = et_get(y, (b * T + t) * H * hd + j);
-                if (b == 1 || t < 2) CHECK(val == 0.0, "b %lld t %lld not zero: %g", (long long)b,
-                                           (long long)t, val);
+                if (b == 1 || t < 2)
+                    CHECK(val == 0.0, "b %lld t %lld not zero: %g", (long long)b, (long long)t,
+                          val);
             }
     et_tensor *g = et_full(ET_F32, 4, y->shape, 1.0);
     et_backward_grads(1, &y, &g);
@@ -478,8 +478,8 @@ static void test_bf16_matches_f32(void) {
     et_backward_grads(2, (et_tensor *[]){yb, yf}, (et_tensor *[]){gb, gf});
     CHECK(qb->grad && qb->grad->dtype == ET_F32 && qf->grad);
     if (qb->grad && qf->grad) CHECK_TENSOR_CLOSE(qb->grad, qf->grad, 1e-2, "attention dq");
-    et_tensor *ts[] = {xb, xf, wb, wf, bb, bf, ub, uf, qb, qf, kb, kf, vb, vf, pos, inv, lb, lf,
-                       tg, yb, yf, gb, gf};
+    et_tensor *ts[] = {xb, xf, wb,  wf,  bb, bf, ub, uf, qb, qf, kb, kf,
+                       vb, vf, pos, inv, lb, lf, tg, yb, yf, gb, gf};
     release_all((int)(sizeof ts / sizeof ts[0]), ts);
 }
 

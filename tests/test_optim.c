@@ -88,8 +88,8 @@ static void test_adamw_matches_reference(void) {
             et_adamw_step(opt, 1.0);
             ref_step(&r, gs[s], lr, wd, 0.9, 0.999, 1e-8);
             double e = err_vs_ref(p, &r);
-            CHECK(e < (dt == ET_F32 ? 1e-6 : 1e-13), "%s step %d: rel err %.3g",
-                  et_dtype_name(dt), s + 1, e);
+            CHECK(e < (dt == ET_F32 ? 1e-6 : 1e-13), "%s step %d: rel err %.3g", et_dtype_name(dt),
+                  s + 1, e);
         }
         CHECK(et_adamw_get_step(opt) == 3);
         // Step 1 by hand for element 0: m = 0.01, v = 1e-5, m_hat = 0.1, sqrt(v_hat) = 0.1,
@@ -139,8 +139,8 @@ static void test_weight_decay_decoupled(void) {
     et_adamw_step(oa, 1.0);
     et_adamw_step(ob, 1.0);
     for (int i = 0; i < 3; i++) {
-        double upd_a = et_get(a, i) - p0[i];                // -lr * sign(g)
-        double upd_b = et_get(b, i) - p0[i] * (1 - 0.05);   // same Adam update
+        double upd_a = et_get(a, i) - p0[i];               // -lr * sign(g)
+        double upd_b = et_get(b, i) - p0[i] * (1 - 0.05);  // same Adam update
         CHECK_CLOSE(upd_a, -0.1, 1e-6);
         CHECK_CLOSE(upd_b, -0.1, 1e-6);
     }
@@ -212,12 +212,12 @@ static void test_param_groups(void) {
     CHECK(et_get(ts[2], 0) == 3.0);
     // Config errors come back as a status.
     et_tensor *dup[1] = {lora};
-    st = et_adamw_add_group(opt, &(et_param_group){.name = "again", .lr = 1e-3}, 1, dup, NULL,
-                            NULL);
+    st =
+        et_adamw_add_group(opt, &(et_param_group){.name = "again", .lr = 1e-3}, 1, dup, NULL, NULL);
     CHECK(st && et_status_code(st) == ET_ERR_INVALID);
     et_status_free(st);
-    st = et_adamw_add_group(opt, &(et_param_group){.name = "lora", .lr = 1e-3}, 0, NULL, NULL,
-                            NULL);
+    st =
+        et_adamw_add_group(opt, &(et_param_group){.name = "lora", .lr = 1e-3}, 0, NULL, NULL, NULL);
     CHECK(st != NULL);
     et_status_free(st);
     st = et_adamw_add_group(opt, &(et_param_group){.lr = -1}, 0, NULL, NULL, NULL);
@@ -396,8 +396,7 @@ static void test_schedules(void) {
     CHECK(et_lr_factor(ET_SCHED_LINEAR, 1, 5, 1) == 1.0);
     // Golden MLP schedule (cosine, warmup 3, total 20): k=3 -> 1, k=19 -> p=16/17:
     // 0.5 (1 + cos(pi 16/17)) = 0.00426055...
-    CHECK_CLOSE(et_lr_factor(ET_SCHED_COSINE, 19, 20, 3), 0.5 * (1 + cos(M_PI * 16.0 / 17.0)),
-                tol);
+    CHECK_CLOSE(et_lr_factor(ET_SCHED_COSINE, 19, 20, 3), 0.5 * (1 + cos(M_PI * 16.0 / 17.0)), tol);
     // Warmup from a ratio: ceil(total * ratio) in double, like TrainingArguments:
     // 1000 * 0.03 = 30 -> 30; 7 * 0.1 = 0.7000000000000001 -> 1; 100 * 0.07 =
     // 7.000000000000001 -> 8 (Python gives the same); steps win when > 0.

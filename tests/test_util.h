@@ -29,11 +29,11 @@ static int g_test_pass, g_test_fail, g_test_cur_failed;
         }                                                                      \
     } while (0)
 
-#define CHECK_CLOSE(a, b, tol)                                                              \
-    do {                                                                                    \
-        double ca_ = (double)(a), cb_ = (double)(b);                                        \
-        CHECK(fabs(ca_ - cb_) <= (tol) * fmax(1.0, fabs(cb_)), "%s = %.10g, %s = %.10g", #a, \
-              ca_, #b, cb_);                                                                \
+#define CHECK_CLOSE(a, b, tol)                                                                  \
+    do {                                                                                        \
+        double ca_ = (double)(a), cb_ = (double)(b);                                            \
+        CHECK(fabs(ca_ - cb_) <= (tol)*fmax(1.0, fabs(cb_)), "%s = %.10g, %s = %.10g", #a, ca_, \
+              #b, cb_);                                                                         \
     } while (0)
 
 // Max-norm relative error: max_i |a_i - b_i| / max(max_i |b_i|, 1e-30). NaN -> inf.
@@ -50,9 +50,9 @@ static inline double tensor_rel_err(const et_tensor *a, const et_tensor *b) {
     return num / fmax(den, 1e-30);
 }
 
-#define CHECK_TENSOR_CLOSE(a, b, tol, what)                                               \
-    do {                                                                                  \
-        double re_ = tensor_rel_err((a), (b));                                            \
+#define CHECK_TENSOR_CLOSE(a, b, tol, what)                                                \
+    do {                                                                                   \
+        double re_ = tensor_rel_err((a), (b));                                             \
         CHECK(re_ <= (tol), "%s: relative error %.3g > %.3g", (what), re_, (double)(tol)); \
     } while (0)
 
@@ -92,7 +92,8 @@ static inline double test_randn(void) {
     return sqrt(-2.0 * log(test_uniform())) * cos(6.283185307179586 * test_uniform());
 }
 // A tensor of normal values * scale (any float dtype).
-static inline et_tensor *test_rand_tensor(et_dtype dt, int ndim, const int64_t *shape, double scale) {
+static inline et_tensor *test_rand_tensor(et_dtype dt, int ndim, const int64_t *shape,
+                                          double scale) {
     et_tensor *t = et_empty(dt, ndim, shape);
     for (int64_t i = 0; i < t->numel; i++) et_set(t, i, test_randn() * scale);
     return t;

@@ -32,7 +32,7 @@ typedef struct {
     et_tensor *lora_b;  // [out, r] or NULL (trainable)
     double lora_scale;  // alpha / r, or alpha / sqrt(r) with use_rslora
     double lora_dropout;
-    bool merged;        // adapter folded into weight
+    bool merged;  // adapter folded into weight
 } et_linear_layer;
 
 et_tensor *et_linear_layer_forward(et_linear_layer *l, et_tensor *x, et_rng_stream *rng);

@@ -39,14 +39,13 @@
 // ET_PAR_FOR(i, n, body): `for (int64_t i = 0; i < n; i++) body`, parallel only when n is
 // large. An OpenMP region costs far more than a small loop even with a false if-clause.
 #define ET_PAR_MIN 32768
-#define ET_PAR_FOR(i, n, body)                                   \
-    do {                                                         \
-        if ((n) > ET_PAR_MIN) {                                  \
-            _Pragma("omp parallel for simd")                     \
-            for (int64_t i = 0; i < (n); i++) body               \
-        } else {                                                 \
-            for (int64_t i = 0; i < (n); i++) body               \
-        }                                                        \
+#define ET_PAR_FOR(i, n, body)                                                      \
+    do {                                                                            \
+        if ((n) > ET_PAR_MIN) {                                                     \
+            _Pragma("omp parallel for simd") for (int64_t i = 0; i < (n); i++) body \
+        } else {                                                                    \
+            for (int64_t i = 0; i < (n); i++) body                                  \
+        }                                                                           \
     } while (0)
 
 // Inside an .inc: KGEMM(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)

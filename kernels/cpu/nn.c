@@ -30,8 +30,8 @@ int64_t k_attention_slots(int64_t units) {
 #undef KFN
 #undef REAL_IS_F64
 
-void k_rope_table_f32(const int32_t *pos, const float *inv_freq, float *cos, float *sin,
-                      int64_t BT, int64_t half) {
+void k_rope_table_f32(const int32_t *pos, const float *inv_freq, float *cos, float *sin, int64_t BT,
+                      int64_t half) {
 #pragma omp parallel for if (BT * half > 32768)
     for (int64_t bt = 0; bt < BT; bt++) {
         float p = (float)pos[bt];
