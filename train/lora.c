@@ -200,19 +200,19 @@ et_status et_lora_save_adapter(const char *dir, const et_lora_config *cfg, int n
     ET_TRY(check_cfg(cfg));
     int na = et_lora_params(n, layers, NULL);
     if (!na) return et_err(ET_ERR_INVALID, "LoRA export to %s: no layer carries an adapter", dir);
+    for (int i = 0; i < n; i++)
+        if (layers[i]->lora_a && layers[i]->merged)
+            return et_err(ET_ERR_INVALID, "LoRA export: layer %s is merged; unmerge first",
+                          layers[i]->name);
     ET_TRY(make_dir(dir));
     const char **names = calloc((size_t)na, sizeof *names);
     char *buf = calloc((size_t)na, 256);
     et_tensor **ts = calloc((size_t)na, sizeof *ts);
     et_status s = NULL;
     int k = 0;
-    for (int i = 0; i < n && !s; i++) {
+    for (int i = 0; i < n; i++) {
         et_linear_layer *l = layers[i];
         if (!l->lora_a) continue;
-        if (l->merged) {
-            s = et_err(ET_ERR_INVALID, "LoRA export: layer %s is merged; unmerge first", l->name);
-            break;
-        }
         for (int j = 0; j < 2; j++, k++) {
             snprintf(buf + 256 * k, 256, KEY_PREFIX "%s.lora_%c.weight", l->name, j ? 'B' : 'A');
             names[k] = buf + 256 * k;
@@ -439,7 +439,7 @@ et_status et_lora_load_adapter(const char *dir, int n, et_linear_layer *const *l
         }
     int *found = calloc((size_t)n, sizeof *found);  // bit 0: A seen, bit 1: B seen
     int *slot = calloc((size_t)(2 * n), sizeof *slot);  // tensor index in f + 1
-    char missing[320] = "", bad[320] = "", extra[320] = "", item[400];
+    char missing[320] = "", bad[480] = "", extra[320] = "", item[400];
     for (int t = 0; t < et_st_num_tensors(f); t++) {
         const char *key = et_st_name(f, t);
         int which, li = key_layer(key, n, layers, &which);
@@ -456,9 +456,12 @@ et_status et_lora_load_adapter(const char *dir, int n, et_linear_layer *const *l
         const et_tensor *w = layers[li]->weight;
         int64_t e0 = which ? w->shape[0] : cfg.r, e1 = which ? cfg.r : w->shape[1];
         if (info.ndim != 2 || info.shape[0] != e0 || info.shape[1] != e1) {
-            snprintf(item, sizeof item, "%s (expected [%lld, %lld] for r=%d)", key,
-                     (long long)e0, (long long)e1, cfg.r);
+            snprintf(item, sizeof item, "%s [%lld%s%lld] (expected [%lld, %lld] for r=%d)", key,
+                     (long long)info.shape[0], info.ndim > 1 ? ", " : "",
+                     info.ndim > 1 ? (long long)info.shape[1] : 0LL, (long long)e0,
+                     (long long)e1, cfg.r);
             list_add(bad, sizeof bad, item);
+            found[li] |= 1 << which;  // present, reported as mis-shaped only
             continue;
         }
         found[li] |= 1 << which;
