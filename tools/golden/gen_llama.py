@@ -158,7 +158,7 @@ def build(case, spec):
             out["gen_mask"] = gen_mask.to(torch.int32)
             out["gen_out"] = new.to(torch.int32).contiguous()
         if case == "llama3":
-            out["inv_freq"] = model.model.rotary_emb.inv_freq.float().clone()
+            out["inv_freq"] = ref.model.rotary_emb.inv_freq.float().clone()
     save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(d, "golden.safetensors"))
     size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
     print(f"{case}: {sorted(os.listdir(d))} {size / 1024:.0f} KiB, loss {out['loss'].item():.5f}")
