@@ -63,10 +63,11 @@ static void check_tower(const char *tag, int64_t D, int L, et_clip_act act, doub
         return;
     }
     CHECK(m.cfg.hidden_size == D && m.cfg.num_layers == L && m.cfg.act == act &&
-          m.cfg.layer_norm_eps == eps, "%s: config", tag);
+              m.cfg.layer_norm_eps == eps,
+          "%s: config", tag);
     CHECK(!strcmp(m.prefix, "vision_model."), "%s: prefix \"%s\"", tag, m.prefix);
-    CHECK(!strcmp(m.layers[1].q.name, "vision_model.encoder.layers.1.self_attn.q_proj"),
-          "name %s", m.layers[1].q.name);
+    CHECK(!strcmp(m.layers[1].q.name, "vision_model.encoder.layers.1.self_attn.q_proj"), "name %s",
+          m.layers[1].q.name);
     snprintf(name, sizeof name, "%s/pixel_values", tag);
     et_tensor *px = load_from(g_ref, name);
     for (int sel = -(L + 1); sel <= L; sel++) {
@@ -259,10 +260,12 @@ static void test_load_errors(void) {
         s = et_clip_vision_load_weights(&m, g, NULL, NULL);
         const char *msg = et_status_msg(s);
         CHECK(s && strstr(msg, "missing [vision_model.pre_layrnorm.bias]") &&
-              strstr(msg, "vision_model.encoder.layers.2.mlp.fc1.weight [100, 64] "
-                          "(expected [128, 64])") &&
-              strstr(msg, "unexpected [vision_model.encoder.layers.0.extra]") &&
-              !strstr(msg, "text_model"), "%s", msg);
+                  strstr(msg,
+                         "vision_model.encoder.layers.2.mlp.fc1.weight [100, 64] "
+                         "(expected [128, 64])") &&
+                  strstr(msg, "unexpected [vision_model.encoder.layers.0.extra]") &&
+                  !strstr(msg, "text_model"),
+              "%s", msg);
         CHECK(m.class_embedding == NULL && m.layers == NULL, "nothing kept after an error");
         et_status_free(s);
         s = NULL;

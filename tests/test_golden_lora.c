@@ -31,7 +31,7 @@
 enum { NL = 2, PER = 7, NLIN = NL * PER };
 
 static const char *const k_mod[PER] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                       "self_attn.o_proj", "mlp.gate_proj",   "mlp.up_proj",
+                                       "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
                                        "mlp.down_proj"};
 static et_st_file *g_ref, *g_base;
 
@@ -131,7 +131,8 @@ static void compare_adapter_dirs(const char *mine, const char *peft) {
             CHECK(!sa && !sb, "key %s: %s", nm, et_status_msg(sa));
             if (!sa && !sb)
                 CHECK(ia.ndim == 2 && ib.ndim == 2 && ia.shape[0] == ib.shape[0] &&
-                      ia.shape[1] == ib.shape[1] && !strcmp(ia.dtype, ib.dtype), "%s shape", nm);
+                          ia.shape[1] == ib.shape[1] && !strcmp(ia.dtype, ib.dtype),
+                      "%s shape", nm);
             et_status_free(sa), et_status_free(sb);
         }
         CHECK(et_st_metadata(a, "format") && !strcmp(et_st_metadata(a, "format"), "pt"), "meta");
@@ -234,8 +235,8 @@ static void run_case(const char *tag) {
         CHECK(ls[i].weight->grad == NULL, "%s: frozen base got a gradient", ls[i].name);
         if (!ls[i].lora_a) continue;
         for (int w = 0; w < 2; w++) {
-            snprintf(nm, sizeof nm, "%s/grad/base_model.model.%s.lora_%c.weight", tag,
-                     ls[i].name, w ? 'B' : 'A');
+            snprintf(nm, sizeof nm, "%s/grad/base_model.model.%s.lora_%c.weight", tag, ls[i].name,
+                     w ? 'B' : 'A');
             r = load_from(g_ref, nm);
             compare(w ? ls[i].lora_b->grad : ls[i].lora_a->grad, r, TOL, nm);
             et_release(r);

@@ -15,8 +15,7 @@
 #include "../train/nn.h"
 #include "test_util.h"
 
-static void make_layer(et_linear_layer *l, const char *name, int64_t out, int64_t in,
-                       et_dtype dt) {
+static void make_layer(et_linear_layer *l, const char *name, int64_t out, int64_t in, et_dtype dt) {
     memset(l, 0, sizeof *l);
     snprintf(l->name, sizeof l->name, "%s", name);
     l->weight = test_rand_tensor(dt, 2, (int64_t[]){out, in}, 0.2);
@@ -36,10 +35,13 @@ static et_lora_config targets(int r, double alpha, const char *t0, const char *t
 
 static void test_matching(void) {
     et_lora_config c = targets(4, 8, "q_proj", "mlp.up_proj");
-    const struct { const char *name; bool want; } cases[] = {
-        {"model.layers.0.self_attn.q_proj", true}, {"q_proj", true},
+    const struct {
+        const char *name;
+        bool want;
+    } cases[] = {
+        {"model.layers.0.self_attn.q_proj", true},   {"q_proj", true},
         {"model.layers.0.self_attn.xq_proj", false}, {"model.layers.3.mlp.up_proj", true},
-        {"model.layers.3.xmlp.up_proj", false},     {"model.layers.0.self_attn.k_proj", false},
+        {"model.layers.3.xmlp.up_proj", false},      {"model.layers.0.self_attn.k_proj", false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         bool m = false;
@@ -77,7 +79,8 @@ static void test_init(void) {
     for (int i = 0; i < N; i += 2) {
         et_tensor *a = ls[i].lora_a, *b = ls[i].lora_b;
         CHECK(a->ndim == 2 && a->shape[0] == 8 && a->shape[1] == 64 && b->shape[0] == 32 &&
-              b->shape[1] == 8, "shapes");
+                  b->shape[1] == 8,
+              "shapes");
         double mn = 1, mx = -1, mean = 0;
         for (int64_t j = 0; j < a->numel; j++) {
             double v = et_get(a, j);
@@ -166,7 +169,8 @@ static void merge_roundtrip(et_dtype dt) {
     for (int64_t o = 0; o < 12; o++)
         for (int64_t i = 0; i < 10; i++) {
             double d = 0;
-            for (int k = 0; k < 4; k++) d += et_get(l.lora_b, o * 4 + k) * et_get(l.lora_a, k * 10 + i);
+            for (int k = 0; k < 4; k++)
+                d += et_get(l.lora_b, o * 4 + k) * et_get(l.lora_a, k * 10 + i);
             double want = et_get(w0, o * 10 + i) + 2.0 * d;
             worst = fmax(worst, fabs(et_get(l.weight, o * 10 + i) - want));
             wmax = fmax(wmax, fabs(want));
@@ -275,14 +279,17 @@ static void test_import_errors(void) {
     // Missing adapter_config.json.
     rm_file("adapter_config.json");
     s = et_lora_load_adapter(g_dir, N, pf, NULL);
-    CHECK(s && et_status_code(s) == ET_ERR_MISSING && strstr(et_status_msg(s),
-          "adapter_config.json"), "%s", et_status_msg(s));
+    CHECK(
+        s && et_status_code(s) == ET_ERR_MISSING && strstr(et_status_msg(s), "adapter_config.json"),
+        "%s", et_status_msg(s));
     et_status_free(s);
 
     // Wrong r vs tensor shapes: every tensor mis-shaped.
     s = import(N, pf, 8, "none");
-    CHECK(s && strstr(et_status_msg(s), "base_model.model.model.layers.0.q_proj.lora_A.weight "
-                      "[4, 6] (expected [8, 6] for r=8)"), "%s", et_status_msg(s));
+    CHECK(s && strstr(et_status_msg(s),
+                      "base_model.model.model.layers.0.q_proj.lora_A.weight "
+                      "[4, 6] (expected [8, 6] for r=8)"),
+          "%s", et_status_msg(s));
     CHECK(s && strstr(et_status_msg(s), "layers.0.q_proj.lora_B.weight [8, 4] (expected [8, 8]"),
           "%s", et_status_msg(s));
     CHECK(s && strstr(et_status_msg(s), "missing []"), "%s", et_status_msg(s));
@@ -299,8 +306,10 @@ static void test_import_errors(void) {
     const char *msg = et_status_msg(s);
     CHECK(s && strstr(msg, "unexpected [base_model.model.model.layers.1.q_proj.lora_A.weight"),
           "%s", msg);
-    CHECK(s && strstr(msg, "missing [base_model.model.model.layers.2.q_proj.lora_A.weight, "
-                      "base_model.model.model.layers.2.q_proj.lora_B.weight]"), "%s", msg);
+    CHECK(s && strstr(msg,
+                      "missing [base_model.model.model.layers.2.q_proj.lora_A.weight, "
+                      "base_model.model.model.layers.2.q_proj.lora_B.weight]"),
+          "%s", msg);
     CHECK(other[0].lora_a == NULL, "a failed import leaves the layers untouched");
     et_status_free(s);
 

@@ -68,12 +68,13 @@ et_status et_clip_config_from_json(const char *json, const char *what, et_clip_c
                        what);
     }
     if (!s && c.hidden_size % c.num_heads)
-        s = et_err(ET_ERR_INVALID, "%s: hidden_size %lld is not a multiple of "
-                   "num_attention_heads %lld", what, (long long)c.hidden_size,
-                   (long long)c.num_heads);
+        s = et_err(ET_ERR_INVALID,
+                   "%s: hidden_size %lld is not a multiple of "
+                   "num_attention_heads %lld",
+                   what, (long long)c.hidden_size, (long long)c.num_heads);
     if (!s && c.image_size % c.patch_size)
-        s = et_err(ET_ERR_INVALID, "%s: image_size %lld is not a multiple of patch_size %lld",
-                   what, (long long)c.image_size, (long long)c.patch_size);
+        s = et_err(ET_ERR_INVALID, "%s: image_size %lld is not a multiple of patch_size %lld", what,
+                   (long long)c.image_size, (long long)c.patch_size);
     cJSON_Delete(root);
     if (!s) *out = c;
     return s;
@@ -144,8 +145,8 @@ typedef struct {
     et_tensor **dst;
 } want_t;
 
-static void want(want_t *w, int *n, et_tensor **dst, int ndim, int64_t d0, int64_t d1,
-                 int64_t d2, int64_t d3, const char *fmt, int layer) {
+static void want(want_t *w, int *n, et_tensor **dst, int ndim, int64_t d0, int64_t d1, int64_t d2,
+                 int64_t d3, const char *fmt, int layer) {
     want_t *e = &w[(*n)++];
     snprintf(e->name, sizeof e->name, fmt, layer);
     e->ndim = ndim;
@@ -179,15 +180,19 @@ et_status et_clip_vision_load_weights(et_clip_vision *m, et_st_file *f, et_st_in
             if (ln < la || strcmp(nm + ln - la, k_anchor)) continue;
             if (ln - la != 0 && nm[ln - la - 1] != '.') continue;
             if (++found > 1)
-                return et_err(ET_ERR_INVALID, "%s: more than one CLIP vision tower (\"%s\" and "
-                              "\"%s\"); pass the prefix", what, full, nm);
+                return et_err(ET_ERR_INVALID,
+                              "%s: more than one CLIP vision tower (\"%s\" and "
+                              "\"%s\"); pass the prefix",
+                              what, full, nm);
             if (ln - la + 13 >= sizeof full)
                 return et_err(ET_ERR_FORMAT, "%s: tensor name \"%s\" is too long", what, nm);
             snprintf(full, sizeof full, "%.*svision_model.", (int)(ln - la), nm);
         }
         if (!found)
-            return et_err(ET_ERR_MISSING, "%s: no CLIP vision tower (no tensor named "
-                          "\"[prefix]%s\")", what, k_anchor);
+            return et_err(ET_ERR_MISSING,
+                          "%s: no CLIP vision tower (no tensor named "
+                          "\"[prefix]%s\")",
+                          what, k_anchor);
     }
     const int64_t D = c->hidden_size, I = c->intermediate_size, C = c->num_channels;
     const int64_t P = c->patch_size, G = c->image_size / c->patch_size;
@@ -203,10 +208,14 @@ et_status et_clip_vision_load_weights(et_clip_vision *m, et_st_file *f, et_st_in
     want(w, &nw, &m->pre_ln_b, 1, D, 0, 0, 0, "pre_layrnorm.bias", 0);
     for (int l = 0; l < L; l++) {
         et_clip_layer *y = &m->layers[l];
-        struct { et_linear_layer *ll; const char *mod; int64_t out, in; } lin[6] = {
-            {&y->q, "self_attn.q_proj", D, D},   {&y->k, "self_attn.k_proj", D, D},
-            {&y->v, "self_attn.v_proj", D, D},   {&y->o, "self_attn.out_proj", D, D},
-            {&y->fc1, "mlp.fc1", I, D},          {&y->fc2, "mlp.fc2", D, I},
+        struct {
+            et_linear_layer *ll;
+            const char *mod;
+            int64_t out, in;
+        } lin[6] = {
+            {&y->q, "self_attn.q_proj", D, D}, {&y->k, "self_attn.k_proj", D, D},
+            {&y->v, "self_attn.v_proj", D, D}, {&y->o, "self_attn.out_proj", D, D},
+            {&y->fc1, "mlp.fc1", I, D},        {&y->fc2, "mlp.fc2", D, I},
         };
         for (int j = 0; j < 6; j++) {
             char fmt[96];
@@ -260,9 +269,10 @@ et_status et_clip_vision_load_weights(et_clip_vision *m, et_st_file *f, et_st_in
     }
     et_status err = NULL;
     if (*missing || *bad || *extra)
-        err = et_err(ET_ERR_FORMAT, "%s: CLIP vision tower (%d layers, hidden %lld): "
-                     "missing [%s]; mis-shaped [%s]; unexpected [%s]", what, L, (long long)D,
-                     missing, bad, extra);
+        err = et_err(ET_ERR_FORMAT,
+                     "%s: CLIP vision tower (%d layers, hidden %lld): "
+                     "missing [%s]; mis-shaped [%s]; unexpected [%s]",
+                     what, L, (long long)D, missing, bad, extra);
     for (int i = 0; !err && i < nw; i++) {
         char nm[300];
         snprintf(nm, sizeof nm, "%s%s", full, w[i].name);
@@ -343,7 +353,8 @@ et_tensor *et_clip_vision_forward(et_clip_vision *m, et_tensor *img, int select_
     const int64_t D = c->hidden_size, S = c->image_size;
     ET_ASSERT(m->class_embedding, "et_clip_vision_forward: weights not loaded");
     ET_ASSERT(img->ndim == 4 && img->shape[1] == c->num_channels && img->shape[2] == S &&
-              img->shape[3] == S, "et_clip_vision_forward: image must be [B, %lld, %lld, %lld]",
+                  img->shape[3] == S,
+              "et_clip_vision_forward: image must be [B, %lld, %lld, %lld]",
               (long long)c->num_channels, (long long)S, (long long)S);
     ET_ASSERT(select_layer >= -(L + 1) && select_layer <= L,
               "et_clip_vision_forward: select_layer %d outside [-%d, %d]", select_layer, L + 1, L);

@@ -59,10 +59,10 @@ typedef struct {
 } et_clip_config;
 
 typedef struct {
-    et_tensor *ln1_w, *ln1_b;             // [D] layer_norm1
-    et_linear_layer q, k, v, o;           // [D, D] + [D] self_attn.{q,k,v,out}_proj
-    et_tensor *ln2_w, *ln2_b;             // [D] layer_norm2
-    et_linear_layer fc1, fc2;             // [I, D] + [I], [D, I] + [D] mlp.fc1/fc2
+    et_tensor *ln1_w, *ln1_b;    // [D] layer_norm1
+    et_linear_layer q, k, v, o;  // [D, D] + [D] self_attn.{q,k,v,out}_proj
+    et_tensor *ln2_w, *ln2_b;    // [D] layer_norm2
+    et_linear_layer fc1, fc2;    // [I, D] + [I], [D, I] + [D] mlp.fc1/fc2
 } et_clip_layer;
 
 typedef struct {

@@ -100,8 +100,7 @@ et_status et_lora_attach(const et_lora_config *cfg, int n, et_linear_layer *cons
     for (int i = 0; i < n; i++) {
         if (matcher_test(&m, cfg, layers[i]->name) && layers[i]->lora_a) {
             matcher_free(&m);
-            return et_err(ET_ERR_INVALID, "LoRA: layer %s already has an adapter",
-                          layers[i]->name);
+            return et_err(ET_ERR_INVALID, "LoRA: layer %s already has an adapter", layers[i]->name);
         }
     }
     uint64_t off = cfg->offset;
@@ -208,8 +207,8 @@ et_status et_lora_save_adapter(const char *dir, const et_lora_config *cfg, int n
     const char **names = calloc((size_t)na, sizeof *names);
     char *buf = calloc((size_t)na, 256);
     et_tensor **ts = calloc((size_t)na, sizeof *ts);
-    et_status s = NULL;
     int k = 0;
+    et_no_grad_begin();  // the casts below must not record
     for (int i = 0; i < n; i++) {
         et_linear_layer *l = layers[i];
         if (!l->lora_a) continue;
@@ -220,12 +219,11 @@ et_status et_lora_save_adapter(const char *dir, const et_lora_config *cfg, int n
             ts[k] = t->dtype == ET_F32 ? et_detach(t) : et_cast(t, ET_F32);
         }
     }
-    if (!s) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
-        const char *meta[2] = {"format", "pt"};
-        s = et_st_save(path, na, names, ts, 1, meta);
-    }
+    et_no_grad_end();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+    const char *meta[2] = {"format", "pt"};
+    et_status s = et_st_save(path, na, names, ts, 1, meta);
     for (int i = 0; i < k; i++) et_release(ts[i]);
     free(names), free(buf), free(ts);
     if (s) return s;
@@ -267,7 +265,6 @@ et_status et_lora_save_adapter(const char *dir, const et_lora_config *cfg, int n
     cJSON_AddBoolToObject(j, "use_rslora", cfg->use_rslora);
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
-    char path[4096];
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
     s = write_text(path, text);
     cJSON_free(text);
@@ -332,8 +329,10 @@ static et_status parse_config(const char *path, const char *text, et_lora_config
     }
     v = cJSON_GetObjectItemCaseSensitive(j, "use_rslora");
     if (!s && v && !cJSON_IsNull(v)) {
-        if (!cJSON_IsBool(v)) s = et_err(ET_ERR_INVALID, "%s: \"use_rslora\" must be a bool", path);
-        else c->use_rslora = cJSON_IsTrue(v);
+        if (!cJSON_IsBool(v))
+            s = et_err(ET_ERR_INVALID, "%s: \"use_rslora\" must be a bool", path);
+        else
+            c->use_rslora = cJSON_IsTrue(v);
     }
     v = cJSON_GetObjectItemCaseSensitive(j, "bias");
     if (!s && v && !cJSON_IsNull(v) && (!cJSON_IsString(v) || strcmp(v->valuestring, "none")))
@@ -360,8 +359,10 @@ static et_status parse_config(const char *path, const char *text, et_lora_config
             for (const cJSON *e = v->child; e && !s; e = e->next) {
                 if (!cJSON_IsString(e) || !e->valuestring[0] ||
                     strlen(e->valuestring) >= sizeof c->targets[0])
-                    s = et_err(ET_ERR_INVALID, "%s: target_modules entries must be non-empty "
-                               "strings under %zu bytes", path, sizeof c->targets[0]);
+                    s = et_err(ET_ERR_INVALID,
+                               "%s: target_modules entries must be non-empty "
+                               "strings under %zu bytes",
+                               path, sizeof c->targets[0]);
                 else if (c->n_targets == ET_LORA_MAX_TARGETS)
                     s = et_err(ET_ERR_UNSUPPORTED, "%s: more than %d target_modules", path,
                                ET_LORA_MAX_TARGETS);
@@ -370,8 +371,10 @@ static et_status parse_config(const char *path, const char *text, et_lora_config
                              e->valuestring);
             }
         } else {
-            s = et_err(ET_ERR_INVALID, "%s: target_modules must be a non-empty list or a regex "
-                       "string", path);
+            s = et_err(ET_ERR_INVALID,
+                       "%s: target_modules must be a non-empty list or a regex "
+                       "string",
+                       path);
         }
     }
     v = cJSON_GetObjectItemCaseSensitive(j, "base_model_name_or_path");
@@ -434,10 +437,10 @@ et_status et_lora_load_adapter(const char *dir, int n, et_linear_layer *const *l
         if (layers[i]->merged && matcher_test(&m, &cfg, layers[i]->name)) {
             matcher_free(&m);
             et_st_close(f);
-            return et_err(ET_ERR_INVALID, "%s: layer %s has a merged adapter; unmerge first",
-                          dir, layers[i]->name);
+            return et_err(ET_ERR_INVALID, "%s: layer %s has a merged adapter; unmerge first", dir,
+                          layers[i]->name);
         }
-    int *found = calloc((size_t)n, sizeof *found);  // bit 0: A seen, bit 1: B seen
+    int *found = calloc((size_t)n, sizeof *found);      // bit 0: A seen, bit 1: B seen
     int *slot = calloc((size_t)(2 * n), sizeof *slot);  // tensor index in f + 1
     char missing[320] = "", bad[480] = "", extra[320] = "", item[400];
     for (int t = 0; t < et_st_num_tensors(f); t++) {
@@ -458,8 +461,8 @@ et_status et_lora_load_adapter(const char *dir, int n, et_linear_layer *const *l
         if (info.ndim != 2 || info.shape[0] != e0 || info.shape[1] != e1) {
             snprintf(item, sizeof item, "%s [%lld%s%lld] (expected [%lld, %lld] for r=%d)", key,
                      (long long)info.shape[0], info.ndim > 1 ? ", " : "",
-                     info.ndim > 1 ? (long long)info.shape[1] : 0LL, (long long)e0,
-                     (long long)e1, cfg.r);
+                     info.ndim > 1 ? (long long)info.shape[1] : 0LL, (long long)e0, (long long)e1,
+                     cfg.r);
             list_add(bad, sizeof bad, item);
             found[li] |= 1 << which;  // present, reported as mis-shaped only
             continue;
@@ -480,9 +483,10 @@ et_status et_lora_load_adapter(const char *dir, int n, et_linear_layer *const *l
     for (int i = 0; i < n; i++) n_target += matcher_test(&m, &cfg, layers[i]->name);
     matcher_free(&m);
     if (*missing || *bad || *extra || !n_target) {
-        s = et_err(ET_ERR_FORMAT, "%s: LoRA adapter does not fit the model (%d target layers): "
-                   "missing [%s]; mis-shaped [%s]; unexpected [%s]", dir, n_target, missing,
-                   bad, extra);
+        s = et_err(ET_ERR_FORMAT,
+                   "%s: LoRA adapter does not fit the model (%d target layers): "
+                   "missing [%s]; mis-shaped [%s]; unexpected [%s]",
+                   dir, n_target, missing, bad, extra);
     }
     // Load everything first, then install, so a failure leaves the layers untouched.
     et_tensor **loaded = calloc((size_t)(2 * n), sizeof *loaded);

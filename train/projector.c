@@ -17,8 +17,10 @@ et_status et_projector_type_parse(const char *s, et_projector_type *out) {
         *out = ET_PROJ_MLP2X_GELU;
         return NULL;
     }
-    return et_err(ET_ERR_UNSUPPORTED, "projector type \"%s\": expected \"linear\" or "
-                  "\"mlp2x_gelu\"", s ? s : "(null)");
+    return et_err(ET_ERR_UNSUPPORTED,
+                  "projector type \"%s\": expected \"linear\" or "
+                  "\"mlp2x_gelu\"",
+                  s ? s : "(null)");
 }
 
 static int n_linears(const et_projector *p) { return p->type == ET_PROJ_MLP2X_GELU ? 2 : 1; }
@@ -27,8 +29,8 @@ void et_projector_set_names(et_projector *p, et_projector_names names) {
     p->names = names;
     const bool mlp = p->type == ET_PROJ_MLP2X_GELU;
     if (names == ET_PROJ_NAMES_LLAVA) {
-        snprintf(p->l1.name, sizeof p->l1.name, "%s", mlp ? "model.mm_projector.0"
-                                                          : "model.mm_projector");
+        snprintf(p->l1.name, sizeof p->l1.name, "%s",
+                 mlp ? "model.mm_projector.0" : "model.mm_projector");
         snprintf(p->l2.name, sizeof p->l2.name, "%s", mlp ? "model.mm_projector.2" : "");
     } else {
         snprintf(p->l1.name, sizeof p->l1.name, "multi_modal_projector.linear_1");
@@ -50,9 +52,8 @@ static et_tensor *init_tensor(int ndim, const int64_t *shape, double bound, uint
     return t;
 }
 
-uint64_t et_projector_init(et_projector *p, et_projector_type type, int64_t in_dim,
-                           int64_t out_dim, et_projector_names names, uint64_t seed,
-                           uint64_t offset) {
+uint64_t et_projector_init(et_projector *p, et_projector_type type, int64_t in_dim, int64_t out_dim,
+                           et_projector_names names, uint64_t seed, uint64_t offset) {
     memset(p, 0, sizeof *p);
     p->type = type, p->in_dim = in_dim, p->out_dim = out_dim;
     et_projector_set_names(p, names);
@@ -109,12 +110,13 @@ et_status et_projector_load(et_projector *p, et_projector_type type, int64_t in_
             char a[176];
             snprintf(a, sizeof a, "%s", p->param_names[0]);
             et_projector_set_names(p, ET_PROJ_NAMES_LLAVA_HF);
-            return et_err(ET_ERR_MISSING, "%s: no projector (neither \"%s\" nor \"%s\")", what,
-                          a, p->param_names[0]);
+            return et_err(ET_ERR_MISSING, "%s: no projector (neither \"%s\" nor \"%s\")", what, a,
+                          p->param_names[0]);
         }
     }
     const int np = 2 * n_linears(p);
-    const int64_t shapes[4][2] = {{out_dim, in_dim}, {out_dim, 0}, {out_dim, out_dim}, {out_dim, 0}};
+    const int64_t shapes[4][2] = {
+        {out_dim, in_dim}, {out_dim, 0}, {out_dim, out_dim}, {out_dim, 0}};
     char missing[400] = "", bad[400] = "", extra[400] = "", item[300];
     for (int i = 0; i < np; i++) {
         et_st_info info;
@@ -137,8 +139,8 @@ et_status et_projector_load(et_projector *p, et_projector_type type, int64_t in_
             list_add(bad, sizeof bad, item);
         }
     }
-    const char *mod = p->names == ET_PROJ_NAMES_LLAVA ? "model.mm_projector."
-                                                      : "multi_modal_projector.";
+    const char *mod =
+        p->names == ET_PROJ_NAMES_LLAVA ? "model.mm_projector." : "multi_modal_projector.";
     for (int i = 0; i < src_count(&src); i++) {
         const char *nm = src_name(&src, i);
         if (strncmp(nm, mod, strlen(mod))) continue;
@@ -147,9 +149,10 @@ et_status et_projector_load(et_projector *p, et_projector_type type, int64_t in_
         if (!known) list_add(extra, sizeof extra, nm);
     }
     if (*missing || *bad || *extra)
-        return et_err(ET_ERR_FORMAT, "%s: projector %s (%lld -> %lld): missing [%s]; mis-shaped "
-                      "[%s]; unexpected [%s]", what,
-                      type == ET_PROJ_LINEAR ? "linear" : "mlp2x_gelu", (long long)in_dim,
+        return et_err(ET_ERR_FORMAT,
+                      "%s: projector %s (%lld -> %lld): missing [%s]; mis-shaped "
+                      "[%s]; unexpected [%s]",
+                      what, type == ET_PROJ_LINEAR ? "linear" : "mlp2x_gelu", (long long)in_dim,
                       (long long)out_dim, missing, bad, extra);
     for (int i = 0; i < np; i++) {
         et_tensor *t = NULL;
@@ -163,8 +166,10 @@ et_status et_projector_load(et_projector *p, et_projector_type type, int64_t in_
         et_release(t);
         et_set_requires_grad(c, true);
         et_linear_layer *l = i < 2 ? &p->l1 : &p->l2;
-        if (i % 2) l->bias = c;
-        else l->weight = c;
+        if (i % 2)
+            l->bias = c;
+        else
+            l->weight = c;
     }
     return NULL;
 }

@@ -35,18 +35,17 @@ typedef enum { ET_PROJ_NAMES_LLAVA, ET_PROJ_NAMES_LLAVA_HF } et_projector_names;
 typedef struct {
     et_projector_type type;
     et_projector_names names;
-    int64_t in_dim;      // vision hidden size
-    int64_t out_dim;     // H, the language model's hidden size
-    et_linear_layer l1;  // weight [H, in], bias [H]
-    et_linear_layer l2;  // weight [H, H], bias [H] (mlp2x_gelu only)
+    int64_t in_dim;            // vision hidden size
+    int64_t out_dim;           // H, the language model's hidden size
+    et_linear_layer l1;        // weight [H, in], bias [H]
+    et_linear_layer l2;        // weight [H, H], bias [H] (mlp2x_gelu only)
     char param_names[4][176];  // "<l1>.weight", "<l1>.bias", "<l2>.weight", "<l2>.bias"
 } et_projector;
 
 // "linear" | "mlp2x_gelu" (LLaVA's mm_projector_type).
 et_status et_projector_type_parse(const char *s, et_projector_type *out);
-uint64_t et_projector_init(et_projector *p, et_projector_type type, int64_t in_dim,
-                           int64_t out_dim, et_projector_names names, uint64_t seed,
-                           uint64_t offset);
+uint64_t et_projector_init(et_projector *p, et_projector_type type, int64_t in_dim, int64_t out_dim,
+                           et_projector_names names, uint64_t seed, uint64_t offset);
 void et_projector_set_names(et_projector *p, et_projector_names names);
 // From one safetensors file or a sharded index (exactly one non-NULL).
 et_status et_projector_load(et_projector *p, et_projector_type type, int64_t in_dim,
