@@ -346,6 +346,11 @@ static void test_recompute_same_grads(void) {
     m->layers[0].recompute = m->layers[1].recompute = true;
     double l1 = loss_and_grads(m, ids, params, np, g1);
     CHECK(l0 == l1, "loss %.9g vs %.9g", l0, l1);
+    et_tensor *one = et_zeros(ET_F32, 3, (int64_t[]){2, 1, c.vocab_size});
+    et_tensor *lab1 = et_zeros(ET_I32, 2, (int64_t[]){2, 1});
+    et_tensor *l_one = et_llama_loss(one, lab1);
+    CHECK(l_one->numel == 1 && et_get(l_one, 0) == 0, "T = 1 loss");
+    et_release(one), et_release(lab1), et_release(l_one);
     for (int i = 0; i < np; i++) {
         CHECK_TENSOR_CLOSE(g1[i], g0[i], 1e-6, "recompute gradient");
         et_release(g0[i]), et_release(g1[i]);

@@ -109,6 +109,7 @@ et_tensor *et_llama_forward(et_llama *m, et_tensor *ids, et_tensor *pos, et_tens
                             et_llama_cache *cache, et_rng_stream *rng);
 // Causal LM loss as HF: logits [B, T, V], labels i32 [B, T] (-100 = ignore): mean cross
 // entropy of logits[:, t] against labels[:, t+1] over the counted targets. -> f32 [].
+// T < 2 (nothing to predict) gives a constant 0 with no autograd history.
 et_tensor *et_llama_loss(et_tensor *logits, et_tensor *labels);
 // Positions from a mask, as HF generate: cumsum(mask) - 1 per row, 1 where mask is 0
 // (offset added). mask i32 [B, T] -> i32 [B, T].
