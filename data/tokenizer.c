@@ -283,7 +283,9 @@ typedef struct {
     size_t cap, n;
 } pmap;
 
-static uint64_t pair_key(int32_t a, int32_t b) { return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b; }
+static uint64_t pair_key(int32_t a, int32_t b) {
+    return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+}
 static size_t pmap_hash(uint64_t k) {
     k ^= k >> 33;
     k *= 0xff51afd7ed558ccdull;
@@ -341,7 +343,14 @@ typedef struct {
     bool add_prefix_space;  // ByteLevel
 } pre_op;
 
-typedef enum { DEC_REPLACE, DEC_BYTEFALLBACK, DEC_FUSE, DEC_STRIP, DEC_BYTELEVEL, DEC_METASPACE } dec_kind;
+typedef enum {
+    DEC_REPLACE,
+    DEC_BYTEFALLBACK,
+    DEC_FUSE,
+    DEC_STRIP,
+    DEC_BYTELEVEL,
+    DEC_METASPACE
+} dec_kind;
 typedef struct {
     dec_kind kind;
     char *a, *b;  // REPLACE a -> b; METASPACE a = replacement
@@ -388,8 +397,8 @@ struct et_tokenizer {
     // added tokens (by id, after HF's id assignment)
     added_tok *added;
     int n_added;
-    smap added_map;    // content -> id
-    smap special_set;  // content -> 1
+    smap added_map;        // content -> id
+    smap special_set;      // content -> 1
     int32_t *added_by_id;  // id -> index into added or -1 (size n_ids)
     matcher raw_m, norm_m;
     // pipeline
@@ -488,12 +497,14 @@ static et_status load_model(et_tokenizer *tk, const lctx *c, const cJSON *model)
     if (type && strcmp(type, "BPE") != 0)
         return LERR(ET_ERR_UNSUPPORTED, ": model.type \"%s\" is not supported (only BPE)", type);
     if (!type && !cJSON_GetObjectItemCaseSensitive(model, "merges"))
-        return LERR(ET_ERR_UNSUPPORTED, ": model.type is missing and model has no merges "
-                                        "(only BPE is supported)");
+        return LERR(ET_ERR_UNSUPPORTED,
+                    ": model.type is missing and model has no merges "
+                    "(only BPE is supported)");
     if (!vocab) return LERR(ET_ERR_MISSING, ": model.vocab is missing");
     if (!cJSON_IsObject(vocab)) return LERR(ET_ERR_FORMAT, ": model.vocab must be an object");
     const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
-    if (dropout && !cJSON_IsNull(dropout) && !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0))
+    if (dropout && !cJSON_IsNull(dropout) &&
+        !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0))
         return LERR(ET_ERR_UNSUPPORTED, ": model.dropout is not supported");
     const char *pfx = jstr(c, model, "continuing_subword_prefix", "model", false, &err);
     if (err) return err;
@@ -521,7 +532,7 @@ static et_status load_model(et_tokenizer *tk, const lctx *c, const cJSON *model)
         if (id < tk->n_ids && tk->id_tok[id])
             return LERR(ET_ERR_FORMAT, ": %s: id %d is used twice", field, id);
         smap_put(&tk->vocab, e->string, n, id);
-        set_id_token(tk, id, NULL, n);  // pointer filled below (the arena may move)
+        set_id_token(tk, id, (char *)"", n);  // pointer set below (the arena may move)
         tk->vocab_count++;
     }
     for (size_t i = 0; i < tk->vocab.cap; i++) {
@@ -552,8 +563,10 @@ static et_status load_model(et_tokenizer *tk, const lctx *c, const cJSON *model)
             const char *sp = strchr(e->valuestring, ' ');
             if (!sp || strchr(sp + 1, ' ')) {
                 free(cat.p);
-                return LERR(ET_ERR_FORMAT, ": model.merges[%u] \"%.80s\" must be two tokens "
-                            "separated by one space", rank, e->valuestring);
+                return LERR(ET_ERR_FORMAT,
+                            ": model.merges[%u] \"%.80s\" must be two tokens "
+                            "separated by one space",
+                            rank, e->valuestring);
             }
             a = e->valuestring, al = (size_t)(sp - a);
             b = sp + 1, bl = strlen(b);
@@ -564,8 +577,10 @@ static et_status load_model(et_tokenizer *tk, const lctx *c, const cJSON *model)
             b = cJSON_GetArrayItem(e, 1)->valuestring, bl = strlen(b);
         } else {
             free(cat.p);
-            return LERR(ET_ERR_FORMAT, ": model.merges[%u] must be a \"a b\" string or a pair "
-                        "of strings", rank);
+            return LERR(ET_ERR_FORMAT,
+                        ": model.merges[%u] must be a \"a b\" string or a pair "
+                        "of strings",
+                        rank);
         }
         int32_t ia, ib, inew;
         if (!smap_get(&tk->vocab, a, al, &ia) || !smap_get(&tk->vocab, b, bl, &ib)) {
@@ -579,8 +594,10 @@ static et_status load_model(et_tokenizer *tk, const lctx *c, const cJSON *model)
         sb_add(&cat, a, al);
         sb_add(&cat, b, bl);
         if (!smap_get(&tk->vocab, cat.p, cat.len, &inew)) {
-            et_status s = LERR(ET_ERR_FORMAT, ": model.merges[%u]: the merged token \"%.80s\" is "
-                               "not in model.vocab", rank, cat.p);
+            et_status s = LERR(ET_ERR_FORMAT,
+                               ": model.merges[%u]: the merged token \"%.80s\" is "
+                               "not in model.vocab",
+                               rank, cat.p);
             free(cat.p);
             return s;
         }
@@ -613,8 +630,10 @@ static et_status load_added(et_tokenizer *tk, const lctx *c, const cJSON *arr) {
         }
         const char *content = jstr(c, e, "content", field, true, &err);
         if (err) break;
-        added_tok t = {.content = (char *)content, .len = strlen(content),
-                       .special = jbool(e, "special", false), .lstrip = jbool(e, "lstrip", false),
+        added_tok t = {.content = (char *)content,
+                       .len = strlen(content),
+                       .special = jbool(e, "special", false),
+                       .lstrip = jbool(e, "lstrip", false),
                        .rstrip = jbool(e, "rstrip", false),
                        .single_word = jbool(e, "single_word", false),
                        .normalized = jbool(e, "normalized", !jbool(e, "special", false))};
@@ -692,7 +711,8 @@ static et_status load_added(et_tokenizer *tk, const lctx *c, const cJSON *arr) {
             for (int k = 0; k < m->n; k++) {
                 if (m->p[k].len == 0) continue;
                 uint8_t b0 = (uint8_t)m->p[k].pat[0];
-                m->by_byte[b0] = xrealloc(m->by_byte[b0], (size_t)(m->n_by_byte[b0] + 1) * sizeof(int));
+                m->by_byte[b0] =
+                    xrealloc(m->by_byte[b0], (size_t)(m->n_by_byte[b0] + 1) * sizeof(int));
                 m->by_byte[b0][m->n_by_byte[b0]++] = k;
             }
         }
@@ -702,7 +722,8 @@ static et_status load_added(et_tokenizer *tk, const lctx *c, const cJSON *arr) {
     return err;
 }
 
-static et_status load_normalizer(et_tokenizer *tk, const lctx *c, const cJSON *n, const char *field) {
+static et_status load_normalizer(et_tokenizer *tk, const lctx *c, const cJSON *n,
+                                 const char *field) {
     if (!n || cJSON_IsNull(n)) return NULL;
     et_status err = NULL;
     if (!cJSON_IsObject(n)) return LERR(ET_ERR_FORMAT, ": %s must be an object", field);
@@ -711,7 +732,8 @@ static et_status load_normalizer(et_tokenizer *tk, const lctx *c, const cJSON *n
     char sub[96];
     if (!strcmp(type, "Sequence")) {
         const cJSON *arr = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-        if (!cJSON_IsArray(arr)) return LERR(ET_ERR_FORMAT, ": %s.normalizers must be an array", field);
+        if (!cJSON_IsArray(arr))
+            return LERR(ET_ERR_FORMAT, ": %s.normalizers must be an array", field);
         int i = 0;
         const cJSON *e;
         cJSON_ArrayForEach(e, arr) {
@@ -731,8 +753,10 @@ static et_status load_normalizer(et_tokenizer *tk, const lctx *c, const cJSON *n
         const char *s = cJSON_IsObject(pat) ? jstr(c, pat, "String", sub, false, &err) : NULL;
         if (err) return err;
         if (!s)
-            return LERR(ET_ERR_UNSUPPORTED, ": %s.pattern: only {\"String\": ...} patterns are "
-                        "supported", field);
+            return LERR(ET_ERR_UNSUPPORTED,
+                        ": %s.pattern: only {\"String\": ...} patterns are "
+                        "supported",
+                        field);
         const char *r = jstr(c, n, "content", field, true, &err);
         if (err) return err;
         if (!*s) return LERR(ET_ERR_UNSUPPORTED, ": %s.pattern: empty pattern", field);
@@ -765,7 +789,8 @@ static et_status parse_scheme(const lctx *c, const cJSON *n, const char *field, 
     } else if (!strcmp(ps, "never")) {
         *s = SCHEME_NEVER;
     } else {
-        return LERR(ET_ERR_FORMAT, ": %s.prepend_scheme \"%s\" is not always/first/never", field, ps);
+        return LERR(ET_ERR_FORMAT, ": %s.prepend_scheme \"%s\" is not always/first/never", field,
+                    ps);
     }
     return NULL;
 }
@@ -821,13 +846,17 @@ static et_status load_pretok(et_tokenizer *tk, const lctx *c, const cJSON *n, co
         const char *beh = jstr(c, n, "behavior", field, true, &err);
         if (err) return err;
         if (strcmp(beh, "Isolated") != 0 || jbool(n, "invert", false))
-            return LERR(ET_ERR_UNSUPPORTED, ": %s: only behavior Isolated without invert is "
-                        "supported", field);
+            return LERR(ET_ERR_UNSUPPORTED,
+                        ": %s: only behavior Isolated without invert is "
+                        "supported",
+                        field);
         op.kind = PRE_SPLIT_LLAMA3;
     } else if (!strcmp(type, "ByteLevel")) {
         if (jbool(n, "use_regex", true))
-            return LERR(ET_ERR_UNSUPPORTED, ": %s.use_regex true (the GPT-2 regex) is not "
-                        "supported", field);
+            return LERR(ET_ERR_UNSUPPORTED,
+                        ": %s.use_regex true (the GPT-2 regex) is not "
+                        "supported",
+                        field);
         op.kind = PRE_BYTELEVEL;
         op.add_prefix_space = jbool(n, "add_prefix_space", true);
     } else {
@@ -849,7 +878,8 @@ static et_status load_decoder(et_tokenizer *tk, const lctx *c, const cJSON *n, c
     dec_op op = {0};
     if (!strcmp(type, "Sequence")) {
         const cJSON *arr = cJSON_GetObjectItemCaseSensitive(n, "decoders");
-        if (!cJSON_IsArray(arr)) return LERR(ET_ERR_FORMAT, ": %s.decoders must be an array", field);
+        if (!cJSON_IsArray(arr))
+            return LERR(ET_ERR_FORMAT, ": %s.decoders must be an array", field);
         int i = 0;
         const cJSON *e;
         cJSON_ArrayForEach(e, arr) {
@@ -863,8 +893,10 @@ static et_status load_decoder(et_tokenizer *tk, const lctx *c, const cJSON *n, c
         const char *s = cJSON_IsObject(pat) ? jstr(c, pat, "String", sub, false, &err) : NULL;
         if (err) return err;
         if (!s || !*s)
-            return LERR(ET_ERR_UNSUPPORTED, ": %s.pattern: only non-empty {\"String\": ...} "
-                        "patterns are supported", field);
+            return LERR(ET_ERR_UNSUPPORTED,
+                        ": %s.pattern: only non-empty {\"String\": ...} "
+                        "patterns are supported",
+                        field);
         const char *r = jstr(c, n, "content", field, true, &err);
         if (err) return err;
         op.kind = DEC_REPLACE;
@@ -936,7 +968,8 @@ static et_status load_post(et_tokenizer *tk, const lctx *c, const cJSON *n, cons
     char sub[96];
     if (!strcmp(type, "Sequence")) {
         const cJSON *arr = cJSON_GetObjectItemCaseSensitive(n, "processors");
-        if (!cJSON_IsArray(arr)) return LERR(ET_ERR_FORMAT, ": %s.processors must be an array", field);
+        if (!cJSON_IsArray(arr))
+            return LERR(ET_ERR_FORMAT, ": %s.processors must be an array", field);
         int i = 0;
         const cJSON *e;
         cJSON_ArrayForEach(e, arr) {
@@ -1006,13 +1039,16 @@ et_status et_tokenizer_from_json(const char *json, size_t len, const char *name,
     tk->bos = tk->eos = -1;
     et_status s = load_model(tk, c, cJSON_GetObjectItemCaseSensitive(root, "model"));
     // the normalizer before the added tokens: normalized tokens' patterns are normalized
-    if (!s) s = load_normalizer(tk, c, cJSON_GetObjectItemCaseSensitive(root, "normalizer"),
-                                "normalizer");
+    if (!s)
+        s = load_normalizer(tk, c, cJSON_GetObjectItemCaseSensitive(root, "normalizer"),
+                            "normalizer");
     if (!s) s = load_added(tk, c, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"));
-    if (!s) s = load_pretok(tk, c, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"),
-                            "pre_tokenizer");
-    if (!s) s = load_post(tk, c, cJSON_GetObjectItemCaseSensitive(root, "post_processor"),
-                          "post_processor");
+    if (!s)
+        s = load_pretok(tk, c, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"),
+                        "pre_tokenizer");
+    if (!s)
+        s = load_post(tk, c, cJSON_GetObjectItemCaseSensitive(root, "post_processor"),
+                      "post_processor");
     if (!s) s = load_decoder(tk, c, cJSON_GetObjectItemCaseSensitive(root, "decoder"), "decoder");
     cJSON_Delete(root);
     if (s) {
@@ -1130,8 +1166,8 @@ void et_tokenizer_set_bos_eos(et_tokenizer *tk, int32_t bos, int32_t eos) {
 
 // ---- normalizer ----------------------------------------------------------------------------
 
-static void replace_all(const char *s, size_t n, const char *a, size_t al, const char *b,
-                        size_t bl, sbuf *out) {
+static void replace_all(const char *s, size_t n, const char *a, size_t al, const char *b, size_t bl,
+                        sbuf *out) {
     size_t i = 0;
     while (i < n) {
         if (i + al <= n && memcmp(s + i, a, al) == 0) {
@@ -1327,6 +1363,10 @@ static size_t llama3_match(const char *s, size_t n, size_t i) {
     return e;
 }
 
+size_t et_tokenizer_llama3_match(const char *s, size_t n, size_t i) {
+    return llama3_match(s, n, i);
+}
+
 // ---- BPE -----------------------------------------------------------------------------------
 
 typedef struct {
@@ -1340,7 +1380,9 @@ typedef struct {
     int32_t new_id;
 } hitem;
 
-static bool h_less(hitem a, hitem b) { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos); }
+static bool h_less(hitem a, hitem b) {
+    return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos);
+}
 
 static void h_push(hitem *h, size_t *n, hitem x) {
     size_t i = (*n)++;
@@ -1491,7 +1533,9 @@ static void model_tokenize(const et_tokenizer *tk_c, const char *w, size_t n, et
             }
             int32_t off = (int32_t)tk->cache_ids_len;
             tk->cache_ids[tk->cache_ids_len++] = (int32_t)cnt;
-            memcpy(tk->cache_ids + tk->cache_ids_len, out->data + before, cnt * sizeof(int32_t));
+            if (cnt)
+                memcpy(tk->cache_ids + tk->cache_ids_len, out->data + before,
+                       cnt * sizeof(int32_t));
             tk->cache_ids_len += cnt;
             smap_put(&tk->cache, w, n, off);
         }
@@ -1525,12 +1569,14 @@ static void pretok(const et_tokenizer *tk, int k, const char *s, size_t n, bool 
             // MergedWithNext: each replacement char starts a new piece
             size_t st = 0;
             for (size_t i = 0; i < b.len;) {
-                if (i > st && i + op->repl_len <= b.len && !memcmp(b.p + i, op->repl, op->repl_len)) {
+                if (i > st && i + op->repl_len <= b.len &&
+                    !memcmp(b.p + i, op->repl, op->repl_len)) {
                     pretok(tk, k + 1, b.p + st, i - st, at_start && st == 0, out);
                     st = i;
                 }
                 i += (i + op->repl_len <= b.len && !memcmp(b.p + i, op->repl, op->repl_len))
-                         ? op->repl_len : 1;
+                         ? op->repl_len
+                         : 1;
             }
             pretok(tk, k + 1, b.p + st, b.len - st, at_start && st == 0, out);
         }
@@ -1542,7 +1588,8 @@ static void pretok(const et_tokenizer *tk, int k, const char *s, size_t n, bool 
         }
     } else {  // PRE_BYTELEVEL
         if (op->add_prefix_space && s[0] != ' ') sb_add(&b, tk->bl_enc[' '], tk->bl_len[' ']);
-        for (size_t i = 0; i < n; i++) sb_add(&b, tk->bl_enc[(uint8_t)s[i]], tk->bl_len[(uint8_t)s[i]]);
+        for (size_t i = 0; i < n; i++)
+            sb_add(&b, tk->bl_enc[(uint8_t)s[i]], tk->bl_len[(uint8_t)s[i]]);
         pretok(tk, k + 1, b.p, b.len, at_start, out);
     }
     free(b.p);
@@ -1644,95 +1691,95 @@ static void dec_apply(const et_tokenizer *tk, const dec_op *op, toklist *l) {
     toklist nl = {0};
     sbuf acc = {0};
     switch (op->kind) {
-    case DEC_REPLACE:
-        for (size_t i = 0; i < l->n; i++) {
-            acc.len = 0;
-            replace_all(l->t[i].p, l->t[i].len, op->a, op->alen, op->b, op->blen, &acc);
-            tl_push(&nl, acc.p ? acc.p : "", acc.len);
-        }
-        break;
-    case DEC_BYTEFALLBACK:
-        for (size_t i = 0; i < l->n; i++) {
-            int b = byte_token(&l->t[i]);
-            if (b >= 0) {
-                sb_addc(&acc, (char)b);
-            } else {
-                flush_bytes(&nl, &acc);
-                tl_push(&nl, l->t[i].p, l->t[i].len);
+        case DEC_REPLACE:
+            for (size_t i = 0; i < l->n; i++) {
+                acc.len = 0;
+                replace_all(l->t[i].p, l->t[i].len, op->a, op->alen, op->b, op->blen, &acc);
+                tl_push(&nl, acc.p ? acc.p : "", acc.len);
             }
-        }
-        flush_bytes(&nl, &acc);
-        break;
-    case DEC_FUSE:
-        sb_add(&acc, "", 0);
-        for (size_t i = 0; i < l->n; i++) sb_add(&acc, l->t[i].p, l->t[i].len);
-        tl_push(&nl, acc.p, acc.len);
-        break;
-    case DEC_STRIP:
-        for (size_t i = 0; i < l->n; i++) {
-            const char *s = l->t[i].p;
-            size_t n = l->t[i].len, a = 0, e = n;
-            for (int k = 0; k < op->start && a < n; k++) {
-                uint32_t cp;
-                size_t q = utf8_next(s, n, a, &cp);
-                if (cp != op->strip_cp) break;
-                a = q;
-            }
-            for (int k = 0; k < op->stop && e > a; k++) {
-                uint32_t cp;
-                size_t p = utf8_prev(s, e);
-                utf8_next(s, n, p, &cp);
-                if (cp != op->strip_cp) break;
-                e = p;
-            }
-            tl_push(&nl, s + a, e - a);
-        }
-        break;
-    case DEC_BYTELEVEL:
-        sb_add(&acc, "", 0);
-        for (size_t i = 0; i < l->n; i++) {
-            const char *s = l->t[i].p;
-            size_t n = l->t[i].len, mark = acc.len;
-            bool ok = true;
-            for (size_t j = 0; j < n;) {
-                uint32_t cp;
-                j = utf8_next(s, n, j, &cp);
-                if (cp >= 0x144 || tk->bl_dec[cp] < 0) {
-                    ok = false;
-                    break;
-                }
-                sb_addc(&acc, (char)tk->bl_dec[cp]);
-            }
-            if (!ok) {
-                acc.len = mark;
-                sb_add(&acc, s, n);
-            }
-        }
-        {
-            sbuf fixed = {0};
-            sb_add(&fixed, "", 0);
-            utf8_lossy(&fixed, acc.p, acc.len);
-            tl_push(&nl, fixed.p, fixed.len);
-            free(fixed.p);
-        }
-        break;
-    case DEC_METASPACE:
-        for (size_t i = 0; i < l->n; i++) {
-            acc.len = 0;
-            sb_add(&acc, "", 0);
-            const char *s = l->t[i].p;
-            size_t n = l->t[i].len;
-            for (size_t j = 0; j < n;) {
-                if (j + op->alen <= n && !memcmp(s + j, op->a, op->alen)) {
-                    if (!(i == 0 && op->scheme != SCHEME_NEVER)) sb_addc(&acc, ' ');
-                    j += op->alen;
+            break;
+        case DEC_BYTEFALLBACK:
+            for (size_t i = 0; i < l->n; i++) {
+                int b = byte_token(&l->t[i]);
+                if (b >= 0) {
+                    sb_addc(&acc, (char)b);
                 } else {
-                    sb_addc(&acc, s[j++]);
+                    flush_bytes(&nl, &acc);
+                    tl_push(&nl, l->t[i].p, l->t[i].len);
                 }
             }
+            flush_bytes(&nl, &acc);
+            break;
+        case DEC_FUSE:
+            sb_add(&acc, "", 0);
+            for (size_t i = 0; i < l->n; i++) sb_add(&acc, l->t[i].p, l->t[i].len);
             tl_push(&nl, acc.p, acc.len);
-        }
-        break;
+            break;
+        case DEC_STRIP:
+            for (size_t i = 0; i < l->n; i++) {
+                const char *s = l->t[i].p;
+                size_t n = l->t[i].len, a = 0, e = n;
+                for (int k = 0; k < op->start && a < n; k++) {
+                    uint32_t cp;
+                    size_t q = utf8_next(s, n, a, &cp);
+                    if (cp != op->strip_cp) break;
+                    a = q;
+                }
+                for (int k = 0; k < op->stop && e > a; k++) {
+                    uint32_t cp;
+                    size_t p = utf8_prev(s, e);
+                    utf8_next(s, n, p, &cp);
+                    if (cp != op->strip_cp) break;
+                    e = p;
+                }
+                tl_push(&nl, s + a, e - a);
+            }
+            break;
+        case DEC_BYTELEVEL:
+            sb_add(&acc, "", 0);
+            for (size_t i = 0; i < l->n; i++) {
+                const char *s = l->t[i].p;
+                size_t n = l->t[i].len, mark = acc.len;
+                bool ok = true;
+                for (size_t j = 0; j < n;) {
+                    uint32_t cp;
+                    j = utf8_next(s, n, j, &cp);
+                    if (cp >= 0x144 || tk->bl_dec[cp] < 0) {
+                        ok = false;
+                        break;
+                    }
+                    sb_addc(&acc, (char)tk->bl_dec[cp]);
+                }
+                if (!ok) {
+                    acc.len = mark;
+                    sb_add(&acc, s, n);
+                }
+            }
+            {
+                sbuf fixed = {0};
+                sb_add(&fixed, "", 0);
+                utf8_lossy(&fixed, acc.p, acc.len);
+                tl_push(&nl, fixed.p, fixed.len);
+                free(fixed.p);
+            }
+            break;
+        case DEC_METASPACE:
+            for (size_t i = 0; i < l->n; i++) {
+                acc.len = 0;
+                sb_add(&acc, "", 0);
+                const char *s = l->t[i].p;
+                size_t n = l->t[i].len;
+                for (size_t j = 0; j < n;) {
+                    if (j + op->alen <= n && !memcmp(s + j, op->a, op->alen)) {
+                        if (!(i == 0 && op->scheme != SCHEME_NEVER)) sb_addc(&acc, ' ');
+                        j += op->alen;
+                    } else {
+                        sb_addc(&acc, s[j++]);
+                    }
+                }
+                tl_push(&nl, acc.p, acc.len);
+            }
+            break;
     }
     free(acc.p);
     tl_free(l);

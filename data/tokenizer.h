@@ -3,7 +3,7 @@
 //          et_tokenizer_encode, et_tokenizer_decode, et_tokenizer_token_to_id,
 //          et_tokenizer_id_to_token, et_tokenizer_is_special, et_tokenizer_bos_id,
 //          et_tokenizer_eos_id, et_tokenizer_unk_id, et_tokenizer_vocab_size,
-//          et_tokenizer_set_bos_eos, et_ids_push, et_ids_free
+//          et_tokenizer_set_bos_eos, et_tokenizer_llama3_match, et_ids_push, et_ids_free
 //
 // Contract: ids equal those of HF `tokenizers` 0.20.3 (Tokenizer.encode(text,
 // add_special_tokens=...).ids) and decode equals Tokenizer.decode for the supported
@@ -91,5 +91,9 @@ int32_t et_tokenizer_unk_id(const et_tokenizer *tk);
 void et_tokenizer_set_bos_eos(et_tokenizer *tk, int32_t bos, int32_t eos);
 // One past the largest id (model vocab and added tokens).
 int32_t et_tokenizer_vocab_size(const et_tokenizer *tk);
+
+// The LLaMA-3 pre-tokenizer regex (exposed for tests): the end of the match that starts at
+// byte i of the valid UTF-8 string s[0, n), i < n. Matches tile the string (no gaps).
+size_t et_tokenizer_llama3_match(const char *s, size_t n, size_t i);
 
 #endif
