@@ -1,0 +1,45 @@
+// train/export.h - merged Hugging Face checkpoint export of a LLaMA decoder (+ LoRA).
+// defines: et_export_opts, et_export_defaults, et_export_llama_config_json,
+//          et_export_merged_llama
+//
+// Contract
+// - et_export_merged_llama writes dir/config.json and the weights, loadable by
+//   transformers' LlamaForCausalLM.from_pretrained and by et_llama_load:
+//   every Linear that carries an unmerged LoRA adapter is merged on the fly
+//   (W + scale * B @ A in f32, rounded once into the target dtype); the model itself is
+//   not modified. Layers already merged are written as they are. Tensors take HF names
+//   (model.embed_tokens.weight, model.layers.N..., model.norm.weight, lm_head.weight unless
+//   tied) in opts.dtype (f32 | bf16 | f16), metadata {"format": "pt"}.
+// - Sharding as transformers: tensors in model order go into the current shard until the
+//   next one would push it past max_shard_bytes (a tensor larger than the limit gets a
+//   shard of its own). One shard: dir/model.safetensors. Several:
+//   model-0000k-of-0000n.safetensors and model.safetensors.index.json with
+//   metadata.total_size (bytes of tensor data) and weight_map.
+// - config.json: the decoder's LlamaConfig fields (vocab_size, hidden_size,
+//   intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads,
+//   head_dim, max_position_embeddings, rms_norm_eps, rope_theta, rope_scaling,
+//   tie_word_embeddings, attention_bias, mlp_bias, bos/eos/pad_token_id), model_type
+//   "llama", architectures ["LlamaForCausalLM"], hidden_act "silu", torch_dtype.
+// - Atomic: everything is written into "<dir>.tmp.<pid>" and renamed to dir at the end;
+//   an existing non-empty dir is an error (nothing is overwritten); on failure the temp
+//   dir is removed and dir is untouched.
+#ifndef ET_TRAIN_EXPORT_H
+#define ET_TRAIN_EXPORT_H
+
+#include <stdint.h>
+
+#include "../core/status.h"
+#include "llama.h"
+
+typedef struct {
+    et_dtype dtype;           // f32, bf16 or f16
+    int64_t max_shard_bytes;  // e.g. 5 GB as transformers' default; must be > 0
+} et_export_opts;
+
+// The model's weight dtype, 5e9-byte shards.
+et_export_opts et_export_defaults(const et_llama *m);
+// config.json text for cfg and torch_dtype dt (malloc'd; caller frees).
+char *et_export_llama_config_json(const et_llama_config *cfg, et_dtype dt);
+et_status et_export_merged_llama(const char *dir, const et_llama *m, const et_export_opts *opts);
+
+#endif
