@@ -465,8 +465,9 @@ static bool jbool(const cJSON *o, const char *key, bool dflt) {
 
 static et_status jint(const lctx *c, const cJSON *v, const char *field, int32_t lo, int32_t hi,
                       int32_t *out) {
-    if (!v || !cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
-        v->valuedouble < lo || v->valuedouble > hi)
+    // range first: casting an out-of-range double to an integer is undefined
+    if (!v || !cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi) ||
+        v->valuedouble != (double)(int32_t)v->valuedouble)
         return LERR(ET_ERR_FORMAT, ": %s must be an integer in [%d, %d]", field, lo, hi);
     *out = (int32_t)v->valuedouble;
     return NULL;
