@@ -33,8 +33,7 @@ static et_st_file *g_ref;
 
 static void die(et_status s, const char *what) {
     if (!s) return;
-    fprintf(stderr, "%s: %s (regenerate with tools/golden/gen_llava.py)\n", what,
-            et_status_msg(s));
+    fprintf(stderr, "%s: %s (regenerate with tools/golden/gen_llava.py)\n", what, et_status_msg(s));
     exit(1);
 }
 
@@ -102,8 +101,7 @@ static void test_llava_config(void) {
 static void test_forward_backward(void) {
     model_t t;
     model_load(&t);
-    et_tensor *ids[2] = {gold("ids0"), gold("ids1")}, *lab[2] = {gold("labels0"),
-                                                                  gold("labels1")};
+    et_tensor *ids[2] = {gold("ids0"), gold("ids1")}, *lab[2] = {gold("labels0"), gold("labels1")};
     et_tensor *px = gold("pixel_values");
     et_mllm_input in = {2, ids, lab, px, NULL};
     et_tensor *lg = NULL;
@@ -229,8 +227,8 @@ static void test_export_roundtrip(void) {
     s = et_st_index_open(p, &ix);
     CHECK(!s, "%s", et_status_msg(s));
     et_status_free(s);
-    if (ix) CHECK(et_st_index_num_tensors(ix) == 2 * 9 + 3, "%d tensors",
-                  et_st_index_num_tensors(ix));
+    if (ix)
+        CHECK(et_st_index_num_tensors(ix) == 2 * 9 + 3, "%d tensors", et_st_index_num_tensors(ix));
     et_st_index_close(ix);
     snprintf(p, sizeof p, "%s/model-00001-of-00002.safetensors", mdir);
     struct stat st;

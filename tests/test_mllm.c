@@ -139,8 +139,10 @@ static void test_all_ignore_sample(void) {
     lg = et_llama_forward_embeds(m, b.embeds, b.pos, b.mask, NULL, NULL);
     loss = et_llama_loss(lg, b.labels);
     CHECK(et_get(loss, 0) == 0, "all-IGNORE loss %g", et_get(loss, 0));
-    if (loss->requires_grad) et_backward(loss);
-    else et_tape_clear();
+    if (loss->requires_grad)
+        et_backward(loss);
+    else
+        et_tape_clear();
     CHECK(grad_abs_sum(vis->grad, 0, 2 * N * H) == 0, "all-IGNORE gradient");
     et_release(loss), et_release(lg);
     et_mllm_batch_free(&b);
@@ -158,8 +160,9 @@ static void test_all_ignore_sample(void) {
 
 static void expect_err(et_status s, const char *needle, const char *what) {
     CHECK(s != NULL, "%s: expected an error", what);
-    if (s) CHECK(strstr(et_status_msg(s), needle), "%s: message \"%s\" lacks \"%s\"", what,
-                 et_status_msg(s), needle);
+    if (s)
+        CHECK(strstr(et_status_msg(s), needle), "%s: message \"%s\" lacks \"%s\"", what,
+              et_status_msg(s), needle);
     et_status_free(s);
 }
 
@@ -184,17 +187,21 @@ static void test_splice_errors(void) {
 
 static void test_llava_config_layouts(void) {
     et_llava_config c;
-    et_status s = et_llava_config_parse("{\"mm_hidden_size\": 1024, \"mm_vision_select_layer\": "
-                                        "-2, \"mm_vision_tower\": \"openai/clip-vit-large-patch14"
-                                        "-336\"}", "v15", &c);
+    et_status s = et_llava_config_parse(
+        "{\"mm_hidden_size\": 1024, \"mm_vision_select_layer\": "
+        "-2, \"mm_vision_tower\": \"openai/clip-vit-large-patch14"
+        "-336\"}",
+        "v15", &c);
     CHECK(!s, "%s", et_status_msg(s));
     CHECK(!c.hf_layout && c.projector == ET_PROJ_LINEAR && c.feature == ET_CLIP_PATCH &&
               !c.pad_to_square && c.image_token == -200 && c.select_layer == -2,
           "LLaVA-1.5 defaults");
     et_status_free(s);
-    s = et_llava_config_parse("{\"vision_config\": {\"hidden_size\": 1152}, \"text_config\": {},"
-                              " \"vision_feature_layer\": -1, \"image_token_index\": 32001,"
-                              " \"vision_feature_select_strategy\": \"full\"}", "hf", &c);
+    s = et_llava_config_parse(
+        "{\"vision_config\": {\"hidden_size\": 1152}, \"text_config\": {},"
+        " \"vision_feature_layer\": -1, \"image_token_index\": 32001,"
+        " \"vision_feature_select_strategy\": \"full\"}",
+        "hf", &c);
     CHECK(!s, "%s", et_status_msg(s));
     CHECK(c.hf_layout && c.projector == ET_PROJ_MLP2X_GELU && c.mm_hidden_size == 1152 &&
               c.select_layer == -1 && c.image_token == 32001 && c.feature == ET_CLIP_CLS_PATCH,
@@ -202,7 +209,8 @@ static void test_llava_config_layouts(void) {
     et_status_free(s);
     s = et_llava_config_parse("{\"text_config\": {}}", "hf", &c);
     CHECK(!s && c.mm_hidden_size == 1024 && c.select_layer == -2 && c.image_token == 32000 &&
-              c.feature == ET_CLIP_PATCH, "llava-hf defaults");
+              c.feature == ET_CLIP_PATCH,
+          "llava-hf defaults");
     et_status_free(s);
 }
 
@@ -217,25 +225,33 @@ static void test_llava_config_errors(void) {
              base);
     expect_err(et_llava_config_parse(j, "x.json", &c), "mm_projector_type", "projector type");
     expect_err(et_llava_config_parse("{\"mm_vision_tower\": \"t\", \"mm_vision_select_layer\":"
-                                     " -2}", "x.json", &c), "mm_hidden_size", "missing hidden");
+                                     " -2}",
+                                     "x.json", &c),
+               "mm_hidden_size", "missing hidden");
     snprintf(j, sizeof j, "{\"mm_hidden_size\": \"8\", %s}", base);
     expect_err(et_llava_config_parse(j, "x.json", &c), "'mm_hidden_size': expected an integer",
                "hidden type");
-    expect_err(et_llava_config_parse("{\"mm_hidden_size\": 8, \"mm_vision_tower\": \"t\"}",
-                                     "x.json", &c), "mm_vision_select_layer", "missing layer");
+    expect_err(
+        et_llava_config_parse("{\"mm_hidden_size\": 8, \"mm_vision_tower\": \"t\"}", "x.json", &c),
+        "mm_vision_select_layer", "missing layer");
     snprintf(j, sizeof j, "{\"mm_hidden_size\": 8, \"image_aspect_ratio\": \"anyres\", %s}", base);
     expect_err(et_llava_config_parse(j, "x.json", &c), "image_aspect_ratio", "anyres");
     snprintf(j, sizeof j, "{\"mm_hidden_size\": 8, \"mm_vision_select_feature\": \"cls\", %s}",
              base);
     expect_err(et_llava_config_parse(j, "x.json", &c), "mm_vision_select_feature", "feature");
     expect_err(et_llava_config_parse("{\"vision_config\": {}, \"projector_hidden_act\": "
-                                     "\"relu\"}", "hf.json", &c), "projector_hidden_act", "act");
+                                     "\"relu\"}",
+                                     "hf.json", &c),
+               "projector_hidden_act", "act");
     expect_err(et_llava_config_parse("{\"vision_config\": {}, \"vision_feature_layer\": [-2, -5]}",
-                                     "hf.json", &c), "vision_feature_layer", "layer list");
+                                     "hf.json", &c),
+               "vision_feature_layer", "layer list");
     expect_err(et_llava_config_parse("{\"vision_config\": 3}", "hf.json", &c), "vision_config",
                "vision_config type");
     expect_err(et_llava_config_parse("{\"vision_config\": {}, \"vision_feature_select_strategy\":"
-                                     " \"cls\"}", "hf.json", &c), "select_strategy", "strategy");
+                                     " \"cls\"}",
+                                     "hf.json", &c),
+               "select_strategy", "strategy");
     expect_err(et_llava_config_load("/nonexistent/config.json", &c), "/nonexistent/config.json",
                "missing file");
 }

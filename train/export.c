@@ -21,9 +21,12 @@ et_export_opts et_export_defaults(const et_llama *m) {
 
 static const char *torch_dtype_name(et_dtype dt) {
     switch (dt) {
-    case ET_BF16: return "bfloat16";
-    case ET_F16: return "float16";
-    default: return "float32";
+        case ET_BF16:
+            return "bfloat16";
+        case ET_F16:
+            return "float16";
+        default:
+            return "float32";
     }
 }
 
@@ -59,7 +62,8 @@ char *et_export_llama_config_json(const et_llama_config *g, et_dtype dt) {
         cJSON_AddNullToObject(r, "rope_scaling");
     } else {
         cJSON *s = cJSON_AddObjectToObject(r, "rope_scaling");
-        cJSON_AddStringToObject(s, "rope_type", g->rope_kind == ET_ROPE_LINEAR ? "linear" : "llama3");
+        cJSON_AddStringToObject(s, "rope_type",
+                                g->rope_kind == ET_ROPE_LINEAR ? "linear" : "llama3");
         cJSON_AddNumberToObject(s, "factor", g->rope_factor);
         if (g->rope_kind == ET_ROPE_LLAMA3) {
             cJSON_AddNumberToObject(s, "low_freq_factor", g->rope_low_freq_factor);
@@ -190,8 +194,7 @@ static bool dir_nonempty(const char *dir) {
     return any;
 }
 
-static et_status write_all(const char *tmp, const et_llama *m, const et_export_opts *o,
-                           tlist *l) {
+static et_status write_all(const char *tmp, const et_llama *m, const et_export_opts *o, tlist *l) {
     char path[4200];
     char *cfg = et_export_llama_config_json(&m->cfg, o->dtype);
     snprintf(path, sizeof path, "%s/config.json", tmp);
@@ -219,8 +222,10 @@ static et_status write_all(const char *tmp, const et_llama *m, const et_export_o
     wm = cJSON_AddObjectToObject(ix, "weight_map");
     for (int k = 0; k < n_shards && !s; k++) {
         char fname[96];
-        if (n_shards == 1) snprintf(fname, sizeof fname, "model.safetensors");
-        else snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", k + 1, n_shards);
+        if (n_shards == 1)
+            snprintf(fname, sizeof fname, "model.safetensors");
+        else
+            snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", k + 1, n_shards);
         int n = 0;
         for (int i = 0; i < l->n; i++)
             if (shard[i] == k) {
@@ -251,8 +256,7 @@ et_status et_export_merged_llama(const char *dir, const et_llama *m, const et_ex
         return et_err(ET_ERR_INVALID, "export %s: max_shard_bytes must be positive", dir);
     if (m->cfg.tie_word_embeddings && m->lm_head.lora_a && !m->lm_head.merged)
         return et_err(ET_ERR_UNSUPPORTED,
-                      "export %s: lm_head carries a LoRA adapter but is tied to embed_tokens",
-                      dir);
+                      "export %s: lm_head carries a LoRA adapter but is tied to embed_tokens", dir);
     if (strlen(dir) > 4000) return et_err(ET_ERR_INVALID, "export: path too long");
     if (dir_nonempty(dir))
         return et_err(ET_ERR_IO, "export %s: the directory exists and is not empty", dir);

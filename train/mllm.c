@@ -20,12 +20,18 @@ static const cJSON *jfield(const cJSON *obj, const char *key) {
 
 static et_status jbad(const char *name, const char *key, const char *want, const cJSON *it) {
     char got[96];
-    if (cJSON_IsNumber(it)) snprintf(got, sizeof got, "%.17g", it->valuedouble);
-    else if (cJSON_IsString(it)) snprintf(got, sizeof got, "\"%.60s\"", it->valuestring);
-    else if (cJSON_IsBool(it)) snprintf(got, sizeof got, "%s", cJSON_IsTrue(it) ? "true" : "false");
-    else if (cJSON_IsArray(it)) snprintf(got, sizeof got, "an array");
-    else if (cJSON_IsObject(it)) snprintf(got, sizeof got, "an object");
-    else snprintf(got, sizeof got, "an invalid value");
+    if (cJSON_IsNumber(it))
+        snprintf(got, sizeof got, "%.17g", it->valuedouble);
+    else if (cJSON_IsString(it))
+        snprintf(got, sizeof got, "\"%.60s\"", it->valuestring);
+    else if (cJSON_IsBool(it))
+        snprintf(got, sizeof got, "%s", cJSON_IsTrue(it) ? "true" : "false");
+    else if (cJSON_IsArray(it))
+        snprintf(got, sizeof got, "an array");
+    else if (cJSON_IsObject(it))
+        snprintf(got, sizeof got, "an object");
+    else
+        snprintf(got, sizeof got, "an invalid value");
     return et_err(ET_ERR_INVALID, "%s: field '%s': expected %s, got %s", name, key, want, got);
 }
 
@@ -38,8 +44,8 @@ static et_status jint(const cJSON *o, const char *name, const char *key, bool re
             return et_err(ET_ERR_MISSING, "%s: required field '%s' is missing", name, key);
         return NULL;
     }
-    if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) ||
-        it->valuedouble < lo || it->valuedouble > hi) {
+    if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || it->valuedouble < lo ||
+        it->valuedouble > hi) {
         char want[96];
         snprintf(want, sizeof want, "an integer in [%.0f, %.0f]", lo, hi);
         return jbad(name, key, want, it);
@@ -67,7 +73,8 @@ static et_status parse_llava15(const cJSON *root, const char *name, et_llava_con
     if (strcmp(s, "linear") && strcmp(s, "mlp2x_gelu"))
         return et_err(ET_ERR_UNSUPPORTED,
                       "%s: field 'mm_projector_type': \"%s\" is not supported (linear, "
-                      "mlp2x_gelu)", name, s);
+                      "mlp2x_gelu)",
+                      name, s);
     c->projector = strcmp(s, "linear") ? ET_PROJ_MLP2X_GELU : ET_PROJ_LINEAR;
     ET_TRY(jint(root, name, "mm_hidden_size", true, 1, 1e9, &c->mm_hidden_size));
     int64_t v = 0;
@@ -75,17 +82,22 @@ static et_status parse_llava15(const cJSON *root, const char *name, et_llava_con
     c->select_layer = (int)v;
     s = "patch";
     ET_TRY(jstr(root, name, "mm_vision_select_feature", false, &s));
-    if (!strcmp(s, "patch")) c->feature = ET_CLIP_PATCH;
-    else if (!strcmp(s, "cls_patch")) c->feature = ET_CLIP_CLS_PATCH;
-    else return jbad(name, "mm_vision_select_feature", "\"patch\" or \"cls_patch\"",
-                     jfield(root, "mm_vision_select_feature"));
+    if (!strcmp(s, "patch"))
+        c->feature = ET_CLIP_PATCH;
+    else if (!strcmp(s, "cls_patch"))
+        c->feature = ET_CLIP_CLS_PATCH;
+    else
+        return jbad(name, "mm_vision_select_feature", "\"patch\" or \"cls_patch\"",
+                    jfield(root, "mm_vision_select_feature"));
     s = "square";
     ET_TRY(jstr(root, name, "image_aspect_ratio", false, &s));
     if (!strncmp(s, "anyres", 6))
         return et_err(ET_ERR_UNSUPPORTED,
                       "%s: field 'image_aspect_ratio': \"%s\" (LLaVA-NeXT tiling) is not "
-                      "supported (square, pad)", name, s);
-    if (!strcmp(s, "pad")) c->pad_to_square = true;
+                      "supported (square, pad)",
+                      name, s);
+    if (!strcmp(s, "pad"))
+        c->pad_to_square = true;
     else if (strcmp(s, "square"))
         return jbad(name, "image_aspect_ratio", "\"square\" or \"pad\"",
                     jfield(root, "image_aspect_ratio"));
@@ -119,17 +131,19 @@ static et_status parse_llava_hf(const cJSON *root, const char *name, et_llava_co
     const cJSON *fl = jfield(root, "vision_feature_layer");
     if (fl && cJSON_IsArray(fl))
         return et_err(ET_ERR_UNSUPPORTED,
-                      "%s: field 'vision_feature_layer': a list of layers is not supported",
-                      name);
+                      "%s: field 'vision_feature_layer': a list of layers is not supported", name);
     int64_t v = -2;
     ET_TRY(jint(root, name, "vision_feature_layer", false, -4096, 4096, &v));
     c->select_layer = (int)v;
     s = "default";
     ET_TRY(jstr(root, name, "vision_feature_select_strategy", false, &s));
-    if (!strcmp(s, "default")) c->feature = ET_CLIP_PATCH;
-    else if (!strcmp(s, "full")) c->feature = ET_CLIP_CLS_PATCH;
-    else return jbad(name, "vision_feature_select_strategy", "\"default\" or \"full\"",
-                     jfield(root, "vision_feature_select_strategy"));
+    if (!strcmp(s, "default"))
+        c->feature = ET_CLIP_PATCH;
+    else if (!strcmp(s, "full"))
+        c->feature = ET_CLIP_CLS_PATCH;
+    else
+        return jbad(name, "vision_feature_select_strategy", "\"default\" or \"full\"",
+                    jfield(root, "vision_feature_select_strategy"));
     v = 32000;
     ET_TRY(jint(root, name, "image_token_index", false, -2147483648.0, 2147483647.0, &v));
     c->image_token = (int32_t)v;
@@ -151,7 +165,8 @@ et_status et_llava_config_parse(const char *json, const char *name, et_llava_con
     } else {
         s = et_err(ET_ERR_FORMAT,
                    "%s: not a LLaVA config (no mm_hidden_size / mm_vision_tower / "
-                   "mm_projector_type, no vision_config / text_config)", name);
+                   "mm_projector_type, no vision_config / text_config)",
+                   name);
     }
     cJSON_Delete(root);
     if (s) memset(out, 0, sizeof *out);
@@ -285,17 +300,21 @@ et_status et_mllm_splice(et_llama *llm, int32_t image_token, int64_t max_len, in
                 if (ph[b] >= 0)
                     s = et_err(ET_ERR_INVALID,
                                "mllm splice: sample %d has more than one image placeholder "
-                               "(%d at %lld and %lld)", b, image_token, (long long)ph[b],
-                               (long long)t);
+                               "(%d at %lld and %lld)",
+                               b, image_token, (long long)ph[b], (long long)t);
                 ph[b] = t;
             } else if (p[t] < 0 || p[t] >= llm->cfg.vocab_size) {
-                s = et_err(ET_ERR_INVALID, "mllm splice: sample %d: token %d at %lld outside "
-                           "[0, %lld)", b, p[t], (long long)t, (long long)llm->cfg.vocab_size);
+                s = et_err(ET_ERR_INVALID,
+                           "mllm splice: sample %d: token %d at %lld outside "
+                           "[0, %lld)",
+                           b, p[t], (long long)t, (long long)llm->cfg.vocab_size);
             }
         }
         if (!s && ph[b] >= 0 && !visual)
-            s = et_err(ET_ERR_INVALID, "mllm splice: sample %d has an image placeholder but no "
-                       "image was given", b);
+            s = et_err(ET_ERR_INVALID,
+                       "mllm splice: sample %d has an image placeholder but no "
+                       "image was given",
+                       b);
         if (s) {
             free(len), free(ph);
             return s;
@@ -389,18 +408,20 @@ et_status et_mllm_forward(et_mllm *m, const et_mllm_input *in, et_rng_stream *rn
         vis = et_mllm_encode_images(m, in->pixels);
     }
     et_mllm_batch b;
-    et_status s = et_mllm_splice(m->llm, m->image_token, m->max_len, B, in->ids, in->labels,
-                                 vis, in->prior, &b);
+    et_status s = et_mllm_splice(m->llm, m->image_token, m->max_len, B, in->ids, in->labels, vis,
+                                 in->prior, &b);
     et_release(vis);
     if (s) return s;
     *logits = et_llama_forward_embeds(m->llm, b.embeds, b.pos, b.mask, NULL, rng);
-    if (batch) *batch = b;
-    else et_mllm_batch_free(&b);
+    if (batch)
+        *batch = b;
+    else
+        et_mllm_batch_free(&b);
     return NULL;
 }
 
-et_status et_mllm_loss(et_mllm *m, const et_mllm_input *in, et_rng_stream *rng,
-                       et_tensor **loss, et_tensor **logits) {
+et_status et_mllm_loss(et_mllm *m, const et_mllm_input *in, et_rng_stream *rng, et_tensor **loss,
+                       et_tensor **logits) {
     *loss = NULL;
     if (logits) *logits = NULL;
     et_tensor *lg = NULL;
@@ -408,7 +429,9 @@ et_status et_mllm_loss(et_mllm *m, const et_mllm_input *in, et_rng_stream *rng,
     ET_TRY(et_mllm_forward(m, in, rng, &lg, &b));
     *loss = et_llama_loss(lg, b.labels);
     et_mllm_batch_free(&b);
-    if (logits) *logits = lg;
-    else et_release(lg);
+    if (logits)
+        *logits = lg;
+    else
+        et_release(lg);
     return NULL;
 }

@@ -55,27 +55,27 @@
 #define ET_LLAVA_IMAGE_TOKEN (-200)
 
 typedef struct {
-    bool hf_layout;                // llava-hf (vision_config/text_config) vs LLaVA-1.5 mm_*
-    et_projector_type projector;   // linear | mlp2x_gelu
-    int64_t mm_hidden_size;        // vision hidden size (projector input)
-    int select_layer;              // hidden_states index (negative from the end)
-    et_clip_feature feature;       // patch | cls_patch
-    bool pad_to_square;            // image_aspect_ratio "pad"
-    int32_t image_token;           // placeholder id in input_ids
-    char vision_tower[256];        // mm_vision_tower (LLaVA-1.5) or "" (llava-hf)
+    bool hf_layout;               // llava-hf (vision_config/text_config) vs LLaVA-1.5 mm_*
+    et_projector_type projector;  // linear | mlp2x_gelu
+    int64_t mm_hidden_size;       // vision hidden size (projector input)
+    int select_layer;             // hidden_states index (negative from the end)
+    et_clip_feature feature;      // patch | cls_patch
+    bool pad_to_square;           // image_aspect_ratio "pad"
+    int32_t image_token;          // placeholder id in input_ids
+    char vision_tower[256];       // mm_vision_tower (LLaVA-1.5) or "" (llava-hf)
 } et_llava_config;
 
 et_status et_llava_config_parse(const char *json, const char *name, et_llava_config *out);
 et_status et_llava_config_load(const char *path, et_llava_config *out);
 
 typedef struct {
-    et_clip_vision *vision;  // frozen tower (may be NULL for text-only use)
-    et_projector *proj;      // trainable projector (NULL when vision is NULL)
-    et_llama *llm;           // decoder (LoRA attached by the caller or et_mllm_attach_lora)
-    int select_layer;        // e.g. -2
-    et_clip_feature feature; // e.g. ET_CLIP_PATCH
-    int32_t image_token;     // placeholder id, e.g. ET_LLAVA_IMAGE_TOKEN
-    int64_t max_len;         // truncate spliced samples to this length (0 = no limit)
+    et_clip_vision *vision;   // frozen tower (may be NULL for text-only use)
+    et_projector *proj;       // trainable projector (NULL when vision is NULL)
+    et_llama *llm;            // decoder (LoRA attached by the caller or et_mllm_attach_lora)
+    int select_layer;         // e.g. -2
+    et_clip_feature feature;  // e.g. ET_CLIP_PATCH
+    int32_t image_token;      // placeholder id, e.g. ET_LLAVA_IMAGE_TOKEN
+    int64_t max_len;          // truncate spliced samples to this length (0 = no limit)
 } et_mllm;
 
 typedef struct {
@@ -112,7 +112,7 @@ void et_mllm_batch_free(et_mllm_batch *b);
 et_status et_mllm_forward(et_mllm *m, const et_mllm_input *in, et_rng_stream *rng,
                           et_tensor **logits, et_mllm_batch *batch);
 // As et_mllm_forward, then the causal LM loss (f32 []). logits (may be NULL) receives them.
-et_status et_mllm_loss(et_mllm *m, const et_mllm_input *in, et_rng_stream *rng,
-                       et_tensor **loss, et_tensor **logits);
+et_status et_mllm_loss(et_mllm *m, const et_mllm_input *in, et_rng_stream *rng, et_tensor **loss,
+                       et_tensor **logits);
 
 #endif
