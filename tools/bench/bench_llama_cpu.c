@@ -1,0 +1,112 @@
+// tools/bench/bench_llama_cpu.c - CPU LoRA training step of a tiny LLaMA.
+// A random f32 LLaMA (4 layers, hidden 256, 8 heads of 32, intermediate 688, vocab 1000)
+// with LoRA r 16, alpha 32, dropout 0 on q,k,v,o,gate,up,down (base weights frozen).
+// One step = forward on ids [4, 256] + causal LM loss over every token + backward
+// (gradients of the LoRA A/B reset before each step; no optimizer). A few warmup steps,
+// then the median of N timed steps.
+// Usage: bench_llama_cpu [steps] [warmup] [batch] [seq]
+// Output: "key value" lines (tools/bench/bench_llama_cpu.py reads them).
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "../../core/autograd.h"
+#include "../../core/ops.h"
+#include "../../train/llama.h"
+#include "../../train/lora.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+    int steps = argc > 1 ? atoi(argv[1]) : 10;
+    int warmup = argc > 2 ? atoi(argv[2]) : 3;
+    int64_t B = argc > 3 ? atoll(argv[3]) : 4;
+    int64_t T = argc > 4 ? atoll(argv[4]) : 256;
+    if (steps < 1 || warmup < 0 || B < 1 || T < 2) {
+        fprintf(stderr, "usage: bench_llama_cpu [steps] [warmup] [batch] [seq]\n");
+        return 2;
+    }
+
+    et_llama_config c = et_llama_config_default();
+    c.vocab_size = 1000;
+    c.hidden_size = 256;
+    c.intermediate_size = 688;
+    c.num_hidden_layers = 4;
+    c.num_attention_heads = 8;
+    c.num_key_value_heads = 8;
+    c.head_dim = 32;
+    c.max_position_embeddings = 512;
+    c.rms_norm_eps = 1e-6;
+    et_llama *m = et_llama_new_random(&c, ET_F32, 0.02, 1);
+
+    et_lora_config lc = et_lora_config_default();
+    lc.r = 16;
+    lc.alpha = 32;
+    lc.dropout = 0;
+    const char *targets[] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                             "gate_proj", "up_proj", "down_proj"};
+    lc.n_targets = 7;
+    for (int i = 0; i < 7; i++) snprintf(lc.targets[i], sizeof lc.targets[i], "%s", targets[i]);
+    const int L = (int)c.num_hidden_layers;
+    et_linear_layer **lin = malloc(sizeof(*lin) * (size_t)(7 * L));
+    for (int l = 0; l < L; l++) {
+        et_llama_layer *ly = &m->layers[l];
+        et_linear_layer *p[] = {&ly->q_proj,    &ly->k_proj,  &ly->v_proj,   &ly->o_proj,
+                                &ly->gate_proj, &ly->up_proj, &ly->down_proj};
+        for (int i = 0; i < 7; i++) lin[7 * l + i] = p[i];
+    }
+    int na = 0;
+    et_status s = et_lora_attach(&lc, 7 * L, lin, &na);
+    if (s) {
+        fprintf(stderr, "lora attach: %s\n", et_status_msg(s));
+        return 1;
+    }
+    int np = et_lora_params(7 * L, lin, NULL);
+    et_tensor **params = malloc(sizeof(*params) * (size_t)np);
+    et_lora_params(7 * L, lin, params);
+    int64_t n_train = 0;
+    for (int i = 0; i < np; i++) n_train += params[i]->numel;
+
+    et_tensor *ids = et_empty(ET_I32, 2, (int64_t[]){B, T});
+    uint64_t x = 88172645463325252ull;
+    for (int64_t i = 0; i < ids->numel; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        ET_DATA(int32_t, ids)[i] = (int32_t)(x % (uint64_t)c.vocab_size);
+    }
+
+    double *t = malloc(sizeof(double) * (size_t)steps);
+    double loss0 = 0;
+    for (int it = 0; it < warmup + steps; it++) {
+        et_zero_grad(np, params);
+        double t0 = now();
+        et_tensor *logits = et_llama_forward(m, ids, NULL, NULL, NULL, NULL);
+        et_tensor *loss = et_llama_loss(logits, ids);
+        et_backward(loss);
+        double t1 = now();
+        if (it == 0) loss0 = et_get(loss, 0);
+        et_release(logits), et_release(loss);
+        if (it >= warmup) t[it - warmup] = t1 - t0;
+    }
+    qsort(t, (size_t)steps, sizeof(double), cmp_d);
+    double med = steps % 2 ? t[steps / 2] : 0.5 * (t[steps / 2 - 1] + t[steps / 2]);
+    printf("lora_layers %d\n", na);
+    printf("trainable %lld\n", (long long)n_train);
+    printf("loss0 %.6f\n", loss0);
+    printf("step_s %.6f\n", med);
+    printf("step_min_s %.6f\n", t[0]);
+    printf("tokens_per_s %.1f\n", (double)(B * T) / med);
+
+    et_release(ids);
+    free(t), free(params), free(lin);
+    et_llama_free(m);
+    return 0;
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""CPU LoRA training step of a tiny LLaMA: emotune vs PyTorch + PEFT, measured in one run.
+
+Runs build/bench_llama_cpu (emotune: forward + causal LM loss over every token + backward
+of a random f32 LLaMA with LoRA on q,k,v,o,gate,up,down) and then the same step with
+transformers' LlamaForCausalLM + PEFT LoRA, attn_implementation "eager" and "sdpa", on the
+same number of threads, and prints tokens/s and the ratios. Each side: `--warmup` steps,
+then the median of `--steps` timed steps.
+Usage: python3 tools/bench/bench_llama_cpu.py [--threads N] [--bin build/bench_llama_cpu]
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import time
+
+CFG = dict(vocab_size=1000, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
+           num_attention_heads=8, num_key_value_heads=8, head_dim=32,
+           max_position_embeddings=512, rms_norm_eps=1e-6, tie_word_embeddings=False)
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def torch_step_times(threads, attn, batch, seq, steps, warmup):
+    import torch
+    import transformers
+    import peft
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(**CFG, attn_implementation=attn)
+    model = transformers.LlamaForCausalLM(cfg).float()
+    lcfg = peft.LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=TARGETS,
+                           bias="none", task_type="CAUSAL_LM")
+    model = peft.get_peft_model(model, lcfg)
+    model.train()
+    ids = torch.randint(0, CFG["vocab_size"], (batch, seq))
+    times = []
+    for it in range(warmup + steps):
+        model.zero_grad(set_to_none=True)
+        t0 = time.perf_counter()
+        out = model(input_ids=ids, labels=ids)
+        out.loss.backward()
+        t1 = time.perf_counter()
+        if it >= warmup:
+            times.append(t1 - t0)
+    assert model.base_model.model.config._attn_implementation == attn
+    ntrain = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return statistics.median(times), ntrain, torch.__version__, peft.__version__
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bin", default="build/bench_llama_cpu")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=256)
+    args = ap.parse_args()
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
+               OPENBLAS_NUM_THREADS=str(args.threads))
+    cmd = [args.bin, str(args.steps), str(args.warmup), str(args.batch), str(args.seq)]
+    lines = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    ours = {}
+    for line in lines.splitlines():
+        k, v = line.split()
+        ours[k] = float(v)
+    tokens = args.batch * args.seq
+    peers = {}
+    for attn in ("eager", "sdpa"):
+        med, ntrain, tv, pv = torch_step_times(args.threads, attn, args.batch, args.seq,
+                                               args.steps, args.warmup)
+        peers[attn] = med
+    print(f"threads: {args.threads}; PyTorch {tv}, PEFT {pv}; batch {args.batch} x seq "
+          f"{args.seq} = {tokens} tokens/step; median of {args.steps} steps after "
+          f"{args.warmup} warmup")
+    print(f"trainable parameters: emotune {int(ours['trainable'])}, PEFT {ntrain}")
+    print()
+    print("| implementation | step ms (median) | tokens/s | emotune speedup |")
+    print("|---|---|---|---|")
+    et = ours["step_s"]
+    print(f"| emotune (f32, LoRA r16) | {et * 1e3:.1f} | {tokens / et:.0f} | - |")
+    for attn in ("eager", "sdpa"):
+        p = peers[attn]
+        print(f"| PyTorch + PEFT, attn {attn} | {p * 1e3:.1f} | {tokens / p:.0f} | "
+              f"{p / et:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
