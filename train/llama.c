@@ -1,6 +1,8 @@
 // train/llama.c - see llama.h
 #include "llama.h"
 
+#include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,11 +84,12 @@ typedef struct {
     int n;
     et_ckpt_want *w;
     char (*names)[200];
+    const char *prefix;  // prepended to every name ("" or e.g. "language_model.")
 } catalogue;
 
 static void cat_add(catalogue *c, const char *prefix, const char *suffix, et_tensor **dst,
                     int ndim, int64_t d0, int64_t d1) {
-    snprintf(c->names[c->n], sizeof c->names[c->n], "%s%s", prefix, suffix);
+    snprintf(c->names[c->n], sizeof c->names[c->n], "%s%s%s", c->prefix, prefix, suffix);
     et_ckpt_want *w = &c->w[c->n];
     memset(w, 0, sizeof(*w));
     w->name = c->names[c->n];
@@ -102,13 +105,14 @@ static void cat_linear(catalogue *c, et_linear_layer *l, int64_t out, int64_t in
     if (bias) cat_add(c, l->name, ".bias", &l->bias, 1, out, 0);
 }
 
-static catalogue build_catalogue(et_llama *m) {
+static catalogue build_catalogue(et_llama *m, const char *tensor_prefix) {
     const et_llama_config *g = &m->cfg;
     const int64_t H = g->hidden_size, I = g->intermediate_size, V = g->vocab_size;
     const int64_t qd = g->num_attention_heads * g->head_dim;
     const int64_t kd = g->num_key_value_heads * g->head_dim;
     int cap = (int)g->num_hidden_layers * 16 + 8;
-    catalogue c = {0, calloc((size_t)cap, sizeof(et_ckpt_want)), calloc((size_t)cap, 200)};
+    catalogue c = {0, calloc((size_t)cap, sizeof(et_ckpt_want)), calloc((size_t)cap, 200),
+                   tensor_prefix};
     ET_ASSERT(c.w && c.names, "out of host memory");
     cat_add(&c, "model.embed_tokens.weight", "", &m->embed_tokens, 2, V, H);
     for (int i = 0; i < (int)g->num_hidden_layers; i++) {
@@ -135,24 +139,97 @@ static void cat_free(catalogue *c) {
     free(c->names);
 }
 
+static et_status read_text(const char *path, char **out) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return et_err(ET_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+    if (n < 0 || n > (64L << 20) || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return et_err(ET_ERR_FORMAT, "%s: size %ld is not that of a config.json", path, n);
+    }
+    char *buf = malloc((size_t)n + 1);
+    if (!buf) {
+        fclose(f);
+        return et_err(ET_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t got = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    if (got != (size_t)n) {
+        free(buf);
+        return et_err(ET_ERR_IO, "%s: short read (%zu of %ld bytes)", path, got, n);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    return NULL;
+}
+
+et_status et_llama_config_load_sub(const char *path, const char *key, et_llama_config *out) {
+    if (!key) return et_llama_config_load(path, out);
+    char *text = NULL;
+    ET_TRY(read_text(path, &text));
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    if (!root) return et_err(ET_ERR_FORMAT, "%s: not valid JSON", path);
+    cJSON *sub = cJSON_GetObjectItemCaseSensitive(root, key);
+    et_status s = NULL;
+    if (!cJSON_IsObject(sub)) {
+        s = et_err(ET_ERR_FORMAT, "%s: field '%s': expected an object with the LLaMA config",
+                   path, key);
+    } else {
+        // LlamaConfig's defaults for the fields et_llama_config_parse requires.
+        static const struct {
+            const char *name;
+            double value;
+        } k_defaults[] = {{"vocab_size", 32000},       {"hidden_size", 4096},
+                          {"intermediate_size", 11008}, {"num_hidden_layers", 32},
+                          {"num_attention_heads", 32}};
+        for (size_t i = 0; i < sizeof k_defaults / sizeof *k_defaults; i++) {
+            cJSON *v = cJSON_GetObjectItemCaseSensitive(sub, k_defaults[i].name);
+            if (v && !cJSON_IsNull(v)) continue;
+            if (v) cJSON_DeleteItemFromObjectCaseSensitive(sub, k_defaults[i].name);
+            cJSON_AddNumberToObject(sub, k_defaults[i].name, k_defaults[i].value);
+        }
+        char *js = cJSON_PrintUnformatted(sub);
+        ET_ASSERT(js, "out of host memory");
+        char name[4200];
+        snprintf(name, sizeof name, "%s (%s)", path, key);
+        s = et_llama_config_parse(js, name, out);
+        cJSON_free(js);
+    }
+    cJSON_Delete(root);
+    return s;
+}
+
 et_status et_llama_load(const char *dir, et_dtype weight_dtype, et_llama **out) {
+    return et_llama_load_ex(dir, NULL, "", 0, NULL, weight_dtype, out);
+}
+
+et_status et_llama_load_ex(const char *dir, const char *config_key, const char *tensor_prefix,
+                           int n_ignore_prefix, const char *const *ignore_prefix,
+                           et_dtype weight_dtype, et_llama **out) {
     *out = NULL;
     if (weight_dtype != ET_F32 && weight_dtype != ET_BF16 && weight_dtype != ET_F16)
         return et_err(ET_ERR_INVALID, "loading %s: weight dtype %s is not f32, bf16 or f16", dir,
                       et_dtype_name(weight_dtype));
+    if (!tensor_prefix) tensor_prefix = "";
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     et_llama_config cfg;
-    ET_TRY(et_llama_config_load(path, &cfg));
+    ET_TRY(et_llama_config_load_sub(path, config_key, &cfg));
     et_ckpt *ck = NULL;
     ET_TRY(et_ckpt_open(dir, &ck));
     et_llama *m = llama_alloc(&cfg, weight_dtype);
-    catalogue c = build_catalogue(m);
+    catalogue c = build_catalogue(m, tensor_prefix);
     static const char *const ignore_suffix[] = {".rotary_emb.inv_freq"};
     // A tied checkpoint may still carry lm_head.weight (HF ignores it, so do we).
-    static const char *const ignore_tied[] = {"lm_head.weight"};
-    et_status s = et_ckpt_load_all(ck, c.n, c.w, weight_dtype, 1, ignore_suffix,
-                                   cfg.tie_word_embeddings ? 1 : 0, ignore_tied);
+    char tied[256];
+    snprintf(tied, sizeof tied, "%slm_head.weight", tensor_prefix);
+    const char *const ignore_tied[] = {tied};
+    const et_ckpt_ignore ig = {1, ignore_suffix, cfg.tie_word_embeddings ? 1 : 0, ignore_tied,
+                               n_ignore_prefix, ignore_prefix};
+    et_status s = et_ckpt_load_all_ex(ck, c.n, c.w, weight_dtype, &ig);
     cat_free(&c);
     et_ckpt_close(ck);
     if (s) {
@@ -167,7 +244,7 @@ et_status et_llama_load(const char *dir, et_dtype weight_dtype, et_llama **out) 
 et_llama *et_llama_new_random(const et_llama_config *cfg, et_dtype dtype, double std,
                               uint64_t seed) {
     et_llama *m = llama_alloc(cfg, dtype);
-    catalogue c = build_catalogue(m);
+    catalogue c = build_catalogue(m, "");
     uint64_t offset = 0;
     for (int i = 0; i < c.n; i++) {
         et_tensor *t = et_empty(dtype, c.w[i].ndim, c.w[i].shape);

@@ -2,7 +2,8 @@
 // defines: et_llama_layer, et_llama, et_llama_cache, et_llama_load, et_llama_free,
 //          et_llama_rope_inv_freq, et_llama_embed, et_llama_forward,
 //          et_llama_forward_embeds, et_llama_loss, et_llama_positions, et_llama_cache_new,
-//          et_llama_cache_free, et_llama_new_random
+//          et_llama_cache_free, et_llama_new_random, et_llama_load_ex,
+//          et_llama_config_load_sub
 //
 // Contract
 // - Computation follows HF exactly (REFERENCE.md section 3): per layer
@@ -87,7 +88,24 @@ typedef struct {
 
 // Loads config.json and the weights from an HF model directory (see loader.h), weights
 // converted to weight_dtype (f32, bf16 or f16). On error *out is NULL.
+// = et_llama_load_ex(dir, NULL, "", 0, NULL, weight_dtype, out).
 et_status et_llama_load(const char *dir, et_dtype weight_dtype, et_llama **out);
+// The decoder inside a composite checkpoint (LLaVA):
+// - config_key: NULL = the LLaMA fields are at config.json's top level; else the name of
+//   the object holding them (llava-hf "text_config"), whose absent fields take LlamaConfig's
+//   defaults, the required ones included (vocab 32000, hidden 4096, intermediate 11008,
+//   32 layers, 32 heads), as transformers fills a LlavaConfig's text_config.
+// - tensor_prefix: prepended to every HF decoder name ("" or e.g. "language_model."). The
+//   Linear layers keep their plain HF names ("model.layers.0.self_attn.q_proj").
+// - ignore_prefix: checkpoint tensors starting with one of these belong to other parts and
+//   are neither loaded nor reported; any other non-decoder tensor is "unexpected".
+et_status et_llama_load_ex(const char *dir, const char *config_key, const char *tensor_prefix,
+                           int n_ignore_prefix, const char *const *ignore_prefix,
+                           et_dtype weight_dtype, et_llama **out);
+// Reads the LLaMA config from config_json_path (at the top level when key is NULL, else from
+// the object `key`, defaults filled as et_llama_load_ex describes).
+et_status et_llama_config_load_sub(const char *config_json_path, const char *key,
+                                   et_llama_config *out);
 void et_llama_free(et_llama *m);  // NULL-safe
 // A model with the config's shapes and weights drawn from N(0, std) (norms 1), seeded.
 et_llama *et_llama_new_random(const et_llama_config *cfg, et_dtype dtype, double std,

@@ -248,18 +248,30 @@ static et_status report(const char *path, problem *pr, int np) {
     return s;
 }
 
-static bool ignored(const char *name, int nsuf, const char *const *suf, int nnames,
-                    const char *const *names) {
-    for (int i = 0; i < nsuf; i++)
-        if (ends_with(name, suf[i])) return true;
-    for (int i = 0; i < nnames; i++)
-        if (strcmp(name, names[i]) == 0) return true;
+static bool ignored(const char *name, const et_ckpt_ignore *ig) {
+    if (!ig) return false;
+    for (int i = 0; i < ig->n_suffix; i++)
+        if (ends_with(name, ig->suffix[i])) return true;
+    for (int i = 0; i < ig->n_names; i++)
+        if (strcmp(name, ig->names[i]) == 0) return true;
+    for (int i = 0; i < ig->n_prefix; i++)
+        if (strncmp(name, ig->prefix[i], strlen(ig->prefix[i])) == 0) return true;
     return false;
 }
+
+et_st_file *et_ckpt_st_file(et_ckpt *ck) { return ck->file; }
+et_st_index *et_ckpt_st_index(et_ckpt *ck) { return ck->index; }
 
 et_status et_ckpt_load_all(et_ckpt *ck, int n, const et_ckpt_want *want, et_dtype dtype,
                            int n_ignore_suffix, const char *const *ignore_suffix,
                            int n_ignore_names, const char *const *ignore_names) {
+    const et_ckpt_ignore ig = {n_ignore_suffix, ignore_suffix, n_ignore_names, ignore_names, 0,
+                               NULL};
+    return et_ckpt_load_all_ex(ck, n, want, dtype, &ig);
+}
+
+et_status et_ckpt_load_all_ex(et_ckpt *ck, int n, const et_ckpt_want *want, et_dtype dtype,
+                              const et_ckpt_ignore *ignore) {
     int nt = et_ckpt_num_tensors(ck);
     problem *pr = calloc((size_t)(n + nt) + 1, sizeof(*pr));
     ET_ASSERT(pr, "out of host memory");
@@ -293,7 +305,7 @@ et_status et_ckpt_load_all(et_ckpt *ck, int n, const et_ckpt_want *want, et_dtyp
     }
     for (int i = 0; i < nt; i++) {
         const char *name = et_ckpt_name(ck, i);
-        if (ignored(name, n_ignore_suffix, ignore_suffix, n_ignore_names, ignore_names)) continue;
+        if (ignored(name, ignore)) continue;
         bool wanted = false;
         for (int j = 0; j < n && !wanted; j++) wanted = strcmp(name, want[j].name) == 0;
         if (wanted) continue;
