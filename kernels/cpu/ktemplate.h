@@ -100,9 +100,9 @@ static inline void k_expf_sub(float *x, int64_t n, float c) {
     }
     if (i < n) {
         k_v4f v = {0, 0, 0, 0};
-        memcpy(&v, x + i, sizeof(float) * (size_t)(n - i));
+        for (int64_t j = i; j < n; j++) v[j - i] = x[j];
         v = k_expf4(v - c);
-        memcpy(x + i, &v, sizeof(float) * (size_t)(n - i));
+        for (int64_t j = i; j < n; j++) x[j] = v[j - i];
     }
 }
 
