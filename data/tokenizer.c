@@ -9,6 +9,7 @@
 //   4. pre-tokenize each remaining piece (Metaspace / LLaMA-3 regex Split / ByteLevel)
 //   5. BPE each word (ignore_merges check, word cache, heap-driven merge loop)
 //   6. optional template / BOS / EOS
+#include "../core/fileio.h"
 #include "tokenizer.h"
 
 #include <cjson/cJSON.h>
@@ -1078,20 +1079,11 @@ et_status et_tokenizer_from_json(const char *json, size_t len, const char *name,
 
 et_status et_tokenizer_load(const char *path, et_tokenizer **out) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return et_err(ET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    sbuf b = {0};
-    char tmp[65536];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) sb_add(&b, tmp, n);
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(b.p);
-        return et_err(ET_ERR_IO, "%s: read error", path);
-    }
-    et_status s = et_tokenizer_from_json(b.p ? b.p : "", b.len, path, out);
-    free(b.p);
+    char *buf = NULL;
+    size_t len = 0;
+    ET_TRY(et_read_file(path, (size_t)1 << 30, &buf, &len));
+    et_status s = et_tokenizer_from_json(buf, len, path, out);
+    free(buf);
     return s;
 }
 

@@ -104,7 +104,7 @@ static void test_config_errors(void) {
     CHECK_ERR("[1, 2]", ET_ERR_FORMAT, "not a JSON object");
     et_llama_config c;
     et_status s = et_llama_config_load("/nonexistent/config.json", &c);
-    CHECK(s && et_status_code(s) == ET_ERR_IO &&
+    CHECK(s && et_status_code(s) == ET_ERR_MISSING &&
               strstr(et_status_msg(s), "/nonexistent/config.json"),
           "%s", et_status_msg(s));
     et_status_free(s);

@@ -241,7 +241,7 @@ static void test_errors(void) {
     check_err("", ET_ERR_FORMAT, "invalid JSON");
     et_tokenizer *tk = NULL;
     et_status s = et_tokenizer_load("/nonexistent/tokenizer.json", &tk);
-    CHECK(s && et_status_code(s) == ET_ERR_IO && strstr(et_status_msg(s), "/nonexistent"));
+    CHECK(s && et_status_code(s) == ET_ERR_MISSING && strstr(et_status_msg(s), "/nonexistent"));
     et_status_free(s);
 }
 

@@ -1,4 +1,5 @@
 // train/clip.c - see clip.h
+#include "../core/fileio.h"
 #include "clip.h"
 
 #include <cjson/cJSON.h>
@@ -80,31 +81,9 @@ et_status et_clip_config_from_json(const char *json, const char *what, et_clip_c
     return s;
 }
 
-static et_status read_text(const char *path, char **out) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return et_err(ET_ERR_IO, "%s: cannot open", path);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    if (n < 0 || n > (1 << 24)) {
-        fclose(fp);
-        return et_err(ET_ERR_FORMAT, "%s: unreasonable size for a JSON config", path);
-    }
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, fp);
-    fclose(fp);
-    if (got != (size_t)n) {
-        free(buf);
-        return et_err(ET_ERR_IO, "%s: short read", path);
-    }
-    buf[n] = 0;
-    *out = buf;
-    return NULL;
-}
-
 et_status et_clip_config_load(const char *path, et_clip_config *out) {
     char *text = NULL;
-    ET_TRY(read_text(path, &text));
+    ET_TRY(et_read_file(path, ET_CONFIG_MAX_BYTES, &text, NULL));
     et_status s = et_clip_config_from_json(text, path, out);
     free(text);
     return s;

@@ -1,4 +1,5 @@
 // train/config.c - see config.h
+#include "../core/fileio.h"
 #include "config.h"
 
 #include <cjson/cJSON.h>
@@ -248,30 +249,8 @@ et_status et_llama_config_parse(const char *json, const char *name, et_llama_con
 }
 
 et_status et_llama_config_load(const char *path, et_llama_config *out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return et_err(ET_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return et_err(ET_ERR_IO, "cannot read %s", path);
-    }
-    long n = ftell(f);
-    if (n < 0 || n > (64L << 20)) {
-        fclose(f);
-        return et_err(ET_ERR_FORMAT, "%s: size %ld is not that of a config.json", path, n);
-    }
-    rewind(f);
-    char *buf = malloc((size_t)n + 1);
-    if (!buf) {
-        fclose(f);
-        return et_err(ET_ERR_NOMEM, "%s: out of memory", path);
-    }
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    if (got != (size_t)n) {
-        free(buf);
-        return et_err(ET_ERR_IO, "%s: short read (%zu of %ld bytes)", path, got, n);
-    }
-    buf[n] = '\0';
+    char *buf = NULL;
+    ET_TRY(et_read_file(path, ET_CONFIG_MAX_BYTES, &buf, NULL));
     et_status s = et_llama_config_parse(buf, path, out);
     free(buf);
     return s;

@@ -1,4 +1,5 @@
 // train/llama.c - see llama.h
+#include "../core/fileio.h"
 #include "llama.h"
 
 #include <cjson/cJSON.h>
@@ -139,36 +140,10 @@ static void cat_free(catalogue *c) {
     free(c->names);
 }
 
-static et_status read_text(const char *path, char **out) {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return et_err(ET_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
-    if (n < 0 || n > (64L << 20) || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return et_err(ET_ERR_FORMAT, "%s: size %ld is not that of a config.json", path, n);
-    }
-    char *buf = malloc((size_t)n + 1);
-    if (!buf) {
-        fclose(f);
-        return et_err(ET_ERR_NOMEM, "%s: out of memory", path);
-    }
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    if (got != (size_t)n) {
-        free(buf);
-        return et_err(ET_ERR_IO, "%s: short read (%zu of %ld bytes)", path, got, n);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    return NULL;
-}
-
 et_status et_llama_config_load_sub(const char *path, const char *key, et_llama_config *out) {
     if (!key) return et_llama_config_load(path, out);
     char *text = NULL;
-    ET_TRY(read_text(path, &text));
+    ET_TRY(et_read_file(path, ET_CONFIG_MAX_BYTES, &text, NULL));
     cJSON *root = cJSON_Parse(text);
     free(text);
     if (!root) return et_err(ET_ERR_FORMAT, "%s: not valid JSON", path);

@@ -1,4 +1,5 @@
 // train/lora.c - see lora.h
+#include "../core/fileio.h"
 #include "lora.h"
 
 #include <cjson/cJSON.h>
@@ -273,28 +274,6 @@ et_status et_lora_save_adapter(const char *dir, const et_lora_config *cfg, int n
 
 // ---- import ---------------------------------------------------------------------
 
-static et_status read_text(const char *path, char **out) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return et_err(ET_ERR_MISSING, "%s: cannot open (%s)", path, strerror(errno));
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    if (n < 0 || n > (1 << 24)) {
-        fclose(fp);
-        return et_err(ET_ERR_FORMAT, "%s: unreasonable size for a JSON config", path);
-    }
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, fp);
-    fclose(fp);
-    if (got != (size_t)n) {
-        free(buf);
-        return et_err(ET_ERR_IO, "%s: short read", path);
-    }
-    buf[n] = 0;
-    *out = buf;
-    return NULL;
-}
-
 static bool json_is_empty(const cJSON *v) {
     return !v || cJSON_IsNull(v) || ((cJSON_IsObject(v) || cJSON_IsArray(v)) && !v->child);
 }
@@ -387,7 +366,7 @@ static et_status parse_config(const char *path, const char *text, et_lora_config
 et_status et_lora_read_config(const char *dir, et_lora_config *cfg) {
     char path[4096], *text = NULL;
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    ET_TRY(read_text(path, &text));
+    ET_TRY(et_read_file(path, ET_CONFIG_MAX_BYTES, &text, NULL));
     et_status s = parse_config(path, text, cfg);
     free(text);
     return s;

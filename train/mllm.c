@@ -1,4 +1,5 @@
 // train/mllm.c - see mllm.h
+#include "../core/fileio.h"
 #include "mllm.h"
 
 #include <cjson/cJSON.h>
@@ -174,35 +175,8 @@ et_status et_llava_config_parse(const char *json, const char *name, et_llava_con
 }
 
 et_status et_llava_config_load(const char *path, et_llava_config *out) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return et_err(ET_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
     char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? 2 * cap : 8192;
-            if (cap > (64u << 20)) {
-                free(buf), fclose(fp);
-                return et_err(ET_ERR_NOMEM, "%s: larger than 64 MiB", path);
-            }
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf), fclose(fp);
-                return et_err(ET_ERR_NOMEM, "%s: out of memory", path);
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + n, 1, 4096, fp);
-        n += r;
-        if (r < 4096) break;
-    }
-    bool err = ferror(fp);
-    fclose(fp);
-    if (err) {
-        free(buf);
-        return et_err(ET_ERR_IO, "%s: read failed", path);
-    }
-    buf[n] = 0;
+    ET_TRY(et_read_file(path, ET_CONFIG_MAX_BYTES, &buf, NULL));
     et_status s = et_llava_config_parse(buf, path, out);
     free(buf);
     return s;
