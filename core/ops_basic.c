@@ -670,35 +670,35 @@ et_tensor *et_avg_pool2d(et_tensor *x, int k, int stride) {
 
 // ---- vision -------------------------------------------------------------------------
 
-static void patch_embed_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
+// im2col as an op: img [B, C, H, W] -> cols [B, nP, C*p*p] (exact copies of pixels, so
+// rounding back to img's dtype loses nothing); backward is col2im.
+static void im2col_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
     et_dtype cdt = (et_dtype)n->i[0];
-    int p = (int)n->i[1];
-    et_tensor *gy = grad_in(gy_, cdt), *cols = n->saved[0], *w = n->saved[1];
+    et_tensor *gy = grad_in(gy_, cdt);
     const int64_t *is = n->in_shape[0];
-    int64_t D = n->in_shape[1][0], K = is[1] * p * p, R = gy->numel / D;
-    if (n->needs[0]) {  // gcols (R, K) = gy (R, D) W (D, K), then col2im
-        et_tensor *gc = et_new(cdt, 2, (int64_t[]){R, K});
-        ET_KCALL(cdt, k_bmm, false, false, 1, R, K, D, et_data(gy), 0, et_data(w), 0, 0,
-                 et_data(gc), 0);
-        et_tensor *g = et_new(cdt, 4, is);
-        ET_KCALL(cdt, k_col2im, et_data(gc), et_data(g), is[0], is[1], is[2], is[3], p);
-        et_release(gc);
-        gx[0] = g;
-    }
-    if (n->needs[1]) {  // gW (D, K) = gy^T cols
-        et_tensor *g = et_new(cdt, 4, n->in_shape[1]);
-        ET_KCALL(cdt, k_bmm, true, false, 1, D, K, R, et_data(gy), 0, et_data(cols), 0, 0,
-                 et_data(g), 0);
-        gx[1] = g;
-    }
-    if (n->needs[2]) {
-        et_tensor *g = et_new(cdt, 1, n->in_shape[2]);
-        ET_KCALL(cdt, k_colsum, et_data(gy), et_data(g), R, D);
-        gx[2] = g;
-    }
+    et_tensor *g = et_new(cdt, 4, is);
+    ET_KCALL(cdt, k_col2im, et_data(gy), et_data(g), is[0], is[1], is[2], is[3], (int)n->i[1]);
+    gx[0] = g;
     et_release(gy);
 }
 
+static et_tensor *im2col(et_tensor *img, int p) {
+    et_dtype cdt = et_compute_dtype(img->dtype);
+    int64_t B = img->shape[0], C = img->shape[1], H = img->shape[2], W = img->shape[3];
+    et_tensor *ic = et_as_dtype(img, cdt);
+    et_tensor *cols = et_new(cdt, 3, (int64_t[]){B, (H / p) * (W / p), C * p * p});
+    ET_KCALL(cdt, k_im2col, et_data(ic), et_data(cols), B, C, H, W, p);
+    et_release(ic);
+    cols = et_finish(cols, img->dtype);
+    if (et_should_record(1, &img)) {
+        et_node *n = et_record("im2col", im2col_backward, cols, 1, &img);
+        n->i[0] = cdt, n->i[1] = p;
+    }
+    return cols;
+}
+
+// Patch embedding = im2col + linear with the weight viewed as [D, C*p*p]; the linear op
+// supplies the GEMMs, the bias and the frozen-weight skip.
 et_tensor *et_patch_embed(et_tensor *img, et_tensor *w, et_tensor *b) {
     char si[128], sw[128];
     et_check_float("et_patch_embed", img, "img");
@@ -712,33 +712,11 @@ et_tensor *et_patch_embed(et_tensor *img, et_tensor *w, et_tensor *b) {
               et_shape_str(img, si, sizeof si), et_shape_str(w, sw, sizeof sw));
     if (b)
         ET_ASSERT(b->ndim == 1 && b->shape[0] == w->shape[0], "et_patch_embed: bias must be [D]");
-    et_dtype cdt = et_compute_dtype(img->dtype);
-    int p = (int)w->shape[2];
-    int64_t B = img->shape[0], C = img->shape[1], H = img->shape[2], W = img->shape[3],
-            D = w->shape[0];
-    int64_t nP = (H / p) * (W / p), K = C * p * p;
-    et_tensor *ic = et_as_dtype(img, cdt), *wc = et_as_dtype(w, cdt);
-    et_tensor *cols = et_new(cdt, 2, (int64_t[]){B * nP, K});
-    ET_KCALL(cdt, k_im2col, et_data(ic), et_data(cols), B, C, H, W, p);
-    et_release(ic);
-    et_tensor *y = et_new(cdt, 3, (int64_t[]){B, nP, D});
-    ET_KCALL(cdt, k_bmm, false, true, 1, B * nP, D, K, et_data(cols), 0, et_data(wc), 0, 0,
-             et_data(y), 0);
-    if (b) {
-        et_tensor *bc = et_as_dtype(b, cdt);
-        ET_KCALL(cdt, k_add_bcast, et_data(y), et_data(bc), et_data(y), B * nP, D);
-        et_release(bc);
-    }
-    y = et_finish(y, img->dtype);
-    et_tensor *in[3] = {img, w, b};
-    if (et_should_record(3, in)) {
-        et_node *n = et_record("patch_embed", patch_embed_backward, y, 3, in);
-        n->i[0] = cdt, n->i[1] = p;
-        if (n->needs[1]) et_node_save(n, 0, cols);
-        if (n->needs[0]) et_node_save(n, 1, wc);
-    }
+    et_tensor *cols = im2col(img, (int)w->shape[2]);
+    et_tensor *w2 = et_reshape(w, 2, (int64_t[]){w->shape[0], cols->shape[2]});
+    et_tensor *y = et_linear(cols, w2, b);
     et_release(cols);
-    et_release(wc);
+    et_release(w2);
     return y;
 }
 
