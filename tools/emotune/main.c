@@ -1,5 +1,5 @@
 // tools/emotune/main.c - the `emotune` command: train, eval, generate, synth, prepare,
-// convert, export. Every subcommand takes a run config (-c FILE, configs/*.json) and any
+// convert, export, ablate. Every subcommand takes a run config (-c FILE, configs/*.json) and any
 // number of key=value overrides (section.key=value; `emotune train --help` lists the keys).
 #include <omp.h>
 #include <stdio.h>
@@ -229,6 +229,7 @@ static int cmd_export(int argc, char **argv) {
 int et_cli_prepare(int argc, char **argv);
 int et_cli_generate(int argc, char **argv);
 int et_cli_convert(int argc, char **argv);
+int et_cli_ablate(int argc, char **argv);
 
 static const command_t commands[] = {
     {"train", "instruction-tune a model (LoRA + projector + face-prior expert)", NULL, cmd_train},
@@ -238,6 +239,7 @@ static const command_t commands[] = {
     {"prepare", "preprocess a dataset into an HDF5 store", NULL, et_cli_prepare},
     {"convert", "re-save an HF / LLaVA decoder checkpoint (dtype, shards)", NULL, et_cli_convert},
     {"export", "write the PEFT adapter (+ merged HF checkpoint)", NULL, cmd_export},
+    {"ablate", "train + evaluate a matrix of config diffs, one table", NULL, et_cli_ablate},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
