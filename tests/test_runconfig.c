@@ -1,0 +1,159 @@
+// tests/test_runconfig.c - train/runconfig: defaults, file + override precedence, HF config
+// pass-through, every class of bad value refused with the file and key named, and the
+// resolved config round-tripping through JSON.
+#include <unistd.h>
+
+#include "../train/runconfig.h"
+#include "test_util.h"
+
+static et_status parse(const char *json, int n, const char *const *ov, et_run_config *c) {
+    return et_run_config_parse(json, "cfg.json", n, ov, c);
+}
+
+// The parse must fail with a message containing every fragment.
+static void expect_err(const char *json, const char *ov, const char *frag1, const char *frag2) {
+    et_run_config c;
+    const char *ovs[1] = {ov};
+    et_status st = parse(json, ov ? 1 : 0, ovs, &c);
+    CHECK(st != NULL, "accepted %s / %s", json, ov ? ov : "-");
+    if (!st) {
+        et_run_config_free(&c);
+        return;
+    }
+    CHECK(strstr(et_status_msg(st), frag1) && (!frag2 || strstr(et_status_msg(st), frag2)),
+          "for %s / %s: got \"%s\", wanted \"%s\" and \"%s\"", json, ov ? ov : "-",
+          et_status_msg(st), frag1, frag2 ? frag2 : "");
+    et_status_free(st);
+}
+
+static void test_defaults(void) {
+    et_run_config c;
+    et_run_config_default(&c);
+    CHECK(c.lr == 1e-4 && c.lora_r == 16 && c.lora_alpha == 32 && c.lora_dropout == 0.05);
+    CHECK(!strcmp(c.template_name, "vicuna_v1") && !strcmp(c.projector, "mlp2x_gelu"));
+    CHECK(c.select_layer == -2 && c.max_len == 2048 && c.lora_n_targets == 7);
+    CHECK(!strcmp(c.lora_targets[6], "down_proj") && c.llm_json == NULL);
+    CHECK(!strcmp(c.lr_scheduler, "cosine") && c.warmup_ratio == 0.03 && c.keep_last == 2);
+    et_run_config_free(&c);
+    // an empty object is the defaults
+    et_run_config d;
+    CHECK(!parse("{}", 0, NULL, &d));
+    char *a = NULL, *b = NULL;
+    et_run_config_default(&c);
+    a = et_run_config_to_json(&c), b = et_run_config_to_json(&d);
+    CHECK(!strcmp(a, b));
+    free(a), free(b);
+    et_run_config_free(&c), et_run_config_free(&d);
+}
+
+static void test_overrides(void) {
+    const char *json =
+        "{\"model\": {\"llm\": {\"hidden_size\": 128, \"num_hidden_layers\": 2}},\n"
+        " \"lora\": {\"r\": 8}, \"train\": {\"lr\": 0.01, \"output_dir\": \"runs/a\"}}";
+    const char *ov[] = {"train.lr=3e-4",
+                        "lora.r=32",
+                        "lora.r=64",
+                        "model.llm.hidden_size=64",
+                        "data.template=llava_v1",
+                        "data.root=\"/data/x y\"",
+                        "lora.targets=[\"q_proj\",\"v_proj\"]",
+                        "train.recompute=true",
+                        "eval.prompt=What is it? <image>"};
+    et_run_config c;
+    et_status st = parse(json, 9, ov, &c);
+    CHECK(!st, "%s", et_status_msg(st));
+    if (st) return et_status_free(st);
+    CHECK(c.lr == 3e-4, "%g", c.lr);  // the override wins over the file
+    CHECK(c.lora_r == 64);            // later overrides win
+    CHECK(!strcmp(c.output_dir, "runs/a"));
+    CHECK(c.llm_json && strstr(c.llm_json, "\"hidden_size\":64") &&
+              strstr(c.llm_json, "\"num_hidden_layers\":2"),
+          "%s", c.llm_json);
+    CHECK(!strcmp(c.template_name, "llava_v1") && !strcmp(c.data_root, "/data/x y"));
+    CHECK(c.lora_n_targets == 2 && !strcmp(c.lora_targets[1], "v_proj"));
+    CHECK(c.recompute && !strcmp(c.eval_prompt, "What is it? <image>"));
+    et_run_config_free(&c);
+    // model.llm=null drops the file's decoder shape; a value can be given to a missing section
+    const char *ov2[] = {"model.llm=null", "model.vision.hidden_size=32"};
+    CHECK(!parse(json, 2, ov2, &c));
+    CHECK(c.llm_json == NULL && c.vision_json && strstr(c.vision_json, "\"hidden_size\":32"));
+    et_run_config_free(&c);
+}
+
+static void test_refused(void) {
+    expect_err("{\"train\": {\"lrr\": 1}}", NULL, "cfg.json",
+               "unknown key \"train.lrr\" (did you mean \"train.lr\"?)");
+    expect_err("{}", "train.lrr=1", "unknown key \"train.lrr\"", "train.lr");
+    expect_err("{\"trian\": {}}", NULL, "cfg.json", "trian");
+    expect_err("{}", "train.batch_size=1.5", "train.batch_size must be an integer", NULL);
+    expect_err("{}", "train.lr=fast", "train.lr must be a number, got a string", NULL);
+    expect_err("{}", "lora.r=0", "lora.r = 0 is out of range", NULL);
+    expect_err("{}", "lora.dropout=1", "lora.dropout = 1 is out of range", NULL);
+    expect_err("{}", "lora.enabled=1", "lora.enabled must be true or false", NULL);
+    expect_err("{}", "lora.targets=q_proj", "lora.targets must be an array of strings", NULL);
+    expect_err("{}", "lora.targets=[1]", "lora.targets[0]", NULL);
+    expect_err("{}", "model.llm=3", "model.llm must be an object", NULL);
+    expect_err("{}", "data.template=123", "data.template must be a string, got a number", NULL);
+    expect_err("{}", "=3", "is not key=value", NULL);
+    expect_err("{}", "train.lr", "is not key=value", NULL);
+    expect_err("{}", "train.lr.x=1", "train.lr must be a number, got an object", NULL);
+    char longv[700];
+    memset(longv, 'a', sizeof longv);
+    memcpy(longv, "data.train=", 11);
+    longv[sizeof longv - 1] = 0;
+    expect_err("{}", longv, "data.train is longer than", NULL);
+    expect_err("{\n  \"train\": {\n    \"lr\": 1e-4,\n  }\n}", NULL, "cfg.json", "line 4, column");
+    expect_err("[1, 2]", NULL, "cfg.json", NULL);
+}
+
+static void test_round_trip(void) {
+    const char *ov[] = {"train.lr=2e-5", "model.llm={\"hidden_size\": 16, \"vocab_size\": 99}",
+                        "lora.targets=[\"o_proj\"]", "eval.top_p=0.5", "data.root=/r"};
+    et_run_config a, b;
+    CHECK(!parse("{}", 5, ov, &a));
+    char *ja = et_run_config_to_json(&a);
+    CHECK(!et_run_config_parse(ja, "resolved", 0, NULL, &b));
+    char *jb = et_run_config_to_json(&b);
+    CHECK(!strcmp(ja, jb), "to_json -> parse -> to_json differs");
+    CHECK(b.lr == 2e-5 && b.eval_top_p == 0.5 && b.lora_n_targets == 1);
+    // save + load (atomic write) gives the same config
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/et_test_runconfig_%d.json", (int)getpid());
+    CHECK(!et_run_config_save(&a, path));
+    et_run_config c;
+    CHECK(!et_run_config_load(path, 0, NULL, &c));
+    char *jc = et_run_config_to_json(&c);
+    CHECK(!strcmp(ja, jc));
+    unlink(path);
+    // a missing file names it
+    et_status st = et_run_config_load("/nonexistent/run.json", 0, NULL, &c);
+    CHECK(st && strstr(et_status_msg(st), "/nonexistent/run.json"), "%s", et_status_msg(st));
+    et_status_free(st);
+    free(ja), free(jb), free(jc);
+    et_run_config_free(&a), et_run_config_free(&b);
+    et_run_config_load(NULL, 0, NULL, &c);  // defaults only
+    CHECK(c.lora_r == 16);
+    et_run_config_free(&c);
+}
+
+// Every committed config loads.
+static void test_committed_configs(void) {
+    const char *files[] = {"configs/tiny-emola.json", "configs/emola-7b.json"};
+    for (int i = 0; i < 2; i++) {
+        et_run_config c;
+        et_status st = et_run_config_load(files[i], 0, NULL, &c);
+        CHECK(!st, "%s", et_status_msg(st));
+        if (!st) et_run_config_free(&c);
+        et_status_free(st);
+    }
+}
+
+int main(void) {
+    if (chdir(EMOTUNE_SOURCE_DIR)) return 1;
+    RUN(test_defaults);
+    RUN(test_overrides);
+    RUN(test_refused);
+    RUN(test_round_trip);
+    RUN(test_committed_configs);
+    return test_summary();
+}
