@@ -85,18 +85,23 @@ static void test_refused(void) {
                "unknown key \"train.lrr\" (did you mean \"train.lr\"?)");
     expect_err("{}", "train.lrr=1", "unknown key \"train.lrr\"", "train.lr");
     expect_err("{\"trian\": {}}", NULL, "cfg.json", "trian");
-    expect_err("{}", "train.batch_size=1.5", "train.batch_size must be an integer", NULL);
-    expect_err("{}", "train.lr=fast", "train.lr must be a number, got a string", NULL);
-    expect_err("{}", "lora.r=0", "lora.r = 0 is out of range", NULL);
-    expect_err("{}", "lora.dropout=1", "lora.dropout = 1 is out of range", NULL);
-    expect_err("{}", "lora.enabled=1", "lora.enabled must be true or false", NULL);
-    expect_err("{}", "lora.targets=q_proj", "lora.targets must be an array of strings", NULL);
-    expect_err("{}", "lora.targets=[1]", "lora.targets[0]", NULL);
-    expect_err("{}", "model.llm=3", "model.llm must be an object", NULL);
-    expect_err("{}", "data.template=123", "data.template must be a string, got a number", NULL);
-    expect_err("{}", "=3", "is not key=value", NULL);
-    expect_err("{}", "train.lr", "is not key=value", NULL);
-    expect_err("{}", "train.lr.x=1", "train.lr must be a number, got an object", NULL);
+    // one bad override each: {override, what the message must say}
+    static const char *const bad[][2] = {
+        {"train.batch_size=1.5", "train.batch_size must be an integer"},
+        {"train.lr=fast", "train.lr must be a number, got a string"},
+        {"lora.r=0", "lora.r = 0 is out of range"},
+        {"lora.dropout=1", "lora.dropout = 1 is out of range"},
+        {"lora.enabled=1", "lora.enabled must be true or false"},
+        {"lora.targets=q_proj", "lora.targets must be an array of strings"},
+        {"lora.targets=[1]", "lora.targets[0]"},
+        {"model.llm=3", "model.llm must be an object"},
+        {"data.template=123", "data.template must be a string, got a number"},
+        {"=3", "is not key=value"},
+        {"train.lr", "is not key=value"},
+        {"train.lr.x=1", "train.lr must be a number, got an object"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect_err("{}", bad[i][0], bad[i][1], NULL);
     char longv[700];
     memset(longv, 'a', sizeof longv);
     memcpy(longv, "data.train=", 11);

@@ -225,6 +225,16 @@ static bool row_load(const char *path, ablation_row *w) {
     return true;
 }
 
+// Run r's overrides in order of precedence: command line, matrix, run. Returns the count.
+static int run_overrides(const et_cli_args *a, const ablation_matrix *m, const ablation_run *r,
+                         const char **over) {
+    int n = 0;
+    for (int i = 0; i < a->n_over; i++) over[n++] = a->over[i];
+    for (int i = 0; i < m->n_over; i++) over[n++] = m->over[i];
+    for (int i = 0; i < r->n_over; i++) over[n++] = r->over[i];
+    return n;
+}
+
 static et_status run_one(const et_cli_args *a, const ablation_matrix *m, const ablation_run *r,
                          const char *out, ablation_row *w) {
     char dir[4096], outdir_kv[4200], path[4300];
@@ -235,10 +245,7 @@ static et_status run_one(const et_cli_args *a, const ablation_matrix *m, const a
         return NULL;
     }
     const char *over[ET_CLI_MAX_OVERRIDES + 2 * MAX_OVER + 1];
-    int n = 0;
-    for (int i = 0; i < a->n_over; i++) over[n++] = a->over[i];
-    for (int i = 0; i < m->n_over; i++) over[n++] = m->over[i];
-    for (int i = 0; i < r->n_over; i++) over[n++] = r->over[i];
+    int n = run_overrides(a, m, r, over);
     snprintf(outdir_kv, sizeof outdir_kv, "train.output_dir=%s", dir);
     over[n++] = outdir_kv;
     et_run_config c;
@@ -350,10 +357,7 @@ int et_cli_ablate(int argc, char **argv) {
     // Every run's config must load before the first one trains.
     for (int r = 0; r < m.n_runs && !st; r++) {
         const char *over[ET_CLI_MAX_OVERRIDES + 2 * MAX_OVER];
-        int k = 0;
-        for (int i = 0; i < a.n_over; i++) over[k++] = a.over[i];
-        for (int i = 0; i < m.n_over; i++) over[k++] = m.over[i];
-        for (int i = 0; i < m.runs[r].n_over; i++) over[k++] = m.runs[r].over[i];
+        int k = run_overrides(&a, &m, &m.runs[r], over);
         et_run_config c;
         st = et_run_config_load(a.config, k, over, &c);
         if (st)
