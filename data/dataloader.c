@@ -10,11 +10,13 @@
 #include "../core/rng.h"
 #include "image.h"
 #include "preprocess.h"
+#include "video.h"
 
-#define N_REASONS 6
+#define N_REASONS 8
 static const char *const reason_names[N_REASONS] = {
-    "invalid sample", "template", "answer truncated away", "image", "landmarks", "other"};
-enum { R_SAMPLE, R_TEMPLATE, R_TRUNCATED, R_IMAGE, R_LANDMARK, R_OTHER };
+    "invalid sample", "template", "answer truncated away", "image",
+    "landmarks",      "video",    "store record",          "other"};
+enum { R_SAMPLE, R_TEMPLATE, R_TRUNCATED, R_IMAGE, R_LANDMARK, R_VIDEO, R_STORE, R_OTHER };
 
 typedef struct {
     int64_t seq;  // global sequence number (epoch * n + position), -1 = empty
@@ -27,10 +29,19 @@ typedef struct {
     et_ids ids, labels;
     float *pixels;    // [3, S, S] or NULL
     float *landmark;  // [D] or NULL
+    float *video;     // [T, 3, S, S] or NULL
+    // prepare mode (keep_u8): the crops instead of pixels/video, and the sample itself
+    uint8_t *pix_u8;    // [S, S, 3] or NULL
+    uint8_t *video_u8;  // [T, S, S, 3] or NULL
+    et_sample *smp;
 } slot_t;
 
 struct et_loader {
-    et_dataset *ds;
+    et_dataset *ds;    // the JSON source, or
+    et_store *store;   // the store source
+    int64_t size;      // samples in the source
+    const char *name;  // source name for messages
+    bool keep_u8;      // prepare mode (et_loader_prepare_store)
     et_loader_opts o;
     et_template_opts topts;
     et_clip_preproc pp;
@@ -75,6 +86,8 @@ void et_batch_free(et_batch *b) {
     free(b->ids), free(b->labels), free(b->sample_id), free(b->index);
     et_release(b->pixels);
     et_release(b->landmarks);
+    et_release(b->video);
+    free(b->video_row);
     memset(b, 0, sizeof *b);
 }
 
@@ -123,7 +136,7 @@ static void length_grouped(int64_t *idx, int64_t n, int64_t mb, const int64_t *l
 
 // The full (unsharded) order of epoch e over the valid samples, then this rank's shard.
 static int64_t *build_order(et_loader *l, int64_t e) {
-    const int64_t N = et_dataset_size(l->ds);
+    const int64_t N = l->size;
     int64_t *all = malloc(sizeof(int64_t) * (size_t)(N > 0 ? N : 1));
     ET_ASSERT(all, "out of memory");
     for (int64_t i = 0; i < N; i++) all[i] = i;
@@ -204,7 +217,8 @@ static void fail(slot_t *s, int reason, et_status st) {
     et_status_free(st);
 }
 
-static void process(et_loader *l, int64_t index, slot_t *s) {
+static void process_json(et_loader *l, int64_t index, slot_t *s) {
+    int64_t *vidx = NULL, vsrc = 0;  // sampled video frames
     et_sample smp;
     memset(&smp, 0, sizeof smp);
     s->index = index;
@@ -241,14 +255,22 @@ static void process(et_loader *l, int64_t index, slot_t *s) {
         et_image_opts io = {0};
         st = et_image_decode_file(smp.image, &io, &img);
         if (!st) {
-            et_tensor *f32 = NULL;
-            st = et_clip_preprocess(&img, &l->pp, NULL, &f32);
+            // u8 crop, then normalize: the store source does the same from the stored crop
+            et_tensor *u8 = NULL;
+            st = et_clip_preprocess(&img, &l->pp, &u8, NULL);
             et_image_free(&img);
             if (!st) {
-                size_t nb = sizeof(float) * (size_t)f32->numel;
-                s->pixels = malloc(nb);
-                memcpy(s->pixels, et_data(f32), nb);
-                et_release(f32);
+                const int S = l->o.image_size;
+                if (l->keep_u8) {
+                    s->pix_u8 = malloc((size_t)u8->numel);
+                    ET_ASSERT(s->pix_u8, "out of memory");
+                    memcpy(s->pix_u8, et_data(u8), (size_t)u8->numel);
+                } else {
+                    s->pixels = malloc(sizeof(float) * (size_t)u8->numel);
+                    ET_ASSERT(s->pixels, "out of memory");
+                    et_clip_normalize(et_data(u8), S, S, l->pp.mean, l->pp.std, s->pixels);
+                }
+                et_release(u8);
             }
         }
         if (st) {
@@ -263,7 +285,44 @@ static void process(et_loader *l, int64_t index, slot_t *s) {
                     et_dataset_name(l->ds), (long long)index, smp.id ? smp.id : ""));
         goto out;
     }
-    if (l->o.landmark_dim > 0) {
+    const bool videos = l->o.video_frames > 0 && l->o.image_size > 0;
+    const int T = l->o.video_frames;
+    if (videos && smp.video) {
+        uint8_t *u8 = NULL;
+        st = et_loader_load_video(smp.video, T, &l->pp, &u8, &vidx, &vsrc);
+        if (st) {
+            fail(s, R_VIDEO,
+                 et_status_wrap(st, "%s: sample %lld (id \"%s\"): ", et_dataset_name(l->ds),
+                                (long long)index, smp.id ? smp.id : ""));
+            goto out;
+        }
+        const int S = l->o.image_size;
+        const size_t fs = (size_t)3 * S * S;
+        if (l->keep_u8) {
+            s->video_u8 = u8;
+        } else {
+            s->video = malloc(sizeof(float) * fs * (size_t)T);
+            ET_ASSERT(s->video, "out of memory");
+            for (int t = 0; t < T; t++)
+                et_clip_normalize(u8 + (size_t)t * fs, S, S, l->pp.mean, l->pp.std,
+                                  s->video + t * fs);
+            free(u8);
+        }
+    } else if (videos && info.n_videos > 0) {
+        fail(s, R_VIDEO,
+             et_err(ET_ERR_INVALID,
+                    "%s: sample %lld (id \"%s\"): <video> in the text but no "
+                    "\"video\" field",
+                    et_dataset_name(l->ds), (long long)index, smp.id ? smp.id : ""));
+        goto out;
+    }
+    if (l->o.landmark_dim > 0 && smp.landmark && smp.landmark_frames > 0 &&
+        smp.n_landmark == smp.landmark_frames * l->o.landmark_dim) {
+        s->landmark = malloc(sizeof(float) * (size_t)l->o.landmark_dim);
+        ET_ASSERT(s->landmark, "out of memory");
+        et_loader_video_landmark(smp.landmark, smp.landmark_frames, l->o.landmark_dim, vidx,
+                                 vidx ? T : 1, vidx ? vsrc : 0, s->landmark);
+    } else if (l->o.landmark_dim > 0) {
         if (!smp.landmark || smp.n_landmark != l->o.landmark_dim) {
             fail(s, R_LANDMARK,
                  et_err(ET_ERR_INVALID, "%s: sample %lld (id \"%s\"): %s (expected %d values)",
@@ -276,11 +335,160 @@ static void process(et_loader *l, int64_t index, slot_t *s) {
         memcpy(s->landmark, smp.landmark, sizeof(float) * (size_t)l->o.landmark_dim);
     }
 out:
-    et_sample_free(&smp);
+    free(vidx);
+    if (l->keep_u8 && !s->failed) {
+        s->smp = malloc(sizeof smp);
+        ET_ASSERT(s->smp, "out of memory");
+        *s->smp = smp;
+    } else {
+        et_sample_free(&smp);
+    }
+}
+
+static void process_store(et_loader *l, int64_t index, slot_t *s) {
+    s->index = index;
+    et_store_record r;
+    et_status st = et_store_get(l->store, index, &r);
+    if (st) {
+        fail(s, R_STORE, st);
+        return;
+    }
+    if (r.id[0]) s->id = strdup(r.id);
+    int64_t n = r.n_tokens < l->o.max_len ? r.n_tokens : l->o.max_len;
+    bool supervised = false;
+    for (int64_t t = 0; t < n && !supervised; t++) supervised = r.labels[t] != ET_IGNORE_INDEX;
+    if (!supervised) {
+        fail(s, R_TRUNCATED,
+             et_err(ET_ERR_INVALID,
+                    "%s: sample %lld (id \"%s\"): no supervised token left (%lld tokens, "
+                    "max_len %d)",
+                    l->name, (long long)index, r.id, (long long)r.n_tokens, l->o.max_len));
+        goto out;
+    }
+    s->ids = (et_ids){.data = r.ids, .len = (size_t)n, .cap = (size_t)r.n_tokens};
+    s->labels = (et_ids){.data = r.labels, .len = (size_t)n, .cap = (size_t)r.n_tokens};
+    r.ids = r.labels = NULL;
+    const int S = l->o.image_size;
+    const size_t fs = (size_t)3 * S * S;
+    if (S > 0 && !r.is_video && r.n_images == 1) {
+        s->pixels = malloc(sizeof(float) * fs);
+        ET_ASSERT(s->pixels, "out of memory");
+        et_clip_normalize(r.pixels, S, S, l->pp.mean, l->pp.std, s->pixels);
+    } else if (S > 0 && r.is_video && l->o.video_frames > 0) {
+        const int T = l->o.video_frames;
+        int64_t *pick = NULL;
+        int np = 0;
+        st = et_video_uniform_indices(r.n_images, T, &pick, &np);
+        if (st) {
+            fail(s, R_VIDEO, et_status_wrap(st, "%s: sample %lld: ", l->name, (long long)index));
+            goto out;
+        }
+        s->video = malloc(sizeof(float) * fs * (size_t)T);
+        ET_ASSERT(s->video, "out of memory");
+        for (int t = 0; t < T; t++)
+            et_clip_normalize(r.pixels + (size_t)pick[t] * fs, S, S, l->pp.mean, l->pp.std,
+                              s->video + t * fs);
+        free(pick);
+    }
+    if (l->o.landmark_dim > 0) {
+        if (!r.has_landmarks) {
+            fail(s, R_LANDMARK,
+                 et_err(ET_ERR_INVALID,
+                        "%s: sample %lld (id \"%s\"): no landmarks (expected %d "
+                        "values)",
+                        l->name, (long long)index, r.id, l->o.landmark_dim));
+            goto out;
+        }
+        s->landmark = r.landmarks;
+        r.landmarks = NULL;
+    }
+out:
+    et_store_record_free(&r);
+}
+
+static void process(et_loader *l, int64_t index, slot_t *s) {
+    if (l->store)
+        process_store(l, index, s);
+    else
+        process_json(l, index, s);
+}
+
+// ---- videos -----------------------------------------------------------------------
+
+et_status et_loader_load_video(const char *path, int T, const et_clip_preproc *pp, uint8_t **u8,
+                               int64_t **indices, int64_t *source_frames) {
+    *u8 = NULL;
+    if (indices) *indices = NULL;
+    *source_frames = 0;
+    if (T < 1) return et_err(ET_ERR_INVALID, "%s: video_frames must be >= 1, got %d", path, T);
+    et_video_opts vo = et_video_opts_default();
+    vo.sampling = ET_VIDEO_UNIFORM;
+    vo.num_frames = T;
+    et_video v;
+    ET_TRY(et_video_load(path, &vo, &v));
+    if (v.n_frames != T) {
+        int got = v.n_frames;
+        et_video_free(&v);
+        return et_err(ET_ERR_FORMAT, "%s: %d frames decoded, %d wanted", path, got, T);
+    }
+    const size_t fs = (size_t)3 * pp->crop * pp->crop;
+    uint8_t *out = malloc(fs * (size_t)T);
+    if (!out) {
+        et_video_free(&v);
+        return et_err(ET_ERR_NOMEM, "%s: out of memory for %d frames", path, T);
+    }
+    et_status st = NULL;
+    for (int t = 0; t < T && !st; t++) {
+        et_tensor *f = NULL;
+        st = et_clip_preprocess(&v.frames[t], pp, &f, NULL);
+        if (st) {
+            st = et_status_wrap(st, "%s: frame %lld: ", path, (long long)v.indices[t]);
+            break;
+        }
+        memcpy(out + (size_t)t * fs, et_data(f), fs);
+        et_release(f);
+    }
+    if (st) {
+        free(out);
+        et_video_free(&v);
+        return st;
+    }
+    *u8 = out;
+    *source_frames = v.source_frames;
+    if (indices) {
+        *indices = v.indices;
+        v.indices = NULL;
+    }
+    et_video_free(&v);
+    return NULL;
+}
+
+void et_loader_video_landmark(const float *lm, int64_t frames, int64_t D, const int64_t *indices,
+                              int T, int64_t source_frames, float *out) {
+    int64_t *lin = NULL;
+    int nl = 0;
+    const bool direct = indices && frames == source_frames;
+    if (!direct) {
+        et_status st = et_video_uniform_indices(frames, T, &lin, &nl);
+        ET_ASSERT(!st && nl == T, "et_loader_video_landmark: frames %lld, T %d", (long long)frames,
+                  T);
+    }
+    for (int64_t d = 0; d < D; d++) out[d] = 0;
+    for (int t = 0; t < T; t++) {
+        int64_t k = direct ? indices[t] : lin[t];
+        ET_ASSERT(k >= 0 && k < frames, "landmark row %lld of %lld", (long long)k,
+                  (long long)frames);
+        for (int64_t d = 0; d < D; d++) out[d] += lm[k * D + d];
+    }
+    for (int64_t d = 0; d < D; d++) out[d] /= (float)T;
+    free(lin);
 }
 
 static void slot_clear(slot_t *s) {
-    free(s->msg), free(s->id), free(s->pixels), free(s->landmark);
+    free(s->msg), free(s->id), free(s->pixels), free(s->landmark), free(s->video);
+    free(s->pix_u8), free(s->video_u8);
+    if (s->smp) et_sample_free(s->smp);
+    free(s->smp);
     et_ids_free(&s->ids), et_ids_free(&s->labels);
     memset(s, 0, sizeof *s);
     s->seq = -1;
@@ -343,14 +551,19 @@ static void take(et_loader *l, int64_t seq, slot_t *out) {
 
 // ---- API ------------------------------------------------------------------------
 
-et_status et_loader_new(et_dataset *ds, const et_loader_opts *opts, et_loader **out) {
+static et_status loader_new(et_dataset *ds, et_store *store, const et_loader_opts *opts,
+                            et_loader **out) {
     *out = NULL;
     if (opts->batch_size < 1 || opts->world < 1 || opts->rank < 0 || opts->rank >= opts->world ||
-        !opts->tmpl || !opts->tok || opts->prefetch < 1)
-        return et_err(ET_ERR_INVALID, "loader: invalid options (batch %d, rank %d of %d)",
-                      opts->batch_size, opts->rank, opts->world);
+        (ds && (!opts->tmpl || !opts->tok)) || opts->prefetch < 1 || opts->video_frames < 0 ||
+        opts->video_frames > ET_VIDEO_DEFAULT_MAX_OUT_FRAMES)
+        return et_err(ET_ERR_INVALID,
+                      "loader: invalid options (batch %d, rank %d of %d, video_frames %d)",
+                      opts->batch_size, opts->rank, opts->world, opts->video_frames);
     et_loader *l = calloc(1, sizeof *l);
-    l->ds = ds, l->o = *opts;
+    l->ds = ds, l->store = store, l->o = *opts;
+    l->size = ds ? et_dataset_size(ds) : et_store_size(store);
+    l->name = ds ? et_dataset_name(ds) : et_store_path(store);
     et_template_opts_init(&l->topts);
     l->topts.max_len = opts->max_len;
     l->topts.image_id = opts->image_token;
@@ -358,19 +571,30 @@ et_status et_loader_new(et_dataset *ds, const et_loader_opts *opts, et_loader **
         et_clip_preproc_default(&l->pp, opts->image_size);
         l->pp.pad_square = opts->pad_to_square;
     }
-    l->n = et_dataset_size(ds) / opts->world;
+    l->n = l->size / opts->world;
     if (l->n < 1) {
+        et_status st = et_err(ET_ERR_INVALID, "%s: %lld samples for %d ranks", l->name,
+                              (long long)l->size, opts->world);
         free(l);
-        return et_err(ET_ERR_INVALID, "%s: %lld samples for %d ranks", et_dataset_name(ds),
-                      (long long)et_dataset_size(ds), opts->world);
+        return st;
     }
     if (opts->group_by_length) {
-        l->lengths = calloc((size_t)et_dataset_size(ds), sizeof(int64_t));
-        et_status st = et_dataset_modality_lengths(ds, l->lengths);
-        if (st) {
-            free(l->lengths);
-            free(l);
-            return st;
+        l->lengths = calloc((size_t)l->size, sizeof(int64_t));
+        ET_ASSERT(l->lengths, "out of memory");
+        if (ds) {
+            et_status st = et_dataset_modality_lengths(ds, l->lengths);
+            if (st) {
+                free(l->lengths);
+                free(l);
+                return st;
+            }
+        } else {
+            for (int64_t i = 0; i < l->size; i++) {
+                int64_t nt = 0;
+                int kind = 0;
+                et_store_lengths(store, i, &nt, NULL, &kind);
+                l->lengths[i] = kind == ET_STORE_KIND_TEXT ? -nt : nt;
+            }
         }
     }
     l->order_epoch[0] = l->order_epoch[1] = -1;
@@ -383,6 +607,26 @@ et_status et_loader_new(et_dataset *ds, const et_loader_opts *opts, et_loader **
     pthread_cond_init(&l->cv_done, NULL);
     *out = l;
     return NULL;
+}
+
+et_status et_loader_new(et_dataset *ds, const et_loader_opts *opts, et_loader **out) {
+    return loader_new(ds, NULL, opts, out);
+}
+
+et_status et_loader_new_store(et_store *store, const et_loader_opts *opts, et_loader **out) {
+    *out = NULL;
+    const et_store_schema *sc = et_store_get_schema(store);
+    if (opts->image_size > 0 && opts->image_size != sc->image_size)
+        return et_err(ET_ERR_INVALID,
+                      "%s: the store holds %dx%d images but the model wants %d (prepare the "
+                      "data again for this model)",
+                      et_store_path(store), sc->image_size, sc->image_size, opts->image_size);
+    if (opts->landmark_dim > 0 && opts->landmark_dim != sc->landmark_dim)
+        return et_err(ET_ERR_INVALID,
+                      "%s: the store has landmark_dim %d but the model wants %d (prepare the "
+                      "data again for this model)",
+                      et_store_path(store), sc->landmark_dim, opts->landmark_dim);
+    return loader_new(NULL, store, opts, out);
 }
 
 void et_loader_free(et_loader *l) {
@@ -459,7 +703,7 @@ et_status et_loader_next(et_loader *l, et_batch *out) {
         }
         if (++tries > 4 * l->n + 4 * B && k == 0) {
             free(got);
-            return et_err(ET_ERR_INVALID, "%s: no sample loads (%lld bad)", et_dataset_name(l->ds),
+            return et_err(ET_ERR_INVALID, "%s: no sample loads (%lld bad)", l->name,
                           (long long)l->bad);
         }
         if (last_of_epoch && k < B) {
@@ -477,10 +721,17 @@ et_status et_loader_next(et_loader *l, et_batch *out) {
     out->labels = calloc((size_t)k, sizeof(et_tensor *));
     out->index = calloc((size_t)k, sizeof(int64_t));
     out->sample_id = calloc((size_t)k, sizeof(char *));
+    out->video_row = calloc((size_t)k, sizeof(int));
     bool any_pix = false;
-    for (int i = 0; i < k; i++) any_pix = any_pix || got[i].pixels;
-    const int64_t S = l->o.image_size, D = l->o.landmark_dim;
+    int n_video = 0;
+    for (int i = 0; i < k; i++) {
+        any_pix = any_pix || got[i].pixels;
+        out->video_row[i] = got[i].video ? n_video++ : -1;
+    }
+    const int64_t S = l->o.image_size, D = l->o.landmark_dim, T = l->o.video_frames;
     if (any_pix) out->pixels = et_zeros(ET_F32, 4, (int64_t[]){k, 3, S, S});
+    out->n_video = n_video;
+    if (n_video) out->video = et_zeros(ET_F32, 5, (int64_t[]){n_video, T, 3, S, S});
     if (D > 0) out->landmarks = et_zeros(ET_F32, 2, (int64_t[]){k, D});
     for (int i = 0; i < k; i++) {
         slot_t *s = &got[i];
@@ -494,6 +745,9 @@ et_status et_loader_next(et_loader *l, et_batch *out) {
         if (s->pixels)
             memcpy(ET_DATA(float, out->pixels) + (size_t)i * 3 * S * S, s->pixels,
                    sizeof(float) * (size_t)(3 * S * S));
+        if (s->video)
+            memcpy(ET_DATA(float, out->video) + (size_t)out->video_row[i] * T * 3 * S * S, s->video,
+                   sizeof(float) * (size_t)(T * 3 * S * S));
         if (D > 0 && s->landmark)
             memcpy(ET_DATA(float, out->landmarks) + (size_t)i * D, s->landmark,
                    sizeof(float) * (size_t)D);
@@ -501,4 +755,71 @@ et_status et_loader_next(et_loader *l, et_batch *out) {
     }
     free(got);
     return NULL;
+}
+
+// ---- prepare --------------------------------------------------------------------
+
+et_status et_loader_prepare_store(et_dataset *ds, const et_loader_opts *opts,
+                                  const et_store_schema *schema, const char *path,
+                                  int64_t *n_written, int64_t *n_bad) {
+    *n_written = *n_bad = 0;
+    if (opts->image_size > 0 && opts->image_size != schema->image_size)
+        return et_err(ET_ERR_INVALID, "%s: schema image_size %d but the loader crops to %d", path,
+                      schema->image_size, opts->image_size);
+    if (opts->landmark_dim != schema->landmark_dim)
+        return et_err(ET_ERR_INVALID, "%s: schema landmark_dim %d but the loader reads %d", path,
+                      schema->landmark_dim, opts->landmark_dim);
+    et_loader_opts o = *opts;
+    o.shuffle = false, o.group_by_length = false, o.drop_last = false;
+    o.rank = 0, o.world = 1;
+    if (o.batch_size < 1) o.batch_size = 1;
+    et_loader *l = NULL;
+    ET_TRY(loader_new(ds, NULL, &o, &l));
+    l->keep_u8 = true;
+    et_store_writer *w = NULL;
+    et_status st = et_store_create(path, schema, &w);
+    if (!st) start_workers(l);
+    for (int64_t seq = 0; !st && seq < l->n; seq++) {
+        slot_t s;
+        take(l, seq, &s);
+        pthread_mutex_lock(&l->mu);
+        l->seq = seq + 1;
+        pthread_cond_broadcast(&l->cv_work);
+        pthread_mutex_unlock(&l->mu);
+        if (s.failed) {
+            if (!(*n_bad)++) et_warn("prepare: skipping: %s", s.msg);
+            l->bad++;
+            if (!l->bad_by_reason[s.reason]++)
+                snprintf(l->first_msg[s.reason], sizeof l->first_msg[0], "%s", s.msg);
+        } else {
+            const et_sample *m = s.smp;
+            const bool vid = s.video_u8 != NULL;
+            et_store_record r = {.id = m->id,
+                                 .source = m->source,
+                                 .label = m->label,
+                                 .reference = m->gpt4,
+                                 .gender = m->gender,
+                                 .race = m->race,
+                                 .age = m->age_years == m->age_years ? (int32_t)m->age_years : -1,
+                                 .label_id = -1,
+                                 .n_tokens = (int64_t)s.ids.len,
+                                 .ids = s.ids.data,
+                                 .labels = s.labels.data,
+                                 .is_video = vid,
+                                 .n_images = vid ? o.video_frames : (s.pix_u8 ? 1 : 0),
+                                 .pixels = vid ? s.video_u8 : s.pix_u8,
+                                 .has_landmarks = o.landmark_dim > 0 && s.landmark,
+                                 .landmarks = s.landmark};
+            st = et_store_append(w, &r);
+            if (!st) (*n_written)++;
+        }
+        slot_clear(&s);
+    }
+    if (!st) {
+        st = et_store_writer_close(w);
+    } else {
+        et_store_writer_abort(w);
+    }
+    et_loader_free(l);
+    return st;
 }

@@ -384,8 +384,8 @@ static bool relative_escapes(const char *p) {
 
 // Resolves a media path under the root. On failure returns a message fragment in why
 // (without the sample prefix) and its code.
-static et_code resolve_media(const et_dataset *ds, const char *p, char **out, char *why,
-                             size_t why_len) {
+static et_code resolve_media(const et_dataset *ds, const char *p, bool allow_dir, char **out,
+                             char *why, size_t why_len) {
     *out = NULL;
     if (!*p) {
         snprintf(why, why_len, "empty path");
@@ -430,8 +430,9 @@ static et_code resolve_media(const et_dataset *ds, const char *p, char **out, ch
         return ET_ERR_INVALID;
     }
     struct stat st;
-    if (stat(real, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(why, why_len, "'%s' is not a regular file", p);
+    if (stat(real, &st) != 0 || !(S_ISREG(st.st_mode) || (allow_dir && S_ISDIR(st.st_mode)))) {
+        snprintf(why, why_len, "'%s' is not a regular file%s", p,
+                 allow_dir ? " or a directory of frames" : "");
         free(real);
         return ET_ERR_IO;
     }
@@ -728,7 +729,8 @@ static et_status get_media(const ctx *c, const cJSON *obj, const char *key, char
         return NULL;
     }
     char why[PATH_MAX + 256];
-    et_code code = resolve_media(c->ds, rel, dst, why, sizeof(why));
+    // a video may be a directory of frame images (data/video.h)
+    et_code code = resolve_media(c->ds, rel, !strcmp(key, "video"), dst, why, sizeof(why));
     free(rel);
     if (code != ET_OK) return sample_err(c, code, "field '%s': %s", key, why);
     return NULL;
@@ -748,7 +750,8 @@ static et_status get_landmark(const ctx *c, const cJSON *obj) {
     et_sample *o = c->out;
     if (cJSON_IsString(v)) {
         char why[PATH_MAX + 256];
-        et_code code = resolve_media(c->ds, v->valuestring, &o->landmark_path, why, sizeof(why));
+        et_code code =
+            resolve_media(c->ds, v->valuestring, false, &o->landmark_path, why, sizeof(why));
         if (code != ET_OK) return sample_err(c, code, "field 'landmark': %s", why);
         int ndim;
         int64_t shape[ET_NPY_MAX_DIMS];
@@ -769,6 +772,12 @@ static et_status get_landmark(const ctx *c, const cJSON *obj) {
                               (long long)shape[i]);
         }
         if (k < (int)sizeof(shp)) snprintf(shp + k, sizeof(shp) - (size_t)k, ")");
+        // a video's landmarks may be per frame: [T, landmark_dim]
+        const int64_t want = c->ds->landmark_dim;
+        if (o->video && want > 0 && ndim == 2 && shape[1] == want && shape[0] >= 1) {
+            o->landmark_frames = shape[0];
+            return NULL;
+        }
         return check_landmark_dim(c, shp);
     }
     if (!cJSON_IsArray(v))

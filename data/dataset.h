@@ -29,10 +29,15 @@
 //                   After an optional system turn, turns must alternate user, assistant,
 //                   user, ... starting with user.
 // - Paths: every image/video/landmark path is taken relative to opts->data_root (absolute
-//   paths are allowed only inside it) and must name an existing file whose realpath lies
+//   paths are allowed only inside it) and must name an existing file (for "video": a
+//   file, or a directory of frame images as data/video.h reads them) whose realpath lies
 //   inside the realpath of the root: "../" escapes (checked on the text first), absolute
 //   paths elsewhere and symlinks that lead out are refused ("escapes the data root"); a
-//   missing file is "no such file". The sample holds the realpath.
+//   missing file is "no such file". The sample holds the realpath. (A frame directory is
+//   checked as a whole; the frame files inside it are opened by data/video.h.)
+// - Landmarks of a sample with a "video" may be per frame: a 2-D .npy of shape
+//   [T, landmark_dim] (any T >= 1) is accepted and kept flat (n_landmark = T * D,
+//   landmark_frames = T); any other shape must hold exactly landmark_dim values.
 //
 // Errors (et_status; the message starts with the dataset name, and for a sample with
 // "name:line: sample N (id "x"): ..." or for JSON syntax "name:line:col: sample N: ...")
@@ -82,6 +87,7 @@ typedef struct et_sample {
     char *landmark_path;  // realpath of the landmark .npy, or NULL (absent or inline)
     float *landmark;      // (n_landmark) floats, or NULL
     int64_t n_landmark;
+    int64_t landmark_frames;  // T of per-frame video landmarks [T, D], else 0
     bool has_attributes;
     char *age;            // attributes.age as text (a number -> decimal text), or NULL
     double age_years;     // attributes.age when numeric (or a numeric string), else NaN

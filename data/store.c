@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define NSTR 6  // string fields per sample
 static const char *const k_str_fields = "id,source,label,reference,gender,race";
@@ -438,9 +439,25 @@ et_status et_store_writer_close(et_store_writer *w) {
 
 // ---- reading -------------------------------------------------------------------------------
 
+// How a data dataset is read: raw chunks (fetched under the lock, inflated outside it) when
+// its layout is one this file can decode, else H5Dread under the lock.
+typedef struct {
+    hid_t d;
+    const char *name;
+    hid_t mtype;  // native memory type
+    int rank;
+    hsize_t tail[3];   // extents after axis 0
+    size_t elem;       // bytes per element
+    size_t row_bytes;  // elem * prod(tail)
+    bool raw;          // chunked, whole rows per chunk, filters none | [shuffle] deflate
+    bool shuffle, deflate;
+    hsize_t chunk_rows;  // rows per chunk (raw only)
+} dsinfo;
+
 struct et_store {
     char *path;
     hid_t file, pixels, ids, labels, landmarks, strings;
+    dsinfo di_pixels, di_ids, di_labels, di_landmarks, di_strings;
     et_store_schema schema;
     char *template_name, *tokenizer_name, *creator;
     int64_t n;
@@ -652,6 +669,46 @@ static et_status check_offsets(const et_store *s, const char *name, const int64_
     return NULL;
 }
 
+// Fills di for dataset d (under the lock). Raw chunk reads are used when the dataset is
+// chunked with whole rows per chunk (chunk = [c, tail...]), its file type equals the native
+// memory type (so chunk bytes are the values), and its filter pipeline is empty, deflate, or
+// shuffle then deflate; anything else reads through H5Dread.
+static void ds_describe(dsinfo *di, hid_t d, const char *name, hid_t mtype, size_t elem, int rank,
+                        const hsize_t *tail) {
+    memset(di, 0, sizeof(*di));
+    di->d = d, di->name = name, di->mtype = mtype, di->elem = elem, di->rank = rank;
+    di->row_bytes = elem;
+    for (int i = 1; i < rank; i++) {
+        di->tail[i - 1] = tail[i - 1];
+        di->row_bytes *= (size_t)tail[i - 1];
+    }
+    hid_t pl = H5Dget_create_plist(d), t = H5Dget_type(d);
+    bool ok = pl >= 0 && t >= 0 && H5Pget_layout(pl) == H5D_CHUNKED && H5Tequal(t, mtype) > 0;
+    hsize_t chunk[4] = {0};
+    if (ok) ok = H5Pget_chunk(pl, rank, chunk) == rank && chunk[0] >= 1;
+    for (int i = 1; ok && i < rank; i++) ok = chunk[i] == tail[i - 1];
+    int nf = ok ? H5Pget_nfilters(pl) : -1;
+    if (nf < 0 || nf > 2) ok = false;
+    for (int f = 0; ok && f < nf; f++) {
+        unsigned flags = 0, cd[8];
+        size_t ncd = 8;
+        H5Z_filter_t id = H5Pget_filter2(pl, (unsigned)f, &flags, &ncd, cd, 0, NULL, NULL);
+        if (id == H5Z_FILTER_SHUFFLE && f == 0 && nf == 2)
+            di->shuffle = true;
+        else if (id == H5Z_FILTER_DEFLATE && f == nf - 1)
+            di->deflate = true;
+        else
+            ok = false;
+    }
+    // a chunk must fit comfortably in memory
+    if (ok && chunk[0] > ((hsize_t)1 << 30) / di->row_bytes) ok = false;
+    di->raw = ok;
+    di->chunk_rows = ok ? chunk[0] : 0;
+    if (t >= 0) H5Tclose(t);
+    if (pl >= 0) H5Pclose(pl);
+    H5Eclear2(H5E_DEFAULT);
+}
+
 static et_status open_locked(et_store *s) {
     htri_t is = H5Fis_hdf5(s->path);
     if (is <= 0) {
@@ -718,6 +775,7 @@ static et_status open_locked(et_store *s) {
 
     hsize_t dims[4];
     ET_TRY(open_ds(s, "pixels", H5T_INTEGER, 1, 4, dims, &s->pixels));
+    hsize_t pix_tail[3] = {(hsize_t)size, (hsize_t)size, 3}, lm_tail[1] = {(hsize_t)dim};
     if (dims[1] != (hsize_t)size || dims[2] != (hsize_t)size || dims[3] != 3)
         return et_err(ET_ERR_FORMAT,
                       "%s: dataset 'pixels' is [%llu, %llu, %llu, %llu], want [M, %lld, %lld, 3]",
@@ -756,6 +814,12 @@ static et_status open_locked(et_store *s) {
                 "%s: dataset 'has_landmarks': sample %lld has value %d (landmark_dim %lld)",
                 s->path, (long long)i, s->has_lm[i], (long long)dim);
     }
+    ds_describe(&s->di_pixels, s->pixels, "pixels", H5T_NATIVE_UINT8, 1, 4, pix_tail);
+    ds_describe(&s->di_ids, s->ids, "ids", H5T_NATIVE_INT32, 4, 1, NULL);
+    ds_describe(&s->di_labels, s->labels, "labels", H5T_NATIVE_INT32, 4, 1, NULL);
+    ds_describe(&s->di_strings, s->strings, "strings", H5T_NATIVE_UINT8, 1, 1, NULL);
+    if (dim > 0)
+        ds_describe(&s->di_landmarks, s->landmarks, "landmarks", H5T_NATIVE_FLOAT, 4, 2, lm_tail);
     return NULL;
 }
 
@@ -783,6 +847,8 @@ et_status et_store_open(const char *path, et_store **out) {
 }
 
 int64_t et_store_size(const et_store *s) { return s->n; }
+
+const char *et_store_path(const et_store *s) { return s->path; }
 
 const et_store_schema *et_store_get_schema(const et_store *s) { return &s->schema; }
 
@@ -812,7 +878,112 @@ static et_status read_fail(const et_store *s, int64_t i, const char *name) {
                   (long long)i, name, h5_reason(&b));
 }
 
-static et_status get_locked(et_store *s, int64_t i, et_store_record *r) {
+// One chunk's stored bytes (under the lock).
+typedef struct {
+    hsize_t row0;  // first row of the chunk
+    uint8_t *raw;
+    size_t n_raw;
+    uint32_t mask;  // filters skipped for this chunk (bit f = filter f)
+} raw_chunk;
+
+// Decodes a raw chunk into out (chunk_bytes): inflate, then unshuffle, as the pipeline and
+// the chunk's filter mask say. tmp has chunk_bytes of scratch. NULL or a reason.
+static const char *decode_chunk(const dsinfo *di, const raw_chunk *c, uint8_t *out, uint8_t *tmp,
+                                size_t chunk_bytes) {
+    const int n_filters = (di->shuffle ? 1 : 0) + (di->deflate ? 1 : 0);
+    const bool do_shuffle = di->shuffle && !(c->mask & 1u);
+    const bool do_deflate = di->deflate && !(c->mask & (1u << (n_filters - 1)));
+    uint8_t *dst = do_shuffle ? tmp : out;
+    if (do_deflate) {
+        uLongf n = (uLongf)chunk_bytes;
+        int z = uncompress(dst, &n, c->raw, (uLong)c->n_raw);
+        if (z != Z_OK)
+            return z == Z_BUF_ERROR ? "chunk inflates to more than its size"
+                                    : "chunk fails to inflate (zlib: corrupt data)";
+        if (n != chunk_bytes) return "chunk inflates to fewer bytes than its size";
+    } else {
+        if (c->n_raw != chunk_bytes) return "stored chunk has the wrong size";
+        memcpy(dst, c->raw, chunk_bytes);
+    }
+    if (do_shuffle) {  // byte b of element e is at b * n_elem + e
+        const size_t es = di->elem, ne = chunk_bytes / es;
+        if (es == 1) {
+            memcpy(out, tmp, chunk_bytes);
+        } else {
+            for (size_t b = 0; b < es; b++) {
+                const uint8_t *src = tmp + b * ne;
+                for (size_t e = 0; e < ne; e++) out[e * es + b] = src[e];
+            }
+        }
+    }
+    return NULL;
+}
+
+// Rows [start, start + n) of a dataset into buf. Raw layouts: the covering chunks are
+// fetched under the lock (H5Dread_chunk) and decoded outside it, so decompression runs in
+// parallel across threads; other layouts: H5Dread under the lock.
+static et_status read_ds(const et_store *s, const dsinfo *di, int64_t sample, hsize_t start,
+                         hsize_t n, void *buf) {
+    if (n == 0) return NULL;
+    if (!di->raw) {
+        h5_lock();
+        herr_t r = read_rows(di->d, di->mtype, di->rank, di->tail, start, n, buf);
+        et_status st = r < 0 ? read_fail(s, sample, di->name) : NULL;
+        h5_unlock();
+        return st;
+    }
+    const hsize_t cr = di->chunk_rows, k0 = start / cr, k1 = (start + n - 1) / cr;
+    const size_t nc = (size_t)(k1 - k0 + 1), chunk_bytes = (size_t)cr * di->row_bytes;
+    raw_chunk stack[4];
+    raw_chunk *cs = nc <= 4 ? stack : calloc(nc, sizeof(raw_chunk));
+    if (!cs) return et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);
+    memset(cs, 0, nc * sizeof(raw_chunk));
+    et_status st = NULL;
+    h5_lock();
+    for (size_t k = 0; k < nc && !st; k++) {
+        hsize_t off[4] = {(k0 + k) * cr, 0, 0, 0}, sz = 0;
+        cs[k].row0 = off[0];
+        if (H5Dget_chunk_storage_size(di->d, off, &sz) < 0 || sz == 0 ||
+            sz > (hsize_t)chunk_bytes + (chunk_bytes >> 3) + 4096) {
+            st = sz ? et_err(ET_ERR_FORMAT,
+                             "%s: sample %lld: cannot read dataset '%s' (chunk at row %llu "
+                             "has %llu stored bytes for %zu)",
+                             s->path, (long long)sample, di->name, (unsigned long long)off[0],
+                             (unsigned long long)sz, chunk_bytes)
+                    : read_fail(s, sample, di->name);
+            break;
+        }
+        cs[k].raw = malloc((size_t)sz);
+        cs[k].n_raw = (size_t)sz;
+        if (!cs[k].raw)
+            st = et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);
+        else if (H5Dread_chunk(di->d, H5P_DEFAULT, off, &cs[k].mask, cs[k].raw) < 0)
+            st = read_fail(s, sample, di->name);
+    }
+    h5_unlock();
+    uint8_t *dec = st ? NULL : malloc(chunk_bytes);
+    uint8_t *tmp = st || !di->shuffle ? NULL : malloc(chunk_bytes);
+    if (!st && (!dec || (di->shuffle && !tmp)))
+        st = et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);
+    for (size_t k = 0; k < nc && !st; k++) {
+        const char *why = decode_chunk(di, &cs[k], dec, tmp, chunk_bytes);
+        if (why) {
+            st = et_err(ET_ERR_FORMAT, "%s: sample %lld: cannot read dataset '%s' (%s, row %llu)",
+                        s->path, (long long)sample, di->name, why, (unsigned long long)cs[k].row0);
+            break;
+        }
+        hsize_t a = start > cs[k].row0 ? start : cs[k].row0;
+        hsize_t b = start + n < cs[k].row0 + cr ? start + n : cs[k].row0 + cr;
+        memcpy((uint8_t *)buf + (size_t)(a - start) * di->row_bytes,
+               dec + (size_t)(a - cs[k].row0) * di->row_bytes, (size_t)(b - a) * di->row_bytes);
+    }
+    free(dec), free(tmp);
+    for (size_t k = 0; k < nc; k++) free(cs[k].raw);
+    if (cs != stack) free(cs);
+    return st;
+}
+
+static et_status get_sample(et_store *s, int64_t i, et_store_record *r) {
     int64_t t0 = s->tok_off[i], nt = s->tok_off[i + 1] - t0;
     int64_t p0 = s->img_off[i], np = s->img_off[i + 1] - p0;
     int64_t s0 = s->str_off[i * NSTR], ns = s->str_off[(i + 1) * NSTR] - s0;
@@ -832,38 +1003,30 @@ static et_status get_locked(et_store *s, int64_t i, et_store_record *r) {
         r->ids = malloc((size_t)nt * 4);
         r->labels = malloc((size_t)nt * 4);
         if (!r->ids || !r->labels) return et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);
-        if (read_rows(s->ids, H5T_NATIVE_INT32, 1, NULL, (hsize_t)t0, (hsize_t)nt, r->ids) < 0)
-            return read_fail(s, i, "ids");
-        if (read_rows(s->labels, H5T_NATIVE_INT32, 1, NULL, (hsize_t)t0, (hsize_t)nt, r->labels) <
-            0)
-            return read_fail(s, i, "labels");
+        ET_TRY(read_ds(s, &s->di_ids, i, (hsize_t)t0, (hsize_t)nt, r->ids));
+        ET_TRY(read_ds(s, &s->di_labels, i, (hsize_t)t0, (hsize_t)nt, r->labels));
     }
     if (np > 0) {
         r->pixels = malloc((size_t)np * S * S * 3);
         if (!r->pixels)
             return et_err(ET_ERR_NOMEM, "%s: out of memory for %lld images", s->path,
                           (long long)np);
-        hsize_t tail[3] = {S, S, 3};
-        if (read_rows(s->pixels, H5T_NATIVE_UINT8, 4, tail, (hsize_t)p0, (hsize_t)np, r->pixels) <
-            0)
-            return read_fail(s, i, "pixels");
+        ET_TRY(read_ds(s, &s->di_pixels, i, (hsize_t)p0, (hsize_t)np, r->pixels));
     }
     if (r->has_landmarks) {
         size_t D = (size_t)s->schema.landmark_dim;
         r->landmarks = malloc(D * sizeof(float));
         if (!r->landmarks) return et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);
-        hsize_t tail[1] = {D};
-        if (read_rows(s->landmarks, H5T_NATIVE_FLOAT, 2, tail, (hsize_t)i, 1, r->landmarks) < 0)
-            return read_fail(s, i, "landmarks");
+        ET_TRY(read_ds(s, &s->di_landmarks, i, (hsize_t)i, 1, r->landmarks));
     }
     char *bytes = malloc((size_t)ns + 1);
     if (!bytes) return et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);
-    if (read_rows(s->strings, H5T_NATIVE_UINT8, 1, NULL, (hsize_t)s0, (hsize_t)ns, bytes) < 0) {
+    et_status st = read_ds(s, &s->di_strings, i, (hsize_t)s0, (hsize_t)ns, bytes);
+    if (st) {
         free(bytes);
-        return read_fail(s, i, "strings");
+        return st;
     }
     char **dst[NSTR] = {&r->id, &r->source, &r->label, &r->reference, &r->gender, &r->race};
-    et_status st = NULL;
     for (int f = 0; f < NSTR; f++) {
         int64_t a = s->str_off[i * NSTR + f] - s0, b = s->str_off[i * NSTR + f + 1] - s0;
         *dst[f] = malloc((size_t)(b - a) + 1);
@@ -883,9 +1046,7 @@ et_status et_store_get(et_store *s, int64_t i, et_store_record *out) {
     if (i < 0 || i >= s->n)
         return et_err(ET_ERR_INVALID, "%s: sample %lld outside [0, %lld)", s->path, (long long)i,
                       (long long)s->n);
-    h5_lock();
-    et_status st = get_locked(s, i, out);
-    h5_unlock();
+    et_status st = get_sample(s, i, out);
     if (st) et_store_record_free(out);
     return st;
 }

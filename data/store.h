@@ -2,7 +2,7 @@
 // defines: et_store, et_store_writer, et_store_schema, et_store_record, ET_STORE_SCHEMA_VERSION,
 //          ET_STORE_KIND_TEXT, ET_STORE_KIND_IMAGE, ET_STORE_KIND_VIDEO, et_store_create,
 //          et_store_append, et_store_writer_close, et_store_writer_abort, et_store_open,
-//          et_store_close, et_store_size, et_store_get_schema, et_store_lengths,
+//          et_store_close, et_store_size, et_store_path, et_store_get_schema, et_store_lengths,
 //          et_store_get, et_store_record_free
 //
 // File layout (schema_version 1). N samples; S = image_size; D = landmark_dim; K = 6
@@ -56,7 +56,12 @@
 //
 // Thread safety: HDF5 is not thread-safe in its default build, so every function here
 // takes one process-wide mutex around its HDF5 calls; stores and writers may be used from
-// any threads, but their HDF5 work runs one call at a time (decompression included).
+// any threads. et_store_get fetches the stored (compressed) chunks it needs under the mutex
+// (H5Dread_chunk) and decodes them (zlib inflate, shuffle) outside it, so concurrent reads
+// scale with threads. That applies to datasets whose layout the reader decodes itself:
+// chunked with whole rows per chunk, file type = native type, filters none, deflate, or
+// shuffle + deflate (what the writer makes); any other layout is read with H5Dread under
+// the mutex. A chunk that does not inflate to exactly its size is ET_ERR_FORMAT.
 // HDF5's automatic error printing is switched off (H5Eset_auto) inside these calls; its
 // error stack becomes the et_status message.
 #ifndef ET_STORE_H
@@ -108,6 +113,7 @@ void et_store_writer_abort(et_store_writer *w);       // discard everything writ
 et_status et_store_open(const char *path, et_store **out);
 void et_store_close(et_store *s);
 int64_t et_store_size(const et_store *s);
+const char *et_store_path(const et_store *s);  // the path it was opened with
 // image_size, landmark_dim, template_name, tokenizer_name, creator, compression (-1: not
 // recorded) of the open store.
 const et_store_schema *et_store_get_schema(const et_store *s);

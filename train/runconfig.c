@@ -68,6 +68,11 @@ static const entry_t table[] = {
      "full-match regex over module names (instead of targets)"},
     {"data.train", K_STR, O(train_data), S(train_data), "\"\"", 0, 0,
      "training data: LLaVA-format JSON / JSONL"},
+    {"data.store", K_STR, O(store), S(store), "\"\"", 0, 0,
+     "a prepared HDF5 store (`emotune prepare`); when set, training reads it instead of "
+     "data.train (its image size, landmark_dim, template and tokenizer must match)"},
+    {"data.video_frames", K_INT, O(video_frames), 0, "8", 1, 1024,
+     "frames sampled uniformly from each video (np.linspace)"},
     {"data.eval", K_STR, O(eval_data), S(eval_data), "\"\"", 0, 0,
      "evaluation data: LLaVA-format JSON / JSONL"},
     {"data.root", K_STR, O(data_root), S(data_root), "\"\"", 0, 0,

@@ -62,6 +62,8 @@ typedef struct {
     // data
     char train_data[ET_RC_PATH];
     char eval_data[ET_RC_PATH];
+    char store[ET_RC_PATH];  // data.store: prepared HDF5 store, or ""
+    int video_frames;
     char data_root[ET_RC_PATH];
     char template_name[32];
     int max_len;
@@ -120,7 +122,7 @@ et_status et_run_config_load(const char *path, int n_over, const char *const *ov
 // Parses a JSON text (name for messages) with overrides.
 et_status et_run_config_parse(const char *json, const char *name, int n_over,
                               const char *const *overrides, et_run_config *out);
-char *et_run_config_to_json(const et_run_config *c);  // malloc'd
+char *et_run_config_to_json(const et_run_config *c);                     // malloc'd
 et_status et_run_config_save(const et_run_config *c, const char *path);  // atomic
 void et_run_config_help(FILE *f);
 

@@ -15,6 +15,7 @@
 #include "../core/ops.h"
 #include "../core/optim.h"
 #include "../data/dataloader.h"
+#include "../data/store.h"
 #include "checkpoint.h"
 #include "emo_model.h"
 #include "progress.h"
@@ -46,6 +47,8 @@ static bool inject_nan(int64_t step) {
 typedef struct {
     et_emo_model model;
     et_dataset *ds;
+    et_store *store;  // data.store: a prepared store instead of ds
+    const char *data_name;
     const et_template *tmpl;
     et_loader *loader;
     et_adamw *opt;
@@ -62,6 +65,7 @@ static void run_free(run_t *r) {
     et_adamw_free(r->opt);
     if (r->loader) et_loader_free(r->loader);
     if (r->ds) et_dataset_close(r->ds);
+    if (r->store) et_store_close(r->store);
     et_emo_model_free(&r->model);
     free(r->config_json);
 }
@@ -77,6 +81,16 @@ static et_status open_data(const et_run_config *c, const et_emo_model *m, const 
     return et_dataset_open(path, &o, ds);
 }
 
+// The model side of video (et_batch.video) is not wired yet: refuse video samples before
+// any step rather than train on their text alone.
+static et_status refuse_videos(int64_t n_video, int64_t first, const char *name) {
+    if (!n_video) return NULL;
+    return et_err(ET_ERR_UNSUPPORTED,
+                  "%s: %lld video samples (first: sample %lld); training on videos is not "
+                  "supported yet (the model has no video input): remove them from the data",
+                  name, (long long)n_video, (long long)first);
+}
+
 // Before any step: every sample's conversation must keep a supervised token within
 // data.max_len (an answer pushed past max_len would train on nothing). Text only, no media.
 static et_status check_lengths(const et_run_config *c, run_t *r) {
@@ -85,7 +99,7 @@ static et_status check_lengths(const et_run_config *c, run_t *r) {
     to.max_len = c->max_len;
     to.image_id = r->model.mllm.image_token;
     const int64_t N = et_dataset_size(r->ds);
-    int64_t n_bad = 0, first = -1;
+    int64_t n_bad = 0, first = -1, n_video = 0, first_video = -1;
     char first_id[128] = "";
     size_t first_len = 0;
     for (int64_t i = 0; i < N; i++) {
@@ -95,6 +109,7 @@ static et_status check_lengths(const et_run_config *c, run_t *r) {
             et_status_free(st);
             continue;
         }
+        if (s.video && !n_video++) first_video = i;
         et_chat_turn *turns = malloc(sizeof(*turns) * (size_t)(s.n_turns + 1));
         for (int t = 0; t < s.n_turns; t++)
             turns[t] = (et_chat_turn){.from = s.turns[t].from, .value = s.turns[t].value};
@@ -120,18 +135,64 @@ static et_status check_lengths(const et_run_config *c, run_t *r) {
                       "them",
                       c->train_data, (long long)n_bad, (long long)N, c->max_len, (long long)first,
                       first_id, first_len);
-    return NULL;
+    return refuse_videos(n_video, first_video, c->train_data);
+}
+
+// data.store: open the prepared store and check that it was made for this model and data
+// settings (image size, landmarks, template, tokenizer), before any step.
+static et_status open_store(const et_run_config *c, run_t *r) {
+    ET_TRY(et_store_open(c->store, &r->store));
+    const et_store_schema *sc = et_store_get_schema(r->store);
+    const et_emo_model *m = &r->model;
+    const char *p = c->store;
+    if (m->has_vision && sc->image_size != (int)m->image_size)
+        return et_err(ET_ERR_INVALID,
+                      "%s: the store holds %dx%d images but the model's tower takes %lld; "
+                      "prepare it again with this config (emotune prepare)",
+                      p, sc->image_size, sc->image_size, (long long)m->image_size);
+    const int D = m->prior.kind == ET_PRIOR_LANDMARK ? c->landmark_dim : 0;
+    if (D > 0 && sc->landmark_dim != D)
+        return et_err(ET_ERR_INVALID,
+                      "%s: the store has landmark_dim %d but model.landmark_dim is %d; prepare "
+                      "it again with this config",
+                      p, sc->landmark_dim, D);
+    if (strcmp(sc->template_name ? sc->template_name : "", c->template_name))
+        return et_err(ET_ERR_INVALID,
+                      "%s: the store was tokenized with template \"%s\" but data.template is "
+                      "\"%s\"; prepare it again with this config",
+                      p, sc->template_name ? sc->template_name : "", c->template_name);
+    if (strcmp(sc->tokenizer_name ? sc->tokenizer_name : "", c->tokenizer))
+        return et_err(ET_ERR_INVALID,
+                      "%s: the store was tokenized with tokenizer \"%s\" but model.tokenizer is "
+                      "\"%s\"; prepare it again with this config",
+                      p, sc->tokenizer_name ? sc->tokenizer_name : "", c->tokenizer);
+    int64_t n_video = 0, first = -1;
+    for (int64_t i = 0; i < et_store_size(r->store); i++) {
+        int kind = 0;
+        et_store_lengths(r->store, i, NULL, NULL, &kind);
+        if (kind == ET_STORE_KIND_VIDEO && !n_video++) first = i;
+    }
+    return refuse_videos(n_video, first, p);
 }
 
 static et_status setup(const et_run_config *c, bool resume, run_t *r, et_train_state *state,
                        int64_t *total) {
-    if (!c->train_data[0])
-        return et_err(ET_ERR_INVALID, "config: data.train is empty (a LLaVA-format JSON/JSONL)");
+    if (!c->train_data[0] && !c->store[0])
+        return et_err(ET_ERR_INVALID,
+                      "config: data.train is empty (a LLaVA-format JSON/JSONL) and no data.store "
+                      "is set");
     if (c->threads > 0) omp_set_num_threads(c->threads);
     ET_TRY(et_emo_model_build(c, &r->model));
     if (!r->model.tok) return et_err(ET_ERR_INVALID, "config: model.tokenizer is empty");
-    ET_TRY(open_data(c, &r->model, c->train_data, &r->ds, &r->tmpl, true));
-    ET_TRY(check_lengths(c, r));
+    if (c->store[0]) {
+        r->data_name = c->store;
+        ET_TRY(et_template_get(c->template_name, &r->tmpl));
+        ET_TRY(open_store(c, r));
+    } else {
+        r->data_name = c->train_data;
+        ET_TRY(open_data(c, &r->model, c->train_data, &r->ds, &r->tmpl, true));
+        ET_TRY(check_lengths(c, r));
+    }
     et_loader_opts lo = et_loader_opts_default();
     lo.batch_size = c->batch_size, lo.max_len = c->max_len;
     lo.image_size = r->model.has_vision ? (int)r->model.image_size : 0;
@@ -141,14 +202,18 @@ static et_status setup(const et_run_config *c, bool resume, run_t *r, et_train_s
     lo.shuffle = true, lo.group_by_length = c->group_by_modality_length, lo.drop_last = true;
     lo.rank = 0, lo.world = 1, lo.tmpl = r->tmpl, lo.tok = r->model.tok;
     lo.image_token = r->model.mllm.image_token;
-    ET_TRY(et_loader_new(r->ds, &lo, &r->loader));
+    lo.video_frames = 0;  // refused above (check_lengths / open_store)
+    if (r->store)
+        ET_TRY(et_loader_new_store(r->store, &lo, &r->loader));
+    else
+        ET_TRY(et_loader_new(r->ds, &lo, &r->loader));
     const int64_t per_epoch =
         et_loader_epoch_samples(r->loader) / ((int64_t)c->batch_size * c->grad_accum);
     if (per_epoch < 1 && c->max_steps == 0)
         return et_err(ET_ERR_INVALID,
                       "%s: %lld usable samples, fewer than one optimizer step of batch_size %d x "
                       "grad_accum %d",
-                      c->train_data, (long long)et_loader_epoch_samples(r->loader), c->batch_size,
+                      r->data_name, (long long)et_loader_epoch_samples(r->loader), c->batch_size,
                       c->grad_accum);
     *total = c->max_steps > 0 ? c->max_steps : per_epoch * c->epochs;
 
@@ -273,7 +338,7 @@ static et_status train_loop(const et_run_config *c, run_t *r, et_train_state *st
                 et_batch_free(&b);
                 st = et_err(ET_ERR_FORMAT,
                             "%s: more than data.max_bad_samples = %d bad samples:\n%s",
-                            c->train_data, c->max_bad_samples, rep);
+                            r->data_name, c->max_bad_samples, rep);
                 break;
             }
             et_tensor *prior = b.landmarks ? et_face_prior_forward(&m->prior, b.landmarks) : NULL;

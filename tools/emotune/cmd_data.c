@@ -8,6 +8,7 @@
 #include "core/fileio.h"
 #include "core/log.h"
 #include "core/ops.h"
+#include "data/dataloader.h"
 #include "data/dataset.h"
 #include "data/image.h"
 #include "data/npy.h"
@@ -38,8 +39,9 @@ int et_cli_prepare(int argc, char **argv) {
             "Preprocesses a LLaVA-format dataset (default data.train) into one HDF5 store:\n"
             "token ids and labels (data.template, data.max_len), pixels resized and cropped "
             "to the\ntower's image size (u8, padded to square with data.image_aspect_ratio=pad),"
-            " landmarks,\nattributes and sample metadata. Samples that fail are skipped and "
-            "counted.\n");
+            " landmarks,\nvideos (data.video_frames frames each), attributes and sample metadata, "
+            "exactly as the\nloader would. Samples that fail are skipped and counted. Train "
+            "on it with data.store=STORE.h5.\n");
         return a.help ? 0 : 2;
     }
     et_run_config c;
@@ -54,7 +56,6 @@ int et_cli_prepare(int argc, char **argv) {
     }
     const et_template *tmpl = NULL;
     et_dataset *ds = NULL;
-    et_store_writer *w = NULL;
     if (!m.tok) st = et_err(ET_ERR_INVALID, "config: model.tokenizer is empty");
     if (!st) st = et_template_get(c.template_name, &tmpl);
     const int D = m.prior.kind == ET_PRIOR_LANDMARK ? c.landmark_dim : 0;
@@ -65,6 +66,7 @@ int et_cli_prepare(int argc, char **argv) {
         st = et_dataset_open(data, &o, &ds);
     }
     const int S = m.has_vision ? (int)m.image_size : 0;
+    int64_t ok = 0, bad = 0;
     if (!st) {
         et_store_schema sc = {.image_size = S > 0 ? S : 1,
                               .landmark_dim = D,
@@ -72,75 +74,14 @@ int et_cli_prepare(int argc, char **argv) {
                               .tokenizer_name = c.tokenizer,
                               .creator = "emotune prepare",
                               .compression = -1};
-        st = et_store_create(a.opt_val[0], &sc, &w);
+        et_loader_opts lo = et_loader_opts_default();
+        lo.batch_size = 1, lo.max_len = c.max_len, lo.image_size = S;
+        lo.pad_to_square = m.pad_to_square, lo.landmark_dim = D;
+        lo.video_frames = c.video_frames;
+        lo.workers = c.workers, lo.prefetch = c.prefetch > 4 ? c.prefetch : 4;
+        lo.tmpl = tmpl, lo.tok = m.tok, lo.image_token = m.mllm.image_token;
+        st = et_loader_prepare_store(ds, &lo, &sc, a.opt_val[0], &ok, &bad);
     }
-    int64_t ok = 0, bad = 0;
-    et_clip_preproc pp;
-    et_clip_preproc_default(&pp, S > 0 ? S : 224);
-    pp.pad_square = m.pad_to_square;
-    et_template_opts to;
-    et_template_opts_init(&to);
-    to.max_len = c.max_len;
-    to.image_id = m.mllm.image_token;
-    for (int64_t i = 0; !st && i < et_dataset_size(ds); i++) {
-        et_sample s;
-        et_status ss = et_dataset_get(ds, i, &s);
-        et_ids ids = {0}, labels = {0};
-        et_tensor *u8 = NULL;
-        if (!ss) {
-            et_chat_turn *turns = malloc(sizeof(et_chat_turn) * (size_t)(s.n_turns + 1));
-            for (int t = 0; t < s.n_turns; t++)
-                turns[t] = (et_chat_turn){.from = s.turns[t].from, .value = s.turns[t].value};
-            et_template_info info;
-            ss = et_template_encode(tmpl, m.tok, turns, (size_t)s.n_turns, &to, &ids, &labels,
-                                    &info);
-            free(turns);
-            if (!ss && !info.has_supervised)
-                ss = et_err(ET_ERR_INVALID,
-                            "%s: sample %lld: no supervised token within max_len "
-                            "%d",
-                            data, (long long)i, c.max_len);
-        }
-        if (!ss && S > 0 && s.image) {
-            et_image img;
-            et_image_opts io = {0};
-            ss = et_image_decode_file(s.image, &io, &img);
-            if (!ss) {
-                ss = et_clip_preprocess(&img, &pp, &u8, NULL);
-                et_image_free(&img);
-            }
-        }
-        if (!ss) {
-            et_store_record r = {.id = s.id,
-                                 .source = s.source,
-                                 .label = s.label,
-                                 .reference = s.gpt4,
-                                 .gender = s.gender,
-                                 .race = s.race,
-                                 .age = s.age_years == s.age_years ? (int32_t)s.age_years : -1,
-                                 .label_id = -1,
-                                 .n_tokens = (int64_t)ids.len,
-                                 .ids = ids.data,
-                                 .labels = labels.data,
-                                 .n_images = u8 ? 1 : 0,
-                                 .pixels = u8 ? (uint8_t *)et_data(u8) : NULL,
-                                 .has_landmarks = D > 0 && s.landmark,
-                                 .landmarks = s.landmark};
-            st = et_store_append(w, &r);
-            ok++;
-        } else {
-            if (!bad++) et_warn("prepare: skipping: %s", et_status_msg(ss));
-            et_status_free(ss);
-        }
-        et_release(u8);
-        et_ids_free(&ids), et_ids_free(&labels);
-        et_sample_free(&s);
-    }
-    if (!st && w) {
-        st = et_store_writer_close(w);
-        w = NULL;
-    }
-    if (w) et_store_writer_abort(w);
     et_dataset_close(ds);
     et_emo_model_free(&m);
     et_run_config_free(&c);
