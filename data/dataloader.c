@@ -223,8 +223,14 @@ static void process_json(et_loader *l, int64_t index, slot_t *s) {
     memset(&smp, 0, sizeof smp);
     s->index = index;
     et_status st = et_dataset_get(l->ds, index, &smp);
-    if (st) {
-        fail(s, R_SAMPLE, st);
+    if (st) {  // counted under the media field the dataset names, if any
+        const char *m = et_status_msg(st);
+        int reason = strstr(m, "field 'landmark'") ? R_LANDMARK
+                     : strstr(m, "field 'video'")  ? R_VIDEO
+                     : strstr(m, "field 'image'")  ? R_IMAGE
+                                                   : R_SAMPLE;
+        fail(s, reason, st);
+        free(vidx);
         return;
     }
     if (smp.id) s->id = strdup(smp.id);

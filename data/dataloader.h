@@ -25,7 +25,9 @@
 // - Batches: the next batch_size samples of the order that load without error; a sample
 //   that fails (unreadable image or video, bad landmarks, no supervised token after
 //   truncation, a store record that cannot be read, e.g. a chunk that fails to inflate) is
-//   skipped and counted by reason (et_loader_report) and logged once; the message names the
+//   skipped and counted by reason (et_loader_report: invalid sample, template, answer
+//   truncated away, image, landmarks, video, store record; a sample the dataset refuses is
+//   counted under the media field its message names) and logged once; the message names the
 //   file. At the end of an
 //   epoch the partial batch is dropped (drop_last) or returned short; the next call starts
 //   epoch e+1. Batches do not depend on the number of workers or on timing.

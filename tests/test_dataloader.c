@@ -445,6 +445,103 @@ static void test_video_clips(void) {
     et_dataset_close(ds);
 }
 
+// ---- the bad-input catalogue ----------------------------------------------------------
+
+// Each bad input, in a dataset of [good, bad, good]: skipped, counted under its reason, and
+// the report's message names the offending file (or field).
+static void test_bad_input_catalogue(void) {
+    char p[400];
+    // media for the catalogue
+    snprintf(p, sizeof p, "%s/landmarks/wrong_shape.npy", g_dir);
+    static float lm[68 * 3];
+    et_status st = et_npy_write_f32(p, lm, 2, (int64_t[]){68, 3});
+    CHECK(!st, "%s", st ? et_status_msg(st) : "");
+    et_status_free(st);
+    snprintf(p, sizeof p, "%s/garbage.mp4", g_dir);
+    FILE *f = fopen(p, "wb");
+    for (int i = 0; i < 4096; i++) fputc((i * 7919) & 0xff, f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/empty_dir", g_dir);
+    et_status_free(et_mkdirs(p));
+    snprintf(p, sizeof p, "%s/frames_bad", g_dir);
+    et_status_free(et_mkdirs(p));
+    snprintf(p, sizeof p, "%s/frames_bad/f1.png", g_dir);
+    f = fopen(p, "wb");
+    fputs("not a png", f);
+    fclose(f);
+#define GOOD(id)                                                                       \
+    "{\"id\":\"" id                                                                    \
+    "\",\"image\":\"images/synth_000001.png\",\"landmark\":"                           \
+    "\"landmarks/synth_000001.npy\",\"conversations\":[{\"from\":\"human\",\"value\":" \
+    "\"<image>\\nemotion?\"},{\"from\":\"gpt\",\"value\":\"fear\"}]}"
+#define CONV                                                                                      \
+    "\"conversations\":[{\"from\":\"human\",\"value\":\"<video>\\nemotion?\"},{\"from\":\"gpt\"," \
+    "\"value\":\"fear\"}]"
+#define LM ",\"landmark\":\"landmarks/synth_000001.npy\""
+    static const struct {
+        const char *what, *sample, *reason, *names;
+    } cases[] = {
+        {"landmark .npy of the wrong shape",
+         "{\"id\":\"b\",\"image\":\"images/synth_000002.png\",\"landmark\":"
+         "\"landmarks/wrong_shape.npy\"," CONV "}",
+         "landmarks: 1", "wrong_shape.npy' of shape (68, 3)"},
+        {"missing landmark file",
+         "{\"id\":\"b\",\"image\":\"images/synth_000002.png\",\"landmark\":\"landmarks/"
+         "nope.npy\"," CONV "}",
+         "landmarks: 1", "landmarks/nope.npy"},
+        {"unreadable video (garbage .mp4)",
+         "{\"id\":\"b\",\"video\":\"garbage.mp4\"" LM "," CONV "}", "video: 1", "garbage.mp4"},
+        {"missing video dir", "{\"id\":\"b\",\"video\":\"clips/no_such_clip\"" LM "," CONV "}",
+         "video: 1", "clips/no_such_clip"},
+        {"video dir without frames", "{\"id\":\"b\",\"video\":\"empty_dir\"" LM "," CONV "}",
+         "video: 1", "empty_dir"},
+        {"video dir with a corrupt frame", "{\"id\":\"b\",\"video\":\"frames_bad\"" LM "," CONV "}",
+         "video: 1", "f1.png"},
+        {"video escaping the root", "{\"id\":\"b\",\"video\":\"../..\"" LM "," CONV "}", "video: 1",
+         "escapes the data root"},
+        {"<video> without a video field", "{\"id\":\"b\"" LM "," CONV "}", "video: 1",
+         "no \"video\" field"},
+        {"missing image", "{\"id\":\"b\",\"image\":\"images/nope.png\"" LM "," CONV "}", "image: 1",
+         "images/nope.png"},
+        {"wrong field type", "{\"id\":\"b\",\"image\":7" LM "," CONV "}", "image: 1",
+         "field 'image'"},
+        {"no answer", "{\"id\":\"b\",\"conversations\":[{\"from\":\"human\",\"value\":\"hi\"}]}",
+         "invalid sample: 1", "no answer"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char json[2048];
+        snprintf(json, sizeof json, "[\n" GOOD("g1") ",\n%s,\n" GOOD("g2") "\n]\n",
+                 cases[k].sample);
+        snprintf(p, sizeof p, "%s/catalogue.json", g_dir);
+        st = et_write_file_atomic(p, json, strlen(json));
+        et_dataset *ds = st ? NULL : open_json("catalogue.json");
+        et_status_free(st);
+        if (!ds) continue;
+        et_loader_opts lo = test_opts(k % 2 ? 2 : 0, false);
+        lo.batch_size = 2, lo.video_frames = 2, lo.shuffle = false;
+        et_loader *l = NULL;
+        st = et_loader_new(ds, &lo, &l);
+        et_batch x;
+        memset(&x, 0, sizeof x);
+        if (!st) st = et_loader_next(l, &x);
+        CHECK(!st && x.B == 2 && !strcmp(x.sample_id[0], "g1") && !strcmp(x.sample_id[1], "g2"),
+              "%s: the good samples: %s", cases[k].what, st ? et_status_msg(st) : "");
+        char rep[1024] = "";
+        if (l) et_loader_report(l, rep, sizeof rep);
+        CHECK(l && et_loader_bad_samples(l) == 1 && strstr(rep, cases[k].reason) &&
+                  strstr(rep, cases[k].names) && strstr(rep, "catalogue.json"),
+              "%s: want \"%s\" naming \"%s\", report: %s", cases[k].what, cases[k].reason,
+              cases[k].names, rep);
+        et_status_free(st);
+        et_batch_free(&x);
+        et_loader_free(l);
+        et_dataset_close(ds);
+    }
+#undef GOOD
+#undef CONV
+#undef LM
+}
+
 static void test_bad_samples_skipped(void) {
     char p[400];
     snprintf(p, sizeof p, "%s/images/synth_000003.png", g_dir);
@@ -473,6 +570,7 @@ int main(void) {
     RUN(test_store_schema_mismatch);
     RUN(test_store_corrupt_chunk);
     RUN(test_video_clips);
+    RUN(test_bad_input_catalogue);
     RUN(test_bad_samples_skipped);
     et_tokenizer_free(g_tok);
     et_status_free(et_remove_tree(g_dir));
