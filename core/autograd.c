@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device.h"
 #include "status.h"
 
 #define MAX_TAPE_DEPTH 16
@@ -69,6 +70,7 @@ et_node *et_record(const char *name, et_backward_fn fn, et_tensor *out, int n,
     out->requires_grad = true;
     out->grad_fn = node;
     node->out = out;
+    node->out_device = out->device;
     tape_push_node(node);
     return node;
 }
@@ -88,8 +90,23 @@ static void node_free(et_node *node) {
     free(node);
 }
 
-// In-place dst += src over numel elements (same dtype; halves through f32).
+static bool same_device(et_device a, et_device b) { return a.type == b.type && a.index == b.index; }
+
+// In-place dst += src over numel elements (same dtype or halves through f32). CPU tensors
+// add here; any other device goes through its backend's add_into (which also takes a src
+// on another device).
 static void add_into(et_tensor *dst, const et_tensor *src) {
+    if (dst->device.type != ET_CPU || src->device.type != ET_CPU) {
+        if (dst->device.type == ET_CPU) {  // a device gradient for a CPU accumulator
+            et_tensor *h = et_empty(src->dtype, src->ndim, src->shape);
+            et_copy_(h, src);
+            add_into(dst, h);
+            et_release(h);
+            return;
+        }
+        et_backend_ops(dst->device.type, "gradient accumulation")->add_into(dst, src);
+        return;
+    }
     int64_t n = dst->numel;
     if (dst->dtype == ET_F32 && src->dtype == ET_F32) {
         float *d = et_data(dst);
@@ -103,6 +120,15 @@ static void add_into(et_tensor *dst, const et_tensor *src) {
     } else {
         for (int64_t i = 0; i < n; i++) et_set(dst, i, et_get(dst, i) + et_get(src, i));
     }
+}
+
+// g (owned) moved to dev when it lives elsewhere (an op that took a CPU input into a GPU
+// computation returns that input's gradient on the GPU). Returns the tensor to use.
+static et_tensor *to_device_take(et_tensor *g, et_device dev) {
+    if (same_device(g->device, dev)) return g;
+    et_tensor *c = et_to_device(g, dev);
+    et_release(g);
+    return c;
 }
 
 // Backward functions may return views that share storage with their gy (e.g. add);
@@ -137,9 +163,10 @@ static void accumulate_take(et_tensor **acc, et_tensor *g) {
 }
 
 static void accumulate_leaf(et_tensor *leaf, et_tensor *g) {
+    g = to_device_take(g, leaf->device);  // a leaf's grad lives on the leaf's device
     // Leaf gradients of half-precision parameters are kept in f32.
     if ((leaf->dtype == ET_BF16 || leaf->dtype == ET_F16) && g->dtype != ET_F32) {
-        et_tensor *g32 = et_empty(ET_F32, g->ndim, g->shape);
+        et_tensor *g32 = et_empty_on(g->device, ET_F32, g->ndim, g->shape);
         et_copy_(g32, g);
         et_release(g);
         g = g32;
@@ -166,7 +193,8 @@ void et_backward_grads(int n, et_tensor *const *outputs, et_tensor *const *grads
                   "output of %lld",
                   (long long)grads[i]->numel, (long long)y->numel);
         if (y->grad_fn) {
-            et_accumulate(&y->grad_fn->grad, grads[i]);
+            et_tensor *g = et_clone(grads[i]);
+            accumulate_take(&y->grad_fn->grad, to_device_take(g, y->grad_fn->out_device));
         } else if (y->requires_grad) {
             accumulate_leaf(y, et_clone(grads[i]));
         }
@@ -185,7 +213,8 @@ void et_backward_grads(int n, et_tensor *const *outputs, et_tensor *const *grads
                 ET_ASSERT(node->needs[i], "op %s: backward computed an unneeded gradient %d",
                           node->name, i);
                 if (node->in_node[i])
-                    accumulate_take(&node->in_node[i]->grad, gx[i]);
+                    accumulate_take(&node->in_node[i]->grad,
+                                    to_device_take(gx[i], node->in_node[i]->out_device));
                 else
                     accumulate_leaf(node->in_leaf[i], gx[i]);
             }
@@ -199,7 +228,8 @@ void et_backward_grads(int n, et_tensor *const *outputs, et_tensor *const *grads
 void et_backward(et_tensor *loss) {
     ET_ASSERT(loss->numel == 1, "et_backward: the loss must have one element (has %lld)",
               (long long)loss->numel);
-    et_tensor *one = et_full(loss->dtype, loss->ndim, loss->shape, 1.0);
+    et_tensor *one = et_empty_on(loss->device, loss->dtype, loss->ndim, loss->shape);
+    et_fill_(one, 1.0);
     et_backward_grads(1, &loss, &one);
     et_release(one);
 }

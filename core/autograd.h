@@ -12,6 +12,10 @@
 //   whose output gradient never arrived is skipped. After a node runs, its saved
 //   tensors and its output gradient are released at once. Leaf gradients accumulate
 //   into leaf->grad across calls until et_zero_grad. The whole tape is freed at the end.
+// - Devices: gradients are accumulated on the device of the tensor they belong to, through
+//   the backend table (core/device.h add_into) for non-CPU devices. A gradient that an op
+//   returns on another device (a CPU input taken into a GPU op) is moved first; a leaf's
+//   .grad always lives on the leaf's device.
 // - Grad mode is per thread; et_no_grad_begin/end nest.
 // - Block recompute (activation checkpointing): et_checkpoint(fn, ctx, inputs) runs fn
 //   without recording, keeps only the inputs, and in backward runs fn again with
@@ -45,9 +49,10 @@ struct et_node {
     int64_t i[8];
     void *ctx;  // op-specific payload, freed with ctx_free
     void (*ctx_free)(void *ctx);
-    et_tensor *grad;  // accumulated gradient of the output (owned)
-    et_tensor *out;   // weak link to the output tensor
-    int64_t seq;      // position on the tape
+    et_tensor *grad;       // accumulated gradient of the output (owned)
+    et_tensor *out;        // weak link to the output tensor
+    et_device out_device;  // where the output (and so its gradient) lives
+    int64_t seq;           // position on the tape
 };
 
 bool et_grad_enabled(void);

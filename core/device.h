@@ -1,6 +1,7 @@
 // core/device.h - the backend table: how core/ reaches a non-CPU device (CUDA).
-// defines: et_backend, et_backend_get, et_backend_ops, et_backend_register, et_device_count,
-//          et_device_sync, et_to_device, ET_DISPATCH
+// defines: et_backend, et_adamw_tensor, et_backend_get, et_backend_ops, et_backend_register,
+// et_device_count,
+//          et_device_sync, et_to_device, et_on_device, ET_ON_DEVICE, ET_DISPATCH
 //
 // Contract
 // - The CPU code path never goes through this table. A backend (kernels/cuda) fills one
@@ -14,6 +15,11 @@
 //   op the backend lacks: ET_DISPATCH aborts with the op's name.
 // - The ops in core/ops_*.c dispatch on the device of their first tensor argument:
 //   ET_DISPATCH(x, name, args...) returns the backend's result when x is not on the CPU.
+//   Ops whose activations may come from either side (elementwise with two operands,
+//   linear / matmul, add_bcast, concat, scatter_rows, patch_embed) dispatch on the first
+//   non-CPU tensor among them (ET_ON_DEVICE): a CPU operand (zeros built on the host, an
+//   input batch) is then uploaded by the backend op, and autograd returns its gradient to
+//   the CPU (core/autograd.c moves gradients to the device of the tensor they belong to).
 // - Thread safety: registration happens once (pthread_once); the table is read-only after.
 #ifndef ET_DEVICE_H
 #define ET_DEVICE_H
@@ -22,6 +28,21 @@
 #include <stdint.h>
 
 #include "tensor.h"
+
+// One tensor of a multi-tensor AdamW update (core/optim.c arithmetic): w is the f32
+// parameter or its f32 master, g the f32 grad, m/v the f32 moments, half the bf16/f16
+// parameter to round the result into (NULL for f32 parameters). decay = 1 - lr wd,
+// neg_step = -lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t): per tensor, since groups
+// and per-parameter step counts differ.
+typedef struct {
+    float *w;
+    const float *g;
+    float *m, *v;
+    void *half;
+    et_dtype hdt;
+    int64_t n;
+    double decay, neg_step, bc2_sqrt;
+} et_adamw_tensor;
 
 typedef struct et_backend {
     const char *name;
@@ -32,10 +53,16 @@ typedef struct et_backend {
     void (*copy)(et_tensor *dst, const et_tensor *src);
     void (*fill)(et_tensor *t, double value);
     void (*add_into)(et_tensor *dst, const et_tensor *src);
-    // AdamW update of n elements (core/optim.c arithmetic, float scalars as there):
-    // w (f32 master or parameter), g f32, m, v f32; half (bf16/f16 parameter or NULL).
-    void (*adamw_f32)(int index, float *w, const float *g, float *m, float *v, void *half,
-                      et_dtype hdt, int64_t n, const double consts[7]);
+    // Multi-tensor optimizer primitives on device `index` (all pointers on that device;
+    // no host synchronisation per tensor):
+    // AdamW over n tensors with the shared scalars w1 = 1 - beta1, beta2, c2 = 1 - beta2, eps.
+    void (*adamw)(int index, int n, const et_adamw_tensor *ts, double w1, double beta2, double c2,
+                  double eps);
+    // sum of x^2 over every element of the n f32 buffers, accumulated in f64 in a fixed
+    // order (deterministic); synchronises once to return it.
+    double (*sumsq_f32)(int index, int n, const float *const *x, const int64_t *numel);
+    // x *= s over the n f32 buffers.
+    void (*scale_f32)(int index, int n, float *const *x, const int64_t *numel, float s);
     // ---- ops (core/ops.h) ----
     et_tensor *(*matmul)(et_tensor *a, et_tensor *b, bool ta, bool tb);
     et_tensor *(*linear)(et_tensor *x, et_tensor *w, et_tensor *b);
@@ -82,12 +109,23 @@ void et_device_sync(et_device dev);  // no-op on the CPU
 // A copy of t (same dtype, no autograd) on dev; a new reference.
 et_tensor *et_to_device(const et_tensor *t, et_device dev);
 
+// The first of the n tensors (NULL entries allowed) that is not on the CPU, or NULL.
+static inline et_tensor *et_on_device(int n, et_tensor *const *ts) {
+    for (int i = 0; i < n; i++)
+        if (ts[i] && ts[i]->device.type != ET_CPU) return ts[i];
+    return NULL;
+}
+#define ET_ON_DEVICE(...)                                                           \
+    et_on_device((int)(sizeof((et_tensor *[]){__VA_ARGS__}) / sizeof(et_tensor *)), \
+                 (et_tensor *[]){__VA_ARGS__})
+
 #define ET_DISPATCH(t, name, ...)                                                     \
     do {                                                                              \
-        if ((t) && (t)->device.type != ET_CPU) {                                      \
-            const et_backend *be_ = et_backend_ops((t)->device.type, #name);          \
+        const et_tensor *dt_ = (t);                                                   \
+        if (dt_ && dt_->device.type != ET_CPU) {                                      \
+            const et_backend *be_ = et_backend_ops(dt_->device.type, #name);          \
             ET_ASSERT(be_->name, "op %s is not implemented on device type %d", #name, \
-                      (int)(t)->device.type);                                         \
+                      (int)dt_->device.type);                                         \
             return be_->name(__VA_ARGS__);                                            \
         }                                                                             \
     } while (0)

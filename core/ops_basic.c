@@ -106,7 +106,7 @@ static void matmul_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
 }
 
 et_tensor *et_matmul(et_tensor *a, et_tensor *b, bool ta, bool tb) {
-    ET_DISPATCH(a, matmul, a, b, ta, tb);
+    ET_DISPATCH(ET_ON_DEVICE(a, b), matmul, a, b, ta, tb);
     et_check_float("et_matmul", a, "a");
     et_check_float("et_matmul", b, "b");
     et_check_mix("et_matmul", a, b);
@@ -161,7 +161,7 @@ static void linear_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
 }
 
 et_tensor *et_linear(et_tensor *x, et_tensor *w, et_tensor *b) {
-    ET_DISPATCH(x, linear, x, w, b);
+    ET_DISPATCH(ET_ON_DEVICE(x, w, b), linear, x, w, b);
     char sx[128], sw[128];
     et_check_float("et_linear", x, "x");
     et_check_float("et_linear", w, "w");
@@ -252,15 +252,15 @@ static et_tensor *binary(const char *name, k_binop op, et_tensor *a, et_tensor *
 }
 
 et_tensor *et_add(et_tensor *a, et_tensor *b) {
-    ET_DISPATCH(a, add, a, b);
+    ET_DISPATCH(ET_ON_DEVICE(a, b), add, a, b);
     return binary("et_add", K_ADD, a, b);
 }
 et_tensor *et_sub(et_tensor *a, et_tensor *b) {
-    ET_DISPATCH(a, sub, a, b);
+    ET_DISPATCH(ET_ON_DEVICE(a, b), sub, a, b);
     return binary("et_sub", K_SUB, a, b);
 }
 et_tensor *et_mul(et_tensor *a, et_tensor *b) {
-    ET_DISPATCH(a, mul, a, b);
+    ET_DISPATCH(ET_ON_DEVICE(a, b), mul, a, b);
     return binary("et_mul", K_MUL, a, b);
 }
 
@@ -303,7 +303,7 @@ static void add_bcast_backward(et_node *n, const et_tensor *gy_, et_tensor **gx)
 }
 
 et_tensor *et_add_bcast(et_tensor *a, et_tensor *b) {
-    ET_DISPATCH(a, add_bcast, a, b);
+    ET_DISPATCH(ET_ON_DEVICE(a, b), add_bcast, a, b);
     char sa[128], sb[128];
     et_check_float("et_add_bcast", a, "a");
     et_check_float("et_add_bcast", b, "b");
@@ -531,7 +531,7 @@ static void concat_backward(et_node *n, const et_tensor *gy, et_tensor **gx) {
 }
 
 et_tensor *et_concat(int n, et_tensor *const *ts, int dim) {
-    ET_DISPATCH(n > 0 ? ts[0] : NULL, concat, n, ts, dim);
+    ET_DISPATCH(et_on_device(n, ts), concat, n, ts, dim);
     ET_ASSERT(n >= 1 && n <= ET_NODE_MAX_INPUTS, "et_concat: 1..%d tensors, got %d",
               ET_NODE_MAX_INPUTS, n);
     const et_tensor *t0 = ts[0];
@@ -587,7 +587,7 @@ static void scatter_rows_backward(et_node *n, const et_tensor *gy_, et_tensor **
 }
 
 et_tensor *et_scatter_rows(et_tensor *base, et_tensor *idx, et_tensor *src) {
-    ET_DISPATCH(base, scatter_rows, base, idx, src);
+    ET_DISPATCH(ET_ON_DEVICE(base, src), scatter_rows, base, idx, src);
     char sb[128], ss[128];
     et_check_float("et_scatter_rows", base, "base");
     et_check_float("et_scatter_rows", src, "src");
@@ -726,7 +726,7 @@ static et_tensor *im2col(et_tensor *img, int p) {
 // Patch embedding = im2col + linear with the weight viewed as [D, C*p*p]; the linear op
 // supplies the GEMMs, the bias and the frozen-weight skip.
 et_tensor *et_patch_embed(et_tensor *img, et_tensor *w, et_tensor *b) {
-    ET_DISPATCH(img, patch_embed, img, w, b);
+    ET_DISPATCH(ET_ON_DEVICE(img, w, b), patch_embed, img, w, b);
     char si[128], sw[128];
     et_check_float("et_patch_embed", img, "img");
     et_check_float("et_patch_embed", w, "w");

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device.h"
+
 // Elements per OpenMP chunk: parameters smaller than this run on one thread.
 #define PAR_MIN 32768
 // Fixed reduction chunk for the gradient norm (determinism for any thread count).
@@ -135,8 +137,14 @@ et_status et_adamw_add_group(et_adamw *opt, const et_param_group *group, int n,
         if (!et_dtype_is_float(p->dtype))
             return et_err(ET_ERR_INVALID, "adamw group %s: parameter %s has dtype %s (float only)",
                           gname, pn, et_dtype_name(p->dtype));
-        if (p->device.type != ET_CPU)
-            return et_err(ET_ERR_UNSUPPORTED, "adamw group %s: parameter %s is not on the CPU",
+        if (p->device.type != ET_CPU && !et_backend_get(p->device.type))
+            return et_err(ET_ERR_UNSUPPORTED,
+                          "adamw group %s: parameter %s is on device type %d, which this build "
+                          "cannot drive",
+                          gname, pn, (int)p->device.type);
+        if (p->device.type != ET_CPU && p->dtype == ET_F64)
+            return et_err(ET_ERR_UNSUPPORTED,
+                          "adamw group %s: parameter %s is f64 on a device (f64 is CPU only)",
                           gname, pn);
         for (int j = 0; j < opt->nps; j++)
             if (opt->params[j] == p)
@@ -170,11 +178,13 @@ et_status et_adamw_add_group(et_adamw *opt, const et_param_group *group, int n,
         et_dtype sdt = p->dtype == ET_F64 ? ET_F64 : ET_F32;
         pstate *s = &opt->ps[opt->nps];
         s->p = et_retain(p);
-        s->m = et_zeros(sdt, p->ndim, p->shape);
-        s->v = et_zeros(sdt, p->ndim, p->shape);
+        s->m = et_empty_on(p->device, sdt, p->ndim, p->shape);
+        s->v = et_empty_on(p->device, sdt, p->ndim, p->shape);
+        et_fill_(s->m, 0);
+        et_fill_(s->v, 0);
         s->master = NULL;
         if (half) {
-            s->master = et_empty(ET_F32, p->ndim, p->shape);
+            s->master = et_empty_on(p->device, ET_F32, p->ndim, p->shape);
             et_copy_(s->master, p);
         }
         s->step = et_zeros(ET_F64, 0, NULL);
@@ -250,20 +260,49 @@ static void adamw_f64(double *w, const double *g, double *m, double *v, int64_t 
     }
 }
 
+static bool same_dev(et_device a, et_device b) { return a.type == b.type && a.index == b.index; }
+
+// Device parameters of one step, batched per device for the backend's multi-tensor AdamW.
+typedef struct {
+    et_device dev;
+    et_adamw_tensor *ts;
+    int n, cap;
+} dev_batch;
+
+static void batch_push(dev_batch **bs, int *nb, et_device dev, et_adamw_tensor t) {
+    int k = 0;
+    while (k < *nb && !same_dev((*bs)[k].dev, dev)) k++;
+    if (k == *nb) {
+        *bs = grow(*bs, (size_t)*nb + 1, sizeof(dev_batch));
+        (*bs)[k] = (dev_batch){.dev = dev};
+        (*nb)++;
+    }
+    dev_batch *b = &(*bs)[k];
+    if (b->n == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 64;
+        b->ts = grow(b->ts, (size_t)b->cap, sizeof(et_adamw_tensor));
+    }
+    b->ts[b->n++] = t;
+}
+
 void et_adamw_step(et_adamw *opt, double lr_factor) {
     ET_ASSERT(isfinite(lr_factor) && lr_factor >= 0, "et_adamw_step: lr factor %g", lr_factor);
     for (int g = 0; g < opt->ngroups; g++)
         opt->groups[g].cur_lr = opt->groups[g].base_lr * lr_factor;
     const et_adamw_config *cfg = &opt->cfg;
+    dev_batch *batches = NULL;
+    int nbatches = 0;
     for (int i = 0; i < opt->nps; i++) {
         pstate *s = &opt->ps[i];
         et_tensor *p = s->p, *grad = p->grad;
         if (!grad) continue;
         const group_t *gr = &opt->groups[s->group];
         char sp[128], sg[128];
-        ET_ASSERT(grad->numel == p->numel && grad->device.type == ET_CPU,
-                  "et_adamw_step: %s.%d: grad %s for parameter %s", gr->name, i,
-                  et_shape_str(grad, sg, sizeof sg), et_shape_str(p, sp, sizeof sp));
+        ET_ASSERT(grad->numel == p->numel && same_dev(grad->device, p->device),
+                  "et_adamw_step: %s.%d: grad %s (device type %d) for parameter %s (device type "
+                  "%d)",
+                  gr->name, i, et_shape_str(grad, sg, sizeof sg), (int)grad->device.type,
+                  et_shape_str(p, sp, sizeof sp), (int)p->device.type);
         double *stepp = et_data(s->step);
         if (*stepp == 0 && s->master) et_copy_(s->master, p);  // first step: take the weights
         double t = *stepp + 1;
@@ -282,19 +321,38 @@ void et_adamw_step(et_adamw *opt, double lr_factor) {
             ET_ASSERT(grad->dtype == ET_F64, "et_adamw_step: f64 parameter with a %s grad",
                       et_dtype_name(grad->dtype));
             adamw_f64(et_data(p), et_data(grad), et_data(s->m), et_data(s->v), p->numel, &c);
+            continue;
+        }
+        ET_ASSERT(grad->dtype == ET_F32,
+                  "et_adamw_step: %s parameter with a %s grad (f32 "
+                  "expected)",
+                  et_dtype_name(p->dtype), et_dtype_name(grad->dtype));
+        float *w = et_data(s->master ? s->master : p);
+        void *half = s->master ? et_data(p) : NULL;
+        if (p->device.type == ET_CPU) {
+            adamw_f32(w, et_data(grad), et_data(s->m), et_data(s->v), half, p->dtype, p->numel, &c);
         } else {
-            ET_ASSERT(grad->dtype == ET_F32,
-                      "et_adamw_step: %s parameter with a %s grad (f32 "
-                      "expected)",
-                      et_dtype_name(p->dtype), et_dtype_name(grad->dtype));
-            if (s->master)
-                adamw_f32(et_data(s->master), et_data(grad), et_data(s->m), et_data(s->v),
-                          et_data(p), p->dtype, p->numel, &c);
-            else
-                adamw_f32(et_data(p), et_data(grad), et_data(s->m), et_data(s->v), NULL, ET_F32,
-                          p->numel, &c);
+            et_adamw_tensor at = {.w = w,
+                                  .g = et_data(grad),
+                                  .m = et_data(s->m),
+                                  .v = et_data(s->v),
+                                  .half = half,
+                                  .hdt = p->dtype,
+                                  .n = p->numel,
+                                  .decay = c.decay,
+                                  .neg_step = c.neg_step,
+                                  .bc2_sqrt = c.bc2_sqrt};
+            batch_push(&batches, &nbatches, p->device, at);
         }
     }
+    for (int k = 0; k < nbatches; k++) {  // one multi-tensor AdamW per device
+        dev_batch *b = &batches[k];
+        et_backend_ops(b->dev.type, "et_adamw_step")
+            ->adamw(b->dev.index, b->n, b->ts, 1 - cfg->beta1, cfg->beta2, 1 - cfg->beta2,
+                    cfg->eps);
+        free(b->ts);
+    }
+    free(batches);
     opt->step++;
 }
 
@@ -367,18 +425,69 @@ static void check_grad(const et_tensor *p) {
     const et_tensor *g = p->grad;
     ET_ASSERT(g->dtype == ET_F32 || g->dtype == ET_F64, "gradient of dtype %s (f32/f64 expected)",
               et_dtype_name(g->dtype));
-    ET_ASSERT(g->device.type == ET_CPU, "gradient not on the CPU (no CUDA backend built)");
+    ET_ASSERT(g->device.type == ET_CPU || g->dtype == ET_F32,
+              "gradient of dtype %s on a device (f32 expected)", et_dtype_name(g->dtype));
 }
 
-double et_grad_norm(int n, et_tensor *const *params) {
+// The grads of params on one non-CPU device (n of them), for the backend's multi-tensor
+// primitives.
+typedef struct {
+    et_device dev;
+    float **x;
+    int64_t *numel;
+    int n;
+} dev_grads;
+
+// Groups the non-CPU grads by device; returns the number of devices (arrays freed with
+// dev_grads_free).
+static int dev_grads_collect(int n, et_tensor *const *params, dev_grads **out) {
+    dev_grads *ds = NULL;
+    int nd = 0;
+    for (int i = 0; i < n; i++) {
+        et_tensor *g = params[i]->grad;
+        if (!g || g->device.type == ET_CPU) continue;
+        check_grad(params[i]);
+        int k = 0;
+        while (k < nd && !same_dev(ds[k].dev, g->device)) k++;
+        if (k == nd) {
+            ds = grow(ds, (size_t)nd + 1, sizeof(dev_grads));
+            ds[k] = (dev_grads){.dev = g->device,
+                                .x = grow(NULL, (size_t)n, sizeof(float *)),
+                                .numel = grow(NULL, (size_t)n, sizeof(int64_t))};
+            nd++;
+        }
+        ds[k].x[ds[k].n] = et_data(g);
+        ds[k].numel[ds[k].n++] = g->numel;
+    }
+    *out = ds;
+    return nd;
+}
+
+static void dev_grads_free(dev_grads *ds, int nd) {
+    for (int k = 0; k < nd; k++) free(ds[k].x), free(ds[k].numel);
+    free(ds);
+}
+
+// Sum of squares of every grad: CPU grads here, each device's grads in one backend
+// reduction (one host synchronisation per device, none per tensor).
+static double total_sumsq(int n, et_tensor *const *params) {
     double total = 0;
     for (int i = 0; i < n; i++) {
-        if (!params[i]->grad) continue;
+        if (!params[i]->grad || params[i]->grad->device.type != ET_CPU) continue;
         check_grad(params[i]);
         total += sumsq(params[i]->grad);
     }
-    return sqrt(total);
+    dev_grads *ds;
+    int nd = dev_grads_collect(n, params, &ds);
+    for (int k = 0; k < nd; k++)
+        total +=
+            et_backend_ops(ds[k].dev.type, "et_grad_norm")
+                ->sumsq_f32(ds[k].dev.index, ds[k].n, (const float *const *)ds[k].x, ds[k].numel);
+    dev_grads_free(ds, nd);
+    return total;
 }
+
+double et_grad_norm(int n, et_tensor *const *params) { return sqrt(total_sumsq(n, params)); }
 
 double et_clip_grad_norm(int n, et_tensor *const *params, double max_norm) {
     double total = et_grad_norm(n, params);
@@ -388,7 +497,7 @@ double et_clip_grad_norm(int n, et_tensor *const *params, double max_norm) {
     double coef64 = max_norm / (total + 1e-6);
     for (int i = 0; i < n; i++) {
         et_tensor *g = params[i]->grad;
-        if (!g) continue;
+        if (!g || g->device.type != ET_CPU) continue;
         int64_t m = g->numel;
         if (g->dtype == ET_F64) {
             if (!(coef64 < 1.0)) continue;
@@ -402,13 +511,21 @@ double et_clip_grad_norm(int n, et_tensor *const *params, double max_norm) {
             for (int64_t j = 0; j < m; j++) d[j] *= coef32;
         }
     }
+    if (coef32 < 1.0f) {
+        dev_grads *ds;
+        int nd = dev_grads_collect(n, params, &ds);
+        for (int k = 0; k < nd; k++)
+            et_backend_ops(ds[k].dev.type, "et_clip_grad_norm")
+                ->scale_f32(ds[k].dev.index, ds[k].n, ds[k].x, ds[k].numel, coef32);
+        dev_grads_free(ds, nd);
+    }
     return total;
 }
 
 bool et_grads_finite(int n, et_tensor *const *params) {
     for (int i = 0; i < n; i++) {
         const et_tensor *g = params[i]->grad;
-        if (!g) continue;
+        if (!g || g->device.type != ET_CPU) continue;
         check_grad(params[i]);
         int64_t m = g->numel;
         int bad = 0;
@@ -423,7 +540,17 @@ bool et_grads_finite(int n, et_tensor *const *params) {
         }
         if (bad) return false;
     }
-    return true;
+    // Device grads: their f64 sum of squares is finite exactly when every element is (a
+    // finite f32 squared is < 2^256, far from f64 overflow), so one reduction per device.
+    dev_grads *ds;
+    int nd = dev_grads_collect(n, params, &ds);
+    bool ok = true;
+    for (int k = 0; ok && k < nd; k++)
+        ok = isfinite(
+            et_backend_ops(ds[k].dev.type, "et_grads_finite")
+                ->sumsq_f32(ds[k].dev.index, ds[k].n, (const float *const *)ds[k].x, ds[k].numel));
+    dev_grads_free(ds, nd);
+    return ok;
 }
 
 // ---- schedules ------------------------------------------------------------------

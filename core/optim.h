@@ -26,7 +26,13 @@
 //   f64 parameters), master (half parameters only) and a per-parameter step counter.
 // - Ownership: the optimizer retains every parameter it was given and releases them in
 //   et_adamw_free. It never touches p->grad except to read it.
-// - CPU tensors only in this build; OpenMP over elements of large parameters.
+// - Devices: parameters may live on the CPU or on a device with a backend (core/device.h;
+//   f64 is CPU only). State tensors (m, v, master) live with their parameter; the step
+//   counters stay on the CPU. CPU parameters are updated here (OpenMP over elements of
+//   large parameters); the device parameters of a step are collected per device and
+//   updated by one multi-tensor AdamW call of the backend (kernels/cuda: a fused kernel,
+//   several parameters per launch, same arithmetic as here). A grad must live on its
+//   parameter's device.
 //
 // Parameter groups
 // - Each group has a base lr (absolute, or lr_mult times the optimizer's lr) and a
@@ -41,7 +47,8 @@
 //   name (default its index in the group). To save: write them as they are. To restore:
 //   build the optimizer with the same groups, then copy the saved values into these very
 //   tensors (et_copy_), restore the parameters themselves, and et_adamw_set_step.
-//   Continuation is then bit-identical.
+//   Continuation is then bit-identical. State of device parameters lives on the device:
+//   copy it to host tensors (et_to_device(t, et_cpu())) before writing safetensors.
 //
 // Clipping (torch.nn.utils.clip_grad_norm_, norm_type 2)
 // - total = sqrt(sum over params with grad of sum g^2), accumulated in f64 over fixed
@@ -49,6 +56,10 @@
 //   for f32 grads, as torch computes it); grads are multiplied by coef only if coef < 1.
 //   Returns the pre-clip total. A non-finite total leaves the grads untouched: check it
 //   (or et_grads_finite) and skip the step.
+// - Device grads (f32): each device's grads are reduced by the backend in one call (f64,
+//   fixed order, deterministic; one host synchronisation per device, none per tensor) and
+//   scaled by one multi-tensor call. et_grads_finite uses the same reduction (its sum is
+//   finite exactly when every element is).
 //
 // Schedules (HF transformers get_*_schedule_with_warmup; LambdaLR semantics)
 // - The lr of optimizer step k (0-based) is base_lr * et_lr_factor(kind, k, total, warmup).
@@ -87,9 +98,10 @@ et_adamw_config et_adamw_defaults(void);
 // Validates cfg (values come from user configs). *out is freed with et_adamw_free.
 et_status et_adamw_new(const et_adamw_config *cfg, et_adamw **out);
 void et_adamw_free(et_adamw *opt);  // NULL-safe
-// Adds a group of n parameters (float leaves on the CPU; retained). names: n parameter
-// names (copied) or NULL for "0", "1", ... Errors: bad lr / weight decay, a non-float or
-// non-CPU parameter, a parameter already in the optimizer, a duplicate state name.
+// Adds a group of n parameters (float leaves; retained). names: n parameter
+// names (copied) or NULL for "0", "1", ... Errors: bad lr / weight decay, a non-float
+// parameter, one on a device this build cannot drive (or f64 on a device), a parameter
+// already in the optimizer, a duplicate state name.
 // Returns the group index in *index (may be NULL).
 et_status et_adamw_add_group(et_adamw *opt, const et_param_group *group, int n,
                              et_tensor *const *params, const char *const *names, int *index);

@@ -80,6 +80,28 @@ void kc_masked_scale(int dt, const void *x, const uint8_t *keep, void *y, int64_
 void kc_adamw(float *w, const float *g, float *m, float *v, void *half, int hdt, int64_t n,
               const double c[7]);
 
+// ---- optimizer (optim.cu): multi-tensor, several tensors per launch -------------------
+typedef struct {
+    float *w;        // f32 parameter or master (n)
+    const float *g;  // f32 grad (n)
+    float *m, *v;    // f32 moments (n)
+    void *half;      // bf16/f16 parameter (n) or NULL
+    int hdt;         // dtype of half
+    int64_t n;
+    double decay, neg_step, bc2_sqrt;  // per tensor: 1 - lr wd, -lr / (1 - b1^t), sqrt(1 - b2^t)
+} kc_adamw_tensor;
+// core/optim.c's AdamW on every tensor (shared w1 = 1 - beta1, beta2, c2 = 1 - beta2, eps).
+void kc_adamw_multi(int n, const kc_adamw_tensor *ts, double w1, double beta2, double c2,
+                    double eps);
+// f64 partials kc_sumsq_multi needs for these tensors.
+int64_t kc_sumsq_partials(int n, const int64_t *numel);
+// out[0] (device f64) = sum of x^2 over the n f32 buffers; deterministic (fixed blocks,
+// partials summed in order by one block). partials: kc_sumsq_partials(n, numel) f64.
+void kc_sumsq_multi(int n, const float *const *x, const int64_t *numel, double *partials,
+                    double *out);
+// x *= s over the n f32 buffers.
+void kc_scale_multi(int n, float *const *x, const int64_t *numel, float s);
+
 // ---- nn (nn.cu) ---------------------------------------------------------------------
 // Normalisations: stats in f32; w, b f32 [D] or NULL; rstd, mean f32 [rows].
 // rmsnorm with half activations follows HF: normalise, round to x's dtype, multiply by w.

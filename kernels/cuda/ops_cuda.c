@@ -45,6 +45,21 @@ static et_device use(const et_tensor *t) {
     return t->device;
 }
 
+// The device of an op with tensors on several devices: the first CUDA tensor among ts
+// (the op layer dispatched here because one exists). CPU inputs are uploaded by the op.
+static et_device pick_dev(int n, const et_tensor *const *ts) {
+    for (int i = 0; i < n; i++)
+        if (ts[i] && ts[i]->device.type == ET_CUDA) {
+            et_cuda_use(ts[i]->device.index);
+            return ts[i]->device;
+        }
+    ET_ASSERT(0, "CUDA op without a CUDA tensor");
+    return et_cpu();
+}
+#define PICK(...)                                                                     \
+    pick_dev((int)(sizeof((const et_tensor *[]){__VA_ARGS__}) / sizeof(et_tensor *)), \
+             (const et_tensor *[]){__VA_ARGS__})
+
 static void check_act(const char *op, const et_tensor *t, const char *what) {
     ET_ASSERT(t, "%s: %s is NULL", op, what);
     ET_ASSERT(t->dtype == ET_F32 || t->dtype == ET_BF16 || t->dtype == ET_F16,
@@ -158,10 +173,37 @@ static void cuda_add_into(et_tensor *dst, const et_tensor *src) {
     et_release(s);
 }
 
-static void cuda_adamw(int index, float *w, const float *g, float *m, float *v, void *half,
-                       et_dtype hdt, int64_t n, const double c[7]) {
+static void cuda_adamw(int index, int n, const et_adamw_tensor *ts, double w1, double beta2,
+                       double c2, double eps) {
+    if (n <= 0) return;
     et_cuda_use(index);
-    kc_adamw(w, g, m, v, half, hdt, n, c);
+    kc_adamw_tensor *k = malloc(sizeof(*k) * (size_t)n);
+    ET_ASSERT(k, "out of host memory");
+    for (int i = 0; i < n; i++)
+        k[i] = (kc_adamw_tensor){ts[i].w,   ts[i].g, ts[i].m,     ts[i].v,        ts[i].half,
+                                 ts[i].hdt, ts[i].n, ts[i].decay, ts[i].neg_step, ts[i].bc2_sqrt};
+    kc_adamw_multi(n, k, w1, beta2, c2, eps);
+    free(k);
+}
+
+static double cuda_sumsq_f32(int index, int n, const float *const *x, const int64_t *numel) {
+    et_cuda_use(index);
+    et_device dev = {ET_CUDA, index};
+    int64_t np = kc_sumsq_partials(n, numel);
+    double *part = et_alloc(dev, sizeof(double) * (size_t)(np > 0 ? np : 1));
+    double *out = et_alloc(dev, sizeof(double));
+    ET_ASSERT(part && out, "out of GPU memory for the gradient-norm scratch");
+    kc_sumsq_multi(n, x, numel, part, out);
+    double host = 0;
+    et_cuda_d2h(index, &host, out, sizeof host);  // the one synchronisation
+    et_free(dev, part);
+    et_free(dev, out);
+    return host;
+}
+
+static void cuda_scale_f32(int index, int n, float *const *x, const int64_t *numel, float s) {
+    et_cuda_use(index);
+    kc_scale_multi(n, x, numel, s);
 }
 
 static void cuda_sync(int index) { et_cuda_sync(index); }
@@ -263,10 +305,10 @@ static void matmul_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
 static et_tensor *cuda_matmul(et_tensor *a, et_tensor *b, bool ta, bool tb) {
     check_act("et_matmul", a, "a");
     check_act("et_matmul", b, "b");
-    et_device dev = use(a);
+    et_device dev = PICK(a, b);
     mm_dims d = mm_shape(a, b, ta, tb);
     if (d.shared_b && ta) ET_ASSERT(d.batch >= 1, "et_matmul: empty batch");
-    et_tensor *bc = as_dt(b, dev, a->dtype);
+    et_tensor *ac = as_dt(a, dev, a->dtype), *bc = as_dt(b, dev, a->dtype);
     int64_t shape[ET_MAX_DIMS];
     memcpy(shape, a->shape, sizeof shape);
     shape[a->ndim - 2] = d.M;
@@ -276,19 +318,20 @@ static et_tensor *cuda_matmul(et_tensor *a, et_tensor *b, bool ta, bool tb) {
         size_t es = et_dtype_size(a->dtype);
         for (int64_t bi = 0; bi < d.batch; bi++)
             kc_gemm(a->dtype, a->dtype, ta, tb, 1, d.M, d.N, d.K,
-                    (const char *)et_data(a) + (size_t)(bi * d.M * d.K) * es, 0, et_data(bc), 0, 0,
+                    (const char *)et_data(ac) + (size_t)(bi * d.M * d.K) * es, 0, et_data(bc), 0, 0,
                     (char *)et_data(y) + (size_t)(bi * d.M * d.N) * es, 0, NULL);
     } else {
-        mm_run(a->dtype, a->dtype, ta, tb, d, et_data(a), et_data(bc), et_data(y));
+        mm_run(a->dtype, a->dtype, ta, tb, d, et_data(ac), et_data(bc), et_data(y));
     }
     et_tensor *in[2] = {a, b};
     if (et_should_record(2, in)) {
         et_node *n = et_record("matmul", matmul_backward, y, 2, in);
-        if (n->needs[1]) et_node_save(n, 0, a);
+        if (n->needs[1]) et_node_save(n, 0, ac);
         if (n->needs[0]) et_node_save(n, 1, bc);
         n->i[0] = ta, n->i[1] = tb, n->i[2] = d.batch, n->i[3] = d.M, n->i[4] = d.N, n->i[5] = d.K;
         n->i[6] = d.shared_b;
     }
+    et_release(ac);
     et_release(bc);
     return y;
 }
@@ -329,21 +372,23 @@ static et_tensor *cuda_linear(et_tensor *x, et_tensor *w, et_tensor *b) {
     if (b)
         ET_ASSERT(b->ndim == 1 && b->shape[0] == w->shape[0], "et_linear: bias %s for weight %s",
                   shp(b).s, shp(w).s);
-    et_device dev = use(x);
+    et_device dev = PICK(x, w, b);
     int64_t out = w->shape[0], in = w->shape[1], rows = et_rows(x);
+    et_tensor *xc = as_dt(x, dev, x->dtype);
     et_tensor *wc = as_dt(w, dev, x->dtype), *bc = as_dt(b, dev, x->dtype);
     int64_t shape[ET_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = out;
     et_tensor *y = newt(dev, x->dtype, x->ndim, shape);
-    kc_gemm(x->dtype, x->dtype, false, true, 1, rows, out, in, et_data(x), 0, et_data(wc), 0, 0,
+    kc_gemm(x->dtype, x->dtype, false, true, 1, rows, out, in, et_data(xc), 0, et_data(wc), 0, 0,
             et_data(y), 0, dp(bc));
     et_tensor *ins[3] = {x, w, b};
     if (et_should_record(3, ins)) {
         et_node *n = et_record("linear", linear_backward, y, 3, ins);
-        if (n->needs[1]) et_node_save(n, 0, x);
+        if (n->needs[1]) et_node_save(n, 0, xc);
         if (n->needs[0]) et_node_save(n, 1, wc);
     }
+    et_release(xc);
     et_release(wc);
     et_release(bc);
     return y;
@@ -373,19 +418,20 @@ static et_tensor *binary(const char *name, int op, et_tensor *a, et_tensor *b) {
     check_act(name, a, "a");
     check_act(name, b, "b");
     ET_ASSERT(et_same_shape(a, b), "%s: shapes differ: %s vs %s", name, shp(a).s, shp(b).s);
-    et_device dev = use(a);
-    et_tensor *bc = as_dt(b, dev, a->dtype);
+    et_device dev = PICK(a, b);
+    et_tensor *ac = as_dt(a, dev, a->dtype), *bc = as_dt(b, dev, a->dtype);
     et_tensor *y = newt(dev, a->dtype, a->ndim, a->shape);
-    kc_binary(op, a->dtype, et_data(a), et_data(bc), et_data(y), a->numel);
+    kc_binary(op, a->dtype, et_data(ac), et_data(bc), et_data(y), a->numel);
     et_tensor *in[2] = {a, b};
     if (et_should_record(2, in)) {
         et_node *n = et_record(name, binary_backward, y, 2, in);
         n->i[0] = op, n->i[1] = a->dtype, n->i[2] = dev.index;
         if (op == KC_MUL) {
-            if (n->needs[1]) et_node_save(n, 0, a);
+            if (n->needs[1]) et_node_save(n, 0, ac);
             if (n->needs[0]) et_node_save(n, 1, bc);
         }
     }
+    et_release(ac);
     et_release(bc);
     return y;
 }
@@ -436,11 +482,12 @@ static et_tensor *cuda_add_bcast(et_tensor *a, et_tensor *b) {
     bool ok = b->ndim <= a->ndim;
     for (int i = 0; ok && i < b->ndim; i++) ok = b->shape[i] == a->shape[a->ndim - b->ndim + i];
     ET_ASSERT(ok, "et_add_bcast: %s is not the trailing shape of %s", shp(b).s, shp(a).s);
-    et_device dev = use(a);
-    et_tensor *bc = as_dt(b, dev, a->dtype);
+    et_device dev = PICK(a, b);
+    et_tensor *ac = as_dt(a, dev, a->dtype), *bc = as_dt(b, dev, a->dtype);
     et_tensor *y = newt(dev, a->dtype, a->ndim, a->shape);
     int64_t nb = b->numel;
-    kc_add_bcast(a->dtype, et_data(a), et_data(bc), et_data(y), nb ? a->numel / nb : 0, nb);
+    kc_add_bcast(a->dtype, et_data(ac), et_data(bc), et_data(y), nb ? a->numel / nb : 0, nb);
+    et_release(ac);
     et_release(bc);
     et_tensor *in[2] = {a, b};
     if (et_should_record(2, in)) {
@@ -553,7 +600,7 @@ static et_tensor *cuda_scatter_rows(et_tensor *base, et_tensor *idx, et_tensor *
                   src->dtype == base->dtype,
               "et_scatter_rows: base %s, idx [M], src %s expected with src [M, D]", shp(base).s,
               shp(src).s);
-    et_device dev = use(base);
+    et_device dev = PICK(base, src);
     int64_t N = base->shape[0], D = base->shape[1];
     if (idx->device.type == ET_CPU) {  // distinct rows, checked on the host
         et_tensor *c = et_empty(ET_I32, 1, idx->shape);
@@ -571,7 +618,9 @@ static et_tensor *cuda_scatter_rows(et_tensor *base, et_tensor *idx, et_tensor *
     }
     et_tensor *ic = index_on("et_scatter_rows", idx, N, dev);
     et_tensor *sc = as_dt(src, dev, base->dtype);
-    et_tensor *y = et_clone(base);
+    et_tensor *y = newt(dev, base->dtype, base->ndim, base->shape);
+    et_copy_(y, base);
+    et_cuda_use(dev.index);
     kc_scatter_rows(et_dtype_size(base->dtype), et_data(sc), et_data(ic), et_data(y), ic->numel, D);
     et_tensor *in[3] = {base, NULL, src};
     if (et_should_record(3, in)) {
@@ -662,18 +711,20 @@ static et_tensor *cuda_concat(int n, et_tensor *const *ts, int dim) {
               ET_NODE_MAX_INPUTS, n);
     const et_tensor *t0 = ts[0];
     ET_ASSERT(dim >= 0 && dim < t0->ndim, "et_concat: dim %d of a %d-dim tensor", dim, t0->ndim);
-    et_device dev = use(t0);
+    et_device dev = pick_dev(n, (const et_tensor *const *)ts);
     int64_t shape[ET_MAX_DIMS];
     memcpy(shape, t0->shape, sizeof shape);
     shape[dim] = 0;
+    et_tensor *tc[ET_NODE_MAX_INPUTS];
     for (int k = 0; k < n; k++) {
-        bool ok = ts[k]->ndim == t0->ndim && ts[k]->dtype == t0->dtype &&
-                  ts[k]->device.type == ET_CUDA && ts[k]->device.index == dev.index;
+        bool ok = ts[k]->ndim == t0->ndim && ts[k]->dtype == t0->dtype;
         for (int i = 0; ok && i < t0->ndim; i++) ok = i == dim || ts[k]->shape[i] == t0->shape[i];
-        ET_ASSERT(ok, "et_concat: %s does not match %s along dims other than %d (same device)",
+        ET_ASSERT(ok, "et_concat: %s does not match %s along dims other than %d (same dtype)",
                   shp(ts[k]).s, shp(t0).s, dim);
         shape[dim] += ts[k]->shape[dim];
+        tc[k] = as_dt(ts[k], dev, t0->dtype);  // CPU (or other-GPU) parts are copied here
     }
+    et_cuda_use(dev.index);
     et_tensor *y = newt(dev, t0->dtype, t0->ndim, shape);
     int64_t outer, inner;
     split_dims(t0->ndim, shape, dim, &outer, &inner);
@@ -682,10 +733,11 @@ static et_tensor *cuda_concat(int n, et_tensor *const *ts, int dim) {
     for (int k = 0; k < n; k++) {
         int64_t len = ts[k]->shape[dim];
         et_cuda_copy2d((char *)et_data(y) + (size_t)(off * inner) * es,
-                       (size_t)(shape[dim] * inner) * es, et_data(ts[k]),
+                       (size_t)(shape[dim] * inner) * es, et_data(tc[k]),
                        (size_t)(len * inner) * es, (size_t)(len * inner) * es, (size_t)outer);
         off += len;
     }
+    for (int k = 0; k < n; k++) et_release(tc[k]);
     if (et_should_record(n, ts)) {
         et_node *nd = et_record("concat", concat_backward, y, n, ts);
         nd->i[0] = dim, nd->i[1] = dev.index;
@@ -774,11 +826,13 @@ static et_tensor *cuda_patch_embed(et_tensor *img, et_tensor *w, et_tensor *b) {
               "et_patch_embed: img [B, C, H, W] and w [D, C, p, p] with p dividing H and W "
               "expected, got %s and %s",
               shp(img).s, shp(w).s);
-    et_device dev = use(img);
+    et_device dev = PICK(img, w, b);
     int p = (int)w->shape[2];
     int64_t B = img->shape[0], C = img->shape[1], H = img->shape[2], W = img->shape[3];
+    et_tensor *imgc = as_dt(img, dev, img->dtype);
     et_tensor *cols = newt(dev, img->dtype, 3, (int64_t[]){B, (H / p) * (W / p), C * p * p});
-    kc_im2col(img->dtype, et_data(img), et_data(cols), B, C, H, W, p);
+    kc_im2col(img->dtype, et_data(imgc), et_data(cols), B, C, H, W, p);
+    et_release(imgc);
     if (et_should_record(1, &img)) {
         et_node *n = et_record("im2col", im2col_backward, cols, 1, &img);
         n->i[0] = img->dtype, n->i[1] = p, n->i[2] = dev.index;
@@ -1211,7 +1265,9 @@ static const et_backend g_cuda = {
     .copy = cuda_copy,
     .fill = cuda_fill,
     .add_into = cuda_add_into,
-    .adamw_f32 = cuda_adamw,
+    .adamw = cuda_adamw,
+    .sumsq_f32 = cuda_sumsq_f32,
+    .scale_f32 = cuda_scale_f32,
     .matmul = cuda_matmul,
     .linear = cuda_linear,
     .add = cuda_add,
