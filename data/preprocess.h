@@ -1,7 +1,8 @@
 // data/preprocess.h - CLIP image preprocessing (HF CLIPImageProcessor + LLaVA "pad").
 // defines: et_clip_preproc, ET_CLIP_MEAN_*, et_clip_preproc_default, et_clip_preprocess,
-//          et_clip_resize_size, et_image_resize_bicubic, et_image_expand2square,
-//          et_image_center_crop, et_clip_normalize
+//          et_preproc_simd, et_preproc_simd_best, et_preproc_simd_name,
+//          et_clip_preprocess_simd, et_clip_resize_size, et_image_resize_bicubic,
+//          et_image_expand2square, et_image_center_crop, et_clip_normalize
 //
 // Contract (REFERENCE.md section 4)
 // - et_clip_preprocess(img) reproduces, for an RGB et_image decoded as in data/image.h,
@@ -28,6 +29,14 @@
 // - The pad square is never materialised: the resampler reads background where the square
 //   has no image (same pixels as Pillow on the real square, exactly), so padding a very
 //   elongated image costs memory and time linear in the image, not in the square.
+// - Only what the crop keeps is computed (the resized columns and rows inside the crop and
+//   the input rows they read), in one pass per dimension into planar u8 and straight into
+//   the f32 planes; same pixels as resizing everything and cropping.
+// - Code paths (et_preproc_simd): portable C, AVX2, AVX-512F, chosen at run time from the
+//   CPU (the build targets x86-64-v2). Every path gives the same bytes and floats.
+//   et_clip_preprocess_simd forces one (tests, benches); a path the CPU lacks returns
+//   ET_ERR_UNSUPPORTED.
+// - Thread-safe: no shared state (the CPU check is cached in an atomic).
 // - Config errors (sizes <= 0 or > 8192, std == 0), a resize whose long side would exceed
 //   8192 (aspect ratio beyond 1:24 at 336) and a pad square wider than 65536 return
 //   ET_ERR_INVALID; out-of-memory returns ET_ERR_NOMEM. Inputs are never modified.
@@ -62,6 +71,19 @@ void et_clip_preproc_default(et_clip_preproc *p, int size);
 
 et_status et_clip_preprocess(const et_image *img, const et_clip_preproc *p, et_tensor **u8_hwc,
                              et_tensor **f32_chw);
+
+typedef enum {
+    ET_PREPROC_AUTO = 0,  // the best the CPU has
+    ET_PREPROC_PORTABLE,
+    ET_PREPROC_AVX2,
+    ET_PREPROC_AVX512,  // AVX-512F
+} et_preproc_simd;
+
+et_preproc_simd et_preproc_simd_best(void);         // never ET_PREPROC_AUTO
+const char *et_preproc_simd_name(et_preproc_simd);  // "portable", "avx2", ...
+// et_clip_preprocess on a chosen code path.
+et_status et_clip_preprocess_simd(const et_image *img, const et_clip_preproc *p,
+                                  et_preproc_simd simd, et_tensor **u8_hwc, et_tensor **f32_chw);
 
 // HF get_resize_output_image_size(default_to_square=False) for shortest_edge = shortest.
 void et_clip_resize_size(int width, int height, int shortest, int *out_w, int *out_h);
