@@ -11,11 +11,12 @@
 #include <unistd.h>
 
 #include "../core/autograd.h"
+#include "../core/fileio.h"
 #include "../core/ops.h"
 #include "../core/safetensors.h"
 
 et_export_opts et_export_defaults(const et_llama *m) {
-    et_export_opts o = {m->weight_dtype, 5000000000LL};
+    et_export_opts o = {m->weight_dtype, 5000000000LL, false};
     return o;
 }
 
@@ -113,9 +114,10 @@ static et_tensor *as_dtype(const et_tensor *x, et_dtype dt) {
     return y;
 }
 
-// W (+ scale * B @ A when an unmerged adapter is present) in f32, then rounded into dt.
-static et_tensor *merged_weight(const et_linear_layer *l, et_dtype dt) {
-    if (!l->lora_a || !l->lora_b || l->merged) return as_dtype(l->weight, dt);
+// W (+ scale * B @ A when an unmerged adapter is present and with_lora) in f32, then
+// rounded into dt.
+static et_tensor *merged_weight(const et_linear_layer *l, et_dtype dt, bool with_lora) {
+    if (!with_lora || !l->lora_a || !l->lora_b || l->merged) return as_dtype(l->weight, dt);
     et_tensor *w = as_dtype(l->weight, ET_F32);
     et_tensor *a = as_dtype(l->lora_a, ET_F32), *b = as_dtype(l->lora_b, ET_F32);
     et_tensor *d = et_matmul(b, a, false, false);  // [out, r] @ [r, in] -> [out, in]
@@ -130,29 +132,29 @@ static et_tensor *merged_weight(const et_linear_layer *l, et_dtype dt) {
     return o;
 }
 
-static void add_linear(tlist *l, const et_linear_layer *y, et_dtype dt) {
-    tl_add(l, y->name, ".weight", merged_weight(y, dt));
+static void add_linear(tlist *l, const et_linear_layer *y, et_dtype dt, bool with_lora) {
+    tl_add(l, y->name, ".weight", merged_weight(y, dt, with_lora));
     if (y->bias) tl_add(l, y->name, ".bias", as_dtype(y->bias, dt));
 }
 
-static void build_list(const et_llama *m, et_dtype dt, tlist *l) {
+static void build_list(const et_llama *m, et_dtype dt, bool with_lora, tlist *l) {
     tl_add(l, "model.embed_tokens.weight", "", as_dtype(m->embed_tokens, dt));
     for (int i = 0; i < (int)m->cfg.num_hidden_layers; i++) {
         const et_llama_layer *y = &m->layers[i];
         char p[96];
         snprintf(p, sizeof p, "model.layers.%d.", i);
         tl_add(l, p, "input_layernorm.weight", as_dtype(y->input_norm, dt));
-        add_linear(l, &y->q_proj, dt);
-        add_linear(l, &y->k_proj, dt);
-        add_linear(l, &y->v_proj, dt);
-        add_linear(l, &y->o_proj, dt);
+        add_linear(l, &y->q_proj, dt, with_lora);
+        add_linear(l, &y->k_proj, dt, with_lora);
+        add_linear(l, &y->v_proj, dt, with_lora);
+        add_linear(l, &y->o_proj, dt, with_lora);
         tl_add(l, p, "post_attention_layernorm.weight", as_dtype(y->post_norm, dt));
-        add_linear(l, &y->gate_proj, dt);
-        add_linear(l, &y->up_proj, dt);
-        add_linear(l, &y->down_proj, dt);
+        add_linear(l, &y->gate_proj, dt, with_lora);
+        add_linear(l, &y->up_proj, dt, with_lora);
+        add_linear(l, &y->down_proj, dt, with_lora);
     }
     tl_add(l, "model.norm.weight", "", as_dtype(m->norm, dt));
-    if (!m->cfg.tie_word_embeddings) add_linear(l, &m->lm_head, dt);
+    if (!m->cfg.tie_word_embeddings) add_linear(l, &m->lm_head, dt, with_lora);
 }
 
 // ---- files ----------------------------------------------------------------------
@@ -194,12 +196,11 @@ static bool dir_nonempty(const char *dir) {
     return any;
 }
 
-static et_status write_all(const char *tmp, const et_llama *m, const et_export_opts *o, tlist *l) {
+static et_status write_all(const char *tmp, const char *config_text, int64_t max_shard_bytes,
+                           tlist *l) {
     char path[4200];
-    char *cfg = et_export_llama_config_json(&m->cfg, o->dtype);
     snprintf(path, sizeof path, "%s/config.json", tmp);
-    et_status s = write_text(path, cfg);
-    free(cfg);
+    et_status s = write_text(path, config_text);
     if (s) return s;
     // Shard assignment, as transformers' shard_checkpoint.
     int *shard = malloc(sizeof(int) * (size_t)l->n);
@@ -208,7 +209,7 @@ static et_status write_all(const char *tmp, const et_llama *m, const et_export_o
     int64_t cur = 0, total = 0;
     for (int i = 0; i < l->n; i++) {
         const int64_t sz = (int64_t)et_nbytes(l->t[i]);
-        if (n_shards == 0 || (cur > 0 && cur + sz > o->max_shard_bytes)) n_shards++, cur = 0;
+        if (n_shards == 0 || (cur > 0 && cur + sz > max_shard_bytes)) n_shards++, cur = 0;
         shard[i] = n_shards - 1;
         cur += sz, total += sz;
     }
@@ -247,16 +248,9 @@ static et_status write_all(const char *tmp, const et_llama *m, const et_export_o
     return s;
 }
 
-et_status et_export_merged_llama(const char *dir, const et_llama *m, const et_export_opts *opts) {
-    et_export_opts o = opts ? *opts : et_export_defaults(m);
-    if (o.dtype != ET_F32 && o.dtype != ET_BF16 && o.dtype != ET_F16)
-        return et_err(ET_ERR_INVALID, "export %s: dtype %s is not f32, bf16 or f16", dir,
-                      et_dtype_name(o.dtype));
-    if (o.max_shard_bytes <= 0)
-        return et_err(ET_ERR_INVALID, "export %s: max_shard_bytes must be positive", dir);
-    if (m->cfg.tie_word_embeddings && m->lm_head.lora_a && !m->lm_head.merged)
-        return et_err(ET_ERR_UNSUPPORTED,
-                      "export %s: lm_head carries a LoRA adapter but is tied to embed_tokens", dir);
+// Writes config_text and l into "<dir>.tmp.<pid>", then renames it to dir (see export.h).
+static et_status write_checkpoint(const char *dir, const char *config_text, int64_t max_shard_bytes,
+                                  tlist *l) {
     if (strlen(dir) > 4000) return et_err(ET_ERR_INVALID, "export: path too long");
     if (dir_nonempty(dir))
         return et_err(ET_ERR_IO, "export %s: the directory exists and is not empty", dir);
@@ -265,14 +259,173 @@ et_status et_export_merged_llama(const char *dir, const et_llama *m, const et_ex
     remove_flat_dir(tmp);  // a leftover from a crashed run of this pid
     if (mkdir(tmp, 0755))
         return et_err(ET_ERR_IO, "export %s: cannot create %s (%s)", dir, tmp, strerror(errno));
-    tlist l = {0, 0, NULL, NULL};
-    et_no_grad_begin();
-    build_list(m, o.dtype, &l);
-    et_no_grad_end();
-    et_status s = write_all(tmp, m, &o, &l);
-    tl_free(&l);
+    et_status s = write_all(tmp, config_text, max_shard_bytes, l);
     if (!s && rename(tmp, dir))
         s = et_err(ET_ERR_IO, "export %s: rename from %s failed (%s)", dir, tmp, strerror(errno));
     if (s) remove_flat_dir(tmp);
     return s;
+}
+
+static bool export_dtype_ok(et_dtype dt) { return dt == ET_F32 || dt == ET_BF16 || dt == ET_F16; }
+
+et_status et_export_merged_llama(const char *dir, const et_llama *m, const et_export_opts *opts) {
+    et_export_opts o = opts ? *opts : et_export_defaults(m);
+    if (!export_dtype_ok(o.dtype))
+        return et_err(ET_ERR_INVALID, "export %s: dtype %s is not f32, bf16 or f16", dir,
+                      et_dtype_name(o.dtype));
+    if (o.max_shard_bytes <= 0)
+        return et_err(ET_ERR_INVALID, "export %s: max_shard_bytes must be positive", dir);
+    if (!o.without_lora && m->cfg.tie_word_embeddings && m->lm_head.lora_a && !m->lm_head.merged)
+        return et_err(ET_ERR_UNSUPPORTED,
+                      "export %s: lm_head carries a LoRA adapter but is tied to embed_tokens", dir);
+    if (o.without_lora) {
+        for (int i = 0; i < (int)m->cfg.num_hidden_layers; i++) {
+            const et_llama_layer *y = &m->layers[i];
+            const et_linear_layer *ls[7] = {&y->q_proj,    &y->k_proj,  &y->v_proj,   &y->o_proj,
+                                            &y->gate_proj, &y->up_proj, &y->down_proj};
+            for (int j = 0; j < 7; j++)
+                if (ls[j]->merged && ls[j]->lora_a)
+                    return et_err(ET_ERR_INVALID,
+                                  "export %s: %s has its adapter merged; the base weights are "
+                                  "not available (unmerge first)",
+                                  dir, ls[j]->name);
+        }
+        if (m->lm_head.merged && m->lm_head.lora_a)
+            return et_err(ET_ERR_INVALID, "export %s: lm_head has its adapter merged", dir);
+    }
+    tlist l = {0, 0, NULL, NULL};
+    et_no_grad_begin();
+    build_list(m, o.dtype, !o.without_lora, &l);
+    et_no_grad_end();
+    char *cfg = et_export_llama_config_json(&m->cfg, o.dtype);
+    et_status s = write_checkpoint(dir, cfg, o.max_shard_bytes, &l);
+    free(cfg);
+    tl_free(&l);
+    return s;
+}
+
+// ---- CLIP vision tower ------------------------------------------------------------
+
+char *et_export_clip_config_json(const et_clip_config *g, et_dtype dt) {
+    cJSON *r = cJSON_CreateObject();
+    cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
+    cJSON_AddItemToArray(arch, cJSON_CreateString("CLIPVisionModel"));
+    cJSON_AddStringToObject(r, "model_type", "clip_vision_model");
+    cJSON_AddNumberToObject(r, "attention_dropout", 0.0);
+    cJSON_AddNumberToObject(r, "dropout", 0.0);
+    cJSON_AddStringToObject(r, "hidden_act", g->act == ET_CLIP_GELU ? "gelu" : "quick_gelu");
+    cJSON_AddNumberToObject(r, "hidden_size", (double)g->hidden_size);
+    cJSON_AddNumberToObject(r, "image_size", (double)g->image_size);
+    cJSON_AddNumberToObject(r, "initializer_factor", 1.0);
+    cJSON_AddNumberToObject(r, "initializer_range", 0.02);
+    cJSON_AddNumberToObject(r, "intermediate_size", (double)g->intermediate_size);
+    cJSON_AddNumberToObject(r, "layer_norm_eps", g->layer_norm_eps);
+    cJSON_AddNumberToObject(r, "num_attention_heads", (double)g->num_heads);
+    cJSON_AddNumberToObject(r, "num_channels", (double)g->num_channels);
+    cJSON_AddNumberToObject(r, "num_hidden_layers", (double)g->num_layers);
+    cJSON_AddNumberToObject(r, "patch_size", (double)g->patch_size);
+    cJSON_AddStringToObject(r, "torch_dtype", torch_dtype_name(dt));
+    char *s = cJSON_Print(r);
+    cJSON_Delete(r);
+    ET_ASSERT(s, "out of memory");
+    return s;
+}
+
+static void add_clip_linear(tlist *l, const char *p, int layer, const char *mod,
+                            const et_linear_layer *y, et_dtype dt) {
+    char name[192];
+    snprintf(name, sizeof name, "%sencoder.layers.%d.%s", p, layer, mod);
+    tl_add(l, name, ".weight", as_dtype(y->weight, dt));
+    if (y->bias) tl_add(l, name, ".bias", as_dtype(y->bias, dt));
+}
+
+et_status et_export_clip_vision(const char *dir, const et_clip_vision *v, et_dtype dt) {
+    if (!export_dtype_ok(dt))
+        return et_err(ET_ERR_INVALID, "export %s: dtype %s is not f32, bf16 or f16", dir,
+                      et_dtype_name(dt));
+    const char *p = "vision_model.";
+    const int64_t D = v->cfg.hidden_size;
+    tlist l = {0, 0, NULL, NULL};
+    et_no_grad_begin();
+    char name[192];
+    snprintf(name, sizeof name, "%sembeddings.", p);
+    tl_add(&l, name, "class_embedding", as_dtype(v->class_embedding, dt));
+    tl_add(&l, name, "patch_embedding.weight", as_dtype(v->patch_weight, dt));
+    tl_add(&l, name, "position_embedding.weight", as_dtype(v->pos_embedding, dt));
+    tl_add(&l, p, "pre_layrnorm.weight", as_dtype(v->pre_ln_w, dt));
+    tl_add(&l, p, "pre_layrnorm.bias", as_dtype(v->pre_ln_b, dt));
+    for (int i = 0; i < (int)v->cfg.num_layers; i++) {
+        const et_clip_layer *y = &v->layers[i];
+        char q[192];
+        snprintf(q, sizeof q, "%sencoder.layers.%d.", p, i);
+        add_clip_linear(&l, p, i, "self_attn.k_proj", &y->k, dt);
+        add_clip_linear(&l, p, i, "self_attn.v_proj", &y->v, dt);
+        add_clip_linear(&l, p, i, "self_attn.q_proj", &y->q, dt);
+        add_clip_linear(&l, p, i, "self_attn.out_proj", &y->o, dt);
+        tl_add(&l, q, "layer_norm1.weight", as_dtype(y->ln1_w, dt));
+        tl_add(&l, q, "layer_norm1.bias", as_dtype(y->ln1_b, dt));
+        add_clip_linear(&l, p, i, "mlp.fc1", &y->fc1, dt);
+        add_clip_linear(&l, p, i, "mlp.fc2", &y->fc2, dt);
+        tl_add(&l, q, "layer_norm2.weight", as_dtype(y->ln2_w, dt));
+        tl_add(&l, q, "layer_norm2.bias", as_dtype(y->ln2_b, dt));
+    }
+    // The tower has no post_layernorm (LLaVA never applies it): identity LayerNorm.
+    et_tensor *one = et_empty(dt, 1, &D), *zero = et_empty(dt, 1, &D);
+    et_fill_(one, 1.0);
+    et_fill_(zero, 0.0);
+    tl_add(&l, p, "post_layernorm.weight", one);
+    tl_add(&l, p, "post_layernorm.bias", zero);
+    et_no_grad_end();
+    char *cfg = et_export_clip_config_json(&v->cfg, dt);
+    et_status s = write_checkpoint(dir, cfg, INT64_MAX, &l);
+    free(cfg);
+    tl_free(&l);
+    return s;
+}
+
+// ---- a whole trained model ----------------------------------------------------------
+
+et_status et_export_emo_model(const char *out, const et_emo_model *m, unsigned what) {
+    if (strlen(out) > 4000) return et_err(ET_ERR_INVALID, "export: path too long");
+    char p[4200];
+    ET_TRY(et_mkdirs(out));
+    if ((what & ET_EXPORT_ADAPTER) && m->has_lora) {
+        snprintf(p, sizeof p, "%s/adapter", out);
+        ET_TRY(et_mkdirs(p));
+        ET_TRY(et_lora_save_adapter(p, &m->lora, m->n_linears, m->linears));
+    }
+    if (what & ET_EXPORT_TRAINABLES) {
+        int n = 0;
+        const char **names = malloc(sizeof(*names) * (size_t)(m->n_trainables + 1));
+        et_tensor **ts = malloc(sizeof(*ts) * (size_t)(m->n_trainables + 1));
+        ET_ASSERT(names && ts, "out of memory");
+        for (int g = 0; g < m->n_groups; g++) {
+            if (!strcmp(m->groups[g].name, "lora")) continue;
+            for (int i = 0; i < m->groups[g].n; i++)
+                names[n] = m->groups[g].names[i], ts[n++] = m->groups[g].params[i];
+        }
+        snprintf(p, sizeof p, "%s/non_lora_trainables.safetensors", out);
+        et_status s = n ? et_save_trainables(p, n, names, ts) : NULL;
+        free(names), free(ts);
+        ET_TRY(s);
+    }
+    if (what & ET_EXPORT_BASE) {
+        snprintf(p, sizeof p, "%s/base/llm", out);
+        ET_TRY(et_mkdirs(p));
+        et_export_opts eo = et_export_defaults(m->llm);
+        eo.without_lora = true;
+        ET_TRY(et_export_merged_llama(p, m->llm, &eo));
+        if (m->mllm.vision) {
+            snprintf(p, sizeof p, "%s/base/vision", out);
+            ET_TRY(et_mkdirs(p));
+            ET_TRY(et_export_clip_vision(p, m->mllm.vision, m->mllm.vision->patch_weight->dtype));
+        }
+    }
+    if (what & ET_EXPORT_MERGED) {
+        snprintf(p, sizeof p, "%s/merged", out);
+        ET_TRY(et_mkdirs(p));
+        et_export_opts eo = et_export_defaults(m->llm);
+        ET_TRY(et_export_merged_llama(p, m->llm, &eo));
+    }
+    return NULL;
 }

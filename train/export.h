@@ -1,6 +1,9 @@
-// train/export.h - merged Hugging Face checkpoint export of a LLaMA decoder (+ LoRA).
+// train/export.h - Hugging Face checkpoint export: a LLaMA decoder (merged with its LoRA
+// adapters, or the frozen base without them), a CLIP vision tower, and a whole trained model.
 // defines: et_export_opts, et_export_defaults, et_export_llama_config_json,
-//          et_export_merged_llama
+//          et_export_merged_llama, et_export_clip_config_json, et_export_clip_vision,
+//          et_export_what, ET_EXPORT_ADAPTER, ET_EXPORT_TRAINABLES, ET_EXPORT_MERGED,
+//          ET_EXPORT_BASE, et_export_emo_model
 //
 // Contract
 // - et_export_merged_llama writes dir/config.json and the weights, loadable by
@@ -10,6 +13,8 @@
 //   not modified. Layers already merged are written as they are. Tensors take HF names
 //   (model.embed_tokens.weight, model.layers.N..., model.norm.weight, lm_head.weight unless
 //   tied) in opts.dtype (f32 | bf16 | f16), metadata {"format": "pt"}.
+//   With opts.without_lora every Linear's base weight W is written as it is and adapters
+//   are left out: the frozen base a PEFT adapter loads onto (merged layers are refused).
 // - Sharding as transformers: tensors in model order go into the current shard until the
 //   next one would push it past max_shard_bytes (a tensor larger than the limit gets a
 //   shard of its own). One shard: dir/model.safetensors. Several:
@@ -26,14 +31,18 @@
 #ifndef ET_TRAIN_EXPORT_H
 #define ET_TRAIN_EXPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../core/status.h"
+#include "clip.h"
+#include "emo_model.h"
 #include "llama.h"
 
 typedef struct {
     et_dtype dtype;           // f32, bf16 or f16
     int64_t max_shard_bytes;  // e.g. 5 GB as transformers' default; must be > 0
+    bool without_lora;        // write base weights only (adapters left out)
 } et_export_opts;
 
 // The model's weight dtype, 5e9-byte shards.
@@ -41,5 +50,19 @@ et_export_opts et_export_defaults(const et_llama *m);
 // config.json text for cfg and torch_dtype dt (malloc'd; caller frees).
 char *et_export_llama_config_json(const et_llama_config *cfg, et_dtype dt);
 et_status et_export_merged_llama(const char *dir, const et_llama *m, const et_export_opts *opts);
+
+// CLIPVisionModel config.json text for cfg and torch_dtype dt (malloc'd; caller frees).
+char *et_export_clip_config_json(const et_clip_config *cfg, et_dtype dt);
+et_status et_export_clip_vision(const char *dir, const et_clip_vision *v, et_dtype dt);
+
+typedef enum {
+    ET_EXPORT_ADAPTER = 1,
+    ET_EXPORT_TRAINABLES = 2,
+    ET_EXPORT_MERGED = 4,
+    ET_EXPORT_BASE = 8,
+} et_export_what;
+
+// what: an OR of et_export_what bits.
+et_status et_export_emo_model(const char *out, const et_emo_model *m, unsigned what);
 
 #endif

@@ -169,18 +169,21 @@ static int cmd_synth(int argc, char **argv) {
 // ---- export ---------------------------------------------------------------------
 
 static int cmd_export(int argc, char **argv) {
-    static const et_cli_opt opts[] = {{"--checkpoint", true}, {"--out", true}, {"--merged", false}};
+    static const et_cli_opt opts[] = {
+        {"--checkpoint", true}, {"--out", true}, {"--merged", false}, {"--base", false}};
     et_cli_args a;
-    int rc = et_cli_parse(argc, argv, opts, 3, &a);
+    int rc = et_cli_parse(argc, argv, opts, 4, &a);
     if (rc) return rc;
     if (a.help || !a.opt_val[1]) {
         print_usage(
-            "usage: emotune export -c CONFIG --out DIR [--checkpoint DIR] [--merged]\n"
+            "usage: emotune export -c CONFIG --out DIR [--checkpoint DIR] [--merged] [--base]\n"
             "Writes the trained model as a PEFT adapter (DIR/adapter: adapter_config.json +"
             " adapter_model.safetensors)\nplus the other trainables "
-            "(DIR/non_lora_trainables.safetensors: projector, expert), and with\n--merged "
+            "(DIR/non_lora_trainables.safetensors: projector, expert); with\n--merged "
             "a merged HF LlamaForCausalLM checkpoint (DIR/merged: config.json + sharded "
-            "safetensors).\n",
+            "safetensors);\nwith --base the frozen base the adapter loads onto: DIR/base/llm "
+            "(LlamaForCausalLM without\nthe adapters) and DIR/base/vision (CLIPVisionModel), "
+            "e.g. for a randomly initialised model.\n",
             true);
         return a.help ? 0 : 2;
     }
@@ -188,39 +191,18 @@ static int cmd_export(int argc, char **argv) {
     if ((rc = load_config(&a, &c))) return rc;
     et_emo_model m;
     et_status st = et_emo_model_build(&c, &m);
-    char dir[4096], p[4300];
+    char dir[4096];
     if (!st) st = et_emo_model_load_checkpoint(&m, a.opt_val[0], c.output_dir, dir, sizeof dir);
     const char *out = a.opt_val[1];
-    if (!st) st = et_mkdirs(out);
-    if (!st && m.has_lora) {
-        snprintf(p, sizeof p, "%s/adapter", out);
-        st = et_mkdirs(p);
-        if (!st) st = et_lora_save_adapter(p, &m.lora, m.n_linears, m.linears);
-    }
-    if (!st) {
-        int n = 0;
-        const char *names[16];
-        et_tensor *ts[16];
-        for (int g = 0; g < m.n_groups; g++) {
-            if (!strcmp(m.groups[g].name, "lora")) continue;
-            for (int i = 0; i < m.groups[g].n && n < 16; i++)
-                names[n] = m.groups[g].names[i], ts[n++] = m.groups[g].params[i];
-        }
-        snprintf(p, sizeof p, "%s/non_lora_trainables.safetensors", out);
-        if (n) st = et_save_trainables(p, n, names, ts);
-    }
-    if (!st && a.flag[2]) {
-        et_lora_merge(m.n_linears, m.linears);
-        snprintf(p, sizeof p, "%s/merged", out);
-        st = et_mkdirs(p);
-        et_export_opts eo = et_export_defaults(m.llm);
-        if (!st) st = et_export_merged_llama(p, m.llm, &eo);
-        et_lora_unmerge(m.n_linears, m.linears);
-    }
+    unsigned what = ET_EXPORT_ADAPTER | ET_EXPORT_TRAINABLES;
+    if (a.flag[2]) what |= ET_EXPORT_MERGED;
+    if (a.flag[3]) what |= ET_EXPORT_BASE;
+    if (!st) st = et_export_emo_model(out, &m, what);
     et_emo_model_free(&m);
     et_run_config_free(&c);
     if (st) return et_cli_fail(st);
-    printf("export: %s -> %s%s\n", dir, out, a.flag[2] ? " (adapter, trainables, merged)" : "");
+    printf("export: %s -> %s (adapter, trainables%s%s)\n", dir, out, a.flag[2] ? ", merged" : "",
+           a.flag[3] ? ", base" : "");
     return 0;
 }
 
