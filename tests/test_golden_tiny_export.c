@@ -398,6 +398,30 @@ static void test_base_export_roundtrip(void) {
     free_model(&c, &m);
 }
 
+// A second export into the same directory is refused (nothing overwritten), and the base
+// of a model whose adapters are merged is refused (its W is no longer the base).
+static void test_export_errors(void) {
+    if (g_export_status) return;
+    et_run_config c;
+    et_emo_model m;
+    die(build_model(0, NULL, &c, &m), "build");
+    char out[300];
+    snprintf(out, sizeof out, "%s/export", g_tmp);
+    et_status s = et_export_emo_model(out, &m, ET_EXPORT_BASE);
+    CHECK(s && et_status_code(s) == ET_ERR_IO && strstr(et_status_msg(s), "base/llm") &&
+              strstr(et_status_msg(s), "not empty"),
+          "second export: %s", s ? et_status_msg(s) : "accepted");
+    et_status_free(s);
+    snprintf(out, sizeof out, "%s/merged_base", g_tmp);
+    et_lora_merge(m.n_linears, m.linears);
+    s = et_export_emo_model(out, &m, ET_EXPORT_BASE);
+    CHECK(s && strstr(et_status_msg(s), "merged"), "base of a merged model: %s",
+          s ? et_status_msg(s) : "accepted");
+    et_status_free(s);
+    et_lora_unmerge(m.n_linears, m.linears);
+    free_model(&c, &m);
+}
+
 // ---- developer mode: the fixed batch ----------------------------------------------
 
 static int dump_batch(const char *data, const char *out) {
@@ -464,6 +488,7 @@ int main(int argc, char **argv) {
     RUN(test_reexport_equals_fixture);
     RUN(test_merged_export_logits);
     RUN(test_base_export_roundtrip);
+    RUN(test_export_errors);
 
     const char *keep = getenv("EMOTUNE_KEEP_EXPORT");
     if (!(keep && *keep))
