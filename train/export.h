@@ -28,6 +28,31 @@
 // - Atomic: everything is written into "<dir>.tmp.<pid>" and renamed to dir at the end;
 //   an existing non-empty dir is an error (nothing is overwritten); on failure the temp
 //   dir is removed and dir is untouched.
+// - With opts.without_lora every Linear's base weight W is written as it is and adapters
+//   are left out: the frozen base a PEFT adapter loads onto. A layer whose adapter is
+//   merged into W is an error (its base weight is gone; unmerge first).
+// - et_export_clip_vision writes dir/config.json (CLIPVisionConfig fields, model_type
+//   "clip_vision_model", architectures ["CLIPVisionModel"]) and dir/model.safetensors with
+//   the tower under "vision_model." as HF's CLIPVisionModel (embeddings.class_embedding,
+//   embeddings.patch_embedding.weight, embeddings.position_embedding.weight, pre_layrnorm.*,
+//   encoder.layers.N.{self_attn.{q,k,v,out}_proj, layer_norm1, mlp.fc1, mlp.fc2,
+//   layer_norm2}.{weight,bias}) in dtype, plus post_layernorm.{weight,bias} = 1, 0: the tower
+//   has none (LLaVA never applies it), so an identity LayerNorm lets transformers find every
+//   key. Base weights only (an adapter on the tower is left out). Same atomicity.
+// - et_export_emo_model(out, m, what) writes the parts of a trained et_emo_model that
+//   `what` selects (OR of ET_EXPORT_* bits) under out (created if missing), in the model's
+//   weight dtype (the tower in its own):
+//     ADAPTER     out/adapter/ (et_lora_save_adapter: PEFT adapter_config.json +
+//                 adapter_model.safetensors); nothing when the model has no LoRA
+//     TRAINABLES  out/non_lora_trainables.safetensors (projector, expert; et_save_trainables)
+//     BASE        out/base/llm/ (LlamaForCausalLM, without_lora) and out/base/vision/
+//                 (CLIPVisionModel, when the model has a tower): what PEFT loads the adapter
+//                 onto; emotune reloads them as model.llm_path / model.vision_path
+//     MERGED      out/merged/ (et_export_merged_llama: adapters merged on the fly)
+//   in that order. The model is not modified (no merge/unmerge). adapter/ and the
+//   trainables file are replaced file by file (each write atomic); base/llm, base/vision
+//   and merged/ follow et_export_merged_llama's rule (an existing non-empty directory is an
+//   error, nothing in it is overwritten). Parts written before a failure stay.
 #ifndef ET_TRAIN_EXPORT_H
 #define ET_TRAIN_EXPORT_H
 
