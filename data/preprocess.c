@@ -200,21 +200,22 @@ static void canvas_row(const canvas *cv, int y, uint8_t *dst) {
     }
 }
 
-// The horizontal pass over one image row, as tables per window column o (wpad columns, the
-// ones past the window all zero): acc_c = bias_c[o] + sum_j k[j][o] * row[idx[j][o] + c].
-// The taps on the canvas background are folded into bias (a per-column constant; integer
-// addition makes that exactly Pillow's sum over the whole canvas row); the image taps of a
-// column are its first cnt taps, the rest have k = 0 and idx = 0.
+// The horizontal pass, per window column o: acc_c = bias_c[o] + sum_j k_o[j] * pixel(first[o]
+// + j, c) over the column's taps on image pixels (cnt[o] of them, from image column
+// first[o]). The taps on the canvas background are folded into bias (a per-column constant;
+// integer addition makes that exactly Pillow's sum over the whole canvas row).
 typedef struct {
-    int n, wpad;       // taps (the most image taps of any column), padded window width
-    int32_t *k, *idx;  // [n][wpad]: coefficient, byte offset of the pixel in an image row
-    int32_t *bias;     // [3][wpad]: 1 << 21 plus the background taps
-    uint8_t *bgrow;    // [3][wpad]: a canvas row that is all background, resampled
+    int *first, *cnt;   // [ww]: first image column, number of image taps
+    const int32_t **k;  // [ww]: the image taps' coefficients (into coeffs.kk)
+    int32_t *bias;      // [3][ww]: 1 << 21 plus the background taps
+    uint8_t *bgrow;     // [3][ww]: a canvas row that is all background, resampled
+    int col0, ncols;    // the image columns any tap reads
 } hplan;
 
 static void hplan_free(hplan *h) {
-    free(h->k);
-    free(h->idx);
+    free(h->first);
+    free(h->cnt);
+    free((void *)h->k);
     free(h->bias);
     free(h->bgrow);
 }
@@ -222,83 +223,139 @@ static void hplan_free(hplan *h) {
 static et_status hplan_make(const canvas *cv, const coeffs *c, int ww, hplan *h) {
     memset(h, 0, sizeof(*h));
     const et_image *im = cv->img;
-    int wpad = (ww + ET_WPAD - 1) / ET_WPAD * ET_WPAD, n = 1;
-    for (int o = 0; o < ww; o++) {
-        int lo = c->first[o] > cv->x0 ? c->first[o] : cv->x0;
-        int hi =
-            c->first[o] + c->n[o] < cv->x0 + im->width ? c->first[o] + c->n[o] : cv->x0 + im->width;
-        if (hi - lo > n) n = hi - lo;
-    }
-    h->n = n;
-    h->wpad = wpad;
-    h->k = calloc((size_t)n * (size_t)wpad, sizeof(int32_t));
-    h->idx = calloc((size_t)n * (size_t)wpad, sizeof(int32_t));
-    h->bias = calloc((size_t)3 * (size_t)wpad, sizeof(int32_t));
-    h->bgrow = calloc((size_t)3 * (size_t)wpad, 1);
-    if (!h->k || !h->idx || !h->bias || !h->bgrow) {
+    h->first = malloc(sizeof(int) * (size_t)ww);
+    h->cnt = malloc(sizeof(int) * (size_t)ww);
+    h->k = malloc(sizeof(*h->k) * (size_t)ww);
+    h->bias = malloc(sizeof(int32_t) * 3 * (size_t)ww);
+    h->bgrow = malloc(3 * (size_t)ww);
+    if (!h->first || !h->cnt || !h->k || !h->bias || !h->bgrow) {
         hplan_free(h);
-        return et_err(ET_ERR_NOMEM, "resize: out of memory for %d x %d coefficients", n, wpad);
+        return et_err(ET_ERR_NOMEM, "resize: out of memory for %d coefficients", ww);
     }
+    int lo_all = im->width, hi_all = 0;
     for (int o = 0; o < ww; o++) {
-        int xmin = c->first[o], cnt = c->n[o];
+        int xmin = c->first[o], n = c->n[o];
         const int32_t *k = c->kk + (size_t)o * (size_t)c->ksize;
         int lo = xmin > cv->x0 ? xmin : cv->x0;
-        int hi = xmin + cnt < cv->x0 + im->width ? xmin + cnt : cv->x0 + im->width;
+        int hi = xmin + n < cv->x0 + im->width ? xmin + n : cv->x0 + im->width;
+        int cnt = hi > lo ? hi - lo : 0;
         int64_t all = 0, on_img = 0;
-        for (int x = 0; x < cnt; x++) all += k[x];
-        for (int j = 0; lo + j < hi; j++) {
-            h->k[(size_t)j * wpad + o] = k[lo + j - xmin];
-            h->idx[(size_t)j * wpad + o] = 3 * (lo + j - cv->x0);
-            on_img += k[lo + j - xmin];
-        }
+        for (int x = 0; x < n; x++) all += k[x];
+        for (int j = 0; j < cnt; j++) on_img += k[lo + j - xmin];
+        h->first[o] = cnt ? lo - cv->x0 : 0;
+        h->cnt[o] = cnt;
+        h->k[o] = k + (cnt ? lo - xmin : 0);
+        if (cnt && h->first[o] < lo_all) lo_all = h->first[o];
+        if (cnt && h->first[o] + cnt > hi_all) hi_all = h->first[o] + cnt;
         for (int ch = 0; ch < 3; ch++) {
-            h->bias[ch * wpad + o] = (int32_t)(ET_RESAMPLE_HALF + cv->bg[ch] * (all - on_img));
-            h->bgrow[ch * wpad + o] = clip8((int32_t)(ET_RESAMPLE_HALF + cv->bg[ch] * all));
+            h->bias[ch * ww + o] = (int32_t)(ET_RESAMPLE_HALF + cv->bg[ch] * (all - on_img));
+            h->bgrow[ch * ww + o] = clip8((int32_t)(ET_RESAMPLE_HALF + cv->bg[ch] * all));
         }
     }
+    h->col0 = hi_all > lo_all ? lo_all : 0;
+    h->ncols = hi_all > lo_all ? hi_all - lo_all : 0;
+    for (int o = 0; o < ww; o++) h->first[o] -= h->cnt[o] ? h->col0 : 0;
     return NULL;
 }
 
 // ---- kernels -------------------------------------------------------------------------
-// hrow: one image row (src; 4 readable bytes at every idx) -> the 3 planar window rows
-//   (wpad bytes each).
-// vrow: one output row of one plane from the rows in, in + stride, ... (n taps k); wpad
-//   values: u8 (wpad bytes) when u8 != NULL, lut[v] into f32 (w floats) when f32 != NULL.
+// Both passes run the same kernel, a "vertical" one that sums rows (in, in + stride, ...)
+// weighted by n taps k, wpad lanes wide: the vertical pass over row-major planes, the
+// horizontal pass over transposed planes (one row per image column, one lane per image row).
+// vrow: wpad values; u8 (wpad bytes) when u8 != NULL; normalised into f32 (w floats) when
+//   f32 != NULL: lut[v] == (float)(v * (1.0 / 255)) - mean) / std, computed the same way.
+// deinterleave: n RGB pixels -> 3 planar rows. transpose: an R x C u8 matrix (R, C
+//   multiples of 16) -> C x R.
 
-typedef void (*hrow_fn)(const uint8_t *src, const hplan *h, uint8_t *o0, uint8_t *o1, uint8_t *o2);
-typedef void (*vrow_fn)(const uint8_t *in, size_t stride, const int32_t *k, int n, int w, int wpad,
-                        uint8_t *u8, const float *lut, float *f32);
+typedef struct {
+    const float *lut;  // [256]
+    float mean, std;
+} plane_norm;
 
-static void hrow_c(const uint8_t *src, const hplan *h, uint8_t *o0, uint8_t *o1, uint8_t *o2) {
-    int wpad = h->wpad;
+typedef void (*vrow_fn)(const uint8_t *in, size_t stride, const int32_t *k, int n, int32_t bias,
+                        int w, int wpad, uint8_t *u8, const plane_norm *nm, float *f32);
+typedef void (*deinterleave_fn)(const uint8_t *src, int n, uint8_t *r, uint8_t *g, uint8_t *b);
+typedef void (*transpose_fn)(const uint8_t *src, size_t ss, uint8_t *dst, size_t ds, int R, int C);
+
+typedef struct {
+    vrow_fn vrow;
+    deinterleave_fn deinterleave;
+    transpose_fn transpose;
+} kernels;
+
+static void vrow_c(const uint8_t *in, size_t stride, const int32_t *k, int n, int32_t bias, int w,
+                   int wpad, uint8_t *u8, const plane_norm *nm, float *f32) {
     for (int x = 0; x < wpad; x++) {
-        int32_t a0 = h->bias[x], a1 = h->bias[wpad + x], a2 = h->bias[2 * wpad + x];
-        for (int j = 0; j < h->n; j++) {
-            size_t t = (size_t)j * (size_t)wpad + (size_t)x;
-            const uint8_t *p = src + h->idx[t];
-            int32_t k = h->k[t];
-            a0 += p[0] * k;
-            a1 += p[1] * k;
-            a2 += p[2] * k;
-        }
-        o0[x] = clip8(a0);
-        o1[x] = clip8(a1);
-        o2[x] = clip8(a2);
-    }
-}
-
-static void vrow_c(const uint8_t *in, size_t stride, const int32_t *k, int n, int w, int wpad,
-                   uint8_t *u8, const float *lut, float *f32) {
-    for (int x = 0; x < wpad; x++) {
-        int32_t a = ET_RESAMPLE_HALF;
+        int32_t a = bias;
         for (int j = 0; j < n; j++) a += in[(size_t)j * stride + (size_t)x] * k[j];
         uint8_t v = clip8(a);
         if (u8) u8[x] = v;
-        if (f32 && x < w) f32[x] = lut[v];
+        if (f32 && x < w) f32[x] = nm->lut[v];
     }
 }
 
+static void deinterleave_c(const uint8_t *src, int n, uint8_t *r, uint8_t *g, uint8_t *b) {
+    for (int x = 0; x < n; x++) {
+        r[x] = src[3 * x];
+        g[x] = src[3 * x + 1];
+        b[x] = src[3 * x + 2];
+    }
+}
+
+static void transpose_c(const uint8_t *src, size_t ss, uint8_t *dst, size_t ds, int R, int C) {
+    for (int r0 = 0; r0 < R; r0 += 16)
+        for (int c = 0; c < C; c++)
+            for (int r = r0; r < r0 + 16; r++) dst[(size_t)c * ds + r] = src[(size_t)r * ss + c];
+}
+
 #if ET_PREPROC_X86
+
+// 16 RGB pixels (48 bytes) -> 16 R, 16 G, 16 B with byte shuffles.
+__attribute__((target("ssse3"))) static void deinterleave_ssse3(const uint8_t *src, int n,
+                                                                uint8_t *r, uint8_t *g,
+                                                                uint8_t *b) {
+    int8_t m[3][3][16];  // [channel][source vector][output byte]: source byte or -1 (zero)
+    for (int ch = 0; ch < 3; ch++)
+        for (int v = 0; v < 3; v++)
+            for (int p = 0; p < 16; p++)
+                m[ch][v][p] = (3 * p + ch) / 16 == v ? (int8_t)((3 * p + ch) % 16) : -1;
+    __m128i mk[3][3];
+    for (int ch = 0; ch < 3; ch++)
+        for (int v = 0; v < 3; v++) mk[ch][v] = _mm_loadu_si128((const __m128i *)m[ch][v]);
+    uint8_t *out[3] = {r, g, b};
+    int x = 0;
+    for (; x + 16 <= n; x += 16) {
+        const __m128i *s = (const __m128i *)(src + 3 * x);
+        __m128i a = _mm_loadu_si128(s), bb = _mm_loadu_si128(s + 1), c = _mm_loadu_si128(s + 2);
+        for (int ch = 0; ch < 3; ch++)
+            _mm_storeu_si128((__m128i *)(out[ch] + x),
+                             _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, mk[ch][0]),
+                                                       _mm_shuffle_epi8(bb, mk[ch][1])),
+                                          _mm_shuffle_epi8(c, mk[ch][2])));
+    }
+    deinterleave_c(src + 3 * x, n - x, r + x, g + x, b + x);
+}
+
+// 16 x 16 byte blocks: four rounds of unpacking vector i with vector i + 8 (each round
+// rotates the (vector, byte) index bits by one; four rounds swap them).
+__attribute__((target("ssse3"))) static void transpose_sse(const uint8_t *src, size_t ss,
+                                                           uint8_t *dst, size_t ds, int R, int C) {
+    for (int r0 = 0; r0 < R; r0 += 16)
+        for (int c0 = 0; c0 < C; c0 += 16) {
+            __m128i a[16], t[16];
+            for (int i = 0; i < 16; i++)
+                a[i] = _mm_loadu_si128((const __m128i *)(src + (size_t)(r0 + i) * ss + c0));
+            for (int round = 0; round < 4; round++) {
+                for (int i = 0; i < 8; i++) {
+                    t[2 * i] = _mm_unpacklo_epi8(a[i], a[i + 8]);
+                    t[2 * i + 1] = _mm_unpackhi_epi8(a[i], a[i + 8]);
+                }
+                memcpy(a, t, sizeof(a));
+            }
+            for (int i = 0; i < 16; i++)
+                _mm_storeu_si128((__m128i *)(dst + (size_t)(c0 + i) * ds + r0), a[i]);
+        }
+}
 
 __attribute__((target("avx2"))) static inline __m256i clamp8_avx2(__m256i a) {
     a = _mm256_srai_epi32(a, ET_RESAMPLE_BITS);
@@ -311,37 +368,16 @@ __attribute__((target("avx2"))) static inline void store8_avx2(uint8_t *dst, __m
     _mm_storel_epi64((__m128i *)dst, _mm_packus_epi16(w, w));
 }
 
-__attribute__((target("avx2"))) static void hrow_avx2(const uint8_t *src, const hplan *h,
-                                                      uint8_t *o0, uint8_t *o1, uint8_t *o2) {
-    int wpad = h->wpad;
-    const __m256i m8 = _mm256_set1_epi32(255);
-    for (int x = 0; x < wpad; x += 8) {
-        __m256i a0 = _mm256_loadu_si256((const __m256i *)(h->bias + x));
-        __m256i a1 = _mm256_loadu_si256((const __m256i *)(h->bias + wpad + x));
-        __m256i a2 = _mm256_loadu_si256((const __m256i *)(h->bias + 2 * wpad + x));
-        const int32_t *kp = h->k + x, *ip = h->idx + x;
-        for (int j = 0; j < h->n; j++, kp += wpad, ip += wpad) {
-            __m256i p = _mm256_i32gather_epi32((const int *)src,
-                                               _mm256_loadu_si256((const __m256i *)ip), 1);
-            __m256i k = _mm256_loadu_si256((const __m256i *)kp);
-            a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_and_si256(p, m8), k));
-            a1 = _mm256_add_epi32(
-                a1, _mm256_mullo_epi32(_mm256_and_si256(_mm256_srli_epi32(p, 8), m8), k));
-            a2 = _mm256_add_epi32(
-                a2, _mm256_mullo_epi32(_mm256_and_si256(_mm256_srli_epi32(p, 16), m8), k));
-        }
-        store8_avx2(o0 + x, clamp8_avx2(a0));
-        store8_avx2(o1 + x, clamp8_avx2(a1));
-        store8_avx2(o2 + x, clamp8_avx2(a2));
-    }
-}
-
 __attribute__((target("avx2"))) static void vrow_avx2(const uint8_t *in, size_t stride,
-                                                      const int32_t *k, int n, int w, int wpad,
-                                                      uint8_t *u8, const float *lut, float *f32) {
+                                                      const int32_t *k, int n, int32_t bias, int w,
+                                                      int wpad, uint8_t *u8, const plane_norm *nm,
+                                                      float *f32) {
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256d inv255 = _mm256_set1_pd(1.0 / 255.0);
+    const __m256 mean = _mm256_set1_ps(nm ? nm->mean : 0.0f),
+                 sd = _mm256_set1_ps(nm ? nm->std : 1.0f);
     for (int x = 0; x < wpad; x += 8) {
-        __m256i a = _mm256_set1_epi32(ET_RESAMPLE_HALF);
+        __m256i a = _mm256_set1_epi32(bias);
         const uint8_t *p = in + x;
         for (int j = 0; j < n; j++, p += stride) {
             __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
@@ -350,7 +386,11 @@ __attribute__((target("avx2"))) static void vrow_avx2(const uint8_t *in, size_t 
         a = clamp8_avx2(a);
         if (u8) store8_avx2(u8 + x, a);
         if (f32 && x < w) {
-            __m256 f = _mm256_i32gather_ps(lut, a, 4);
+            __m128 lo = _mm256_cvtpd_ps(
+                _mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(a)), inv255));
+            __m128 hi = _mm256_cvtpd_ps(
+                _mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(a, 1)), inv255));
+            __m256 f = _mm256_div_ps(_mm256_sub_ps(_mm256_set_m128(hi, lo), mean), sd);
             if (x + 8 <= w)
                 _mm256_storeu_ps(f32 + x, f);
             else
@@ -364,36 +404,15 @@ __attribute__((target("avx512f"))) static inline __m512i clamp8_avx512(__m512i a
     return _mm512_min_epi32(_mm512_max_epi32(a, _mm512_setzero_si512()), _mm512_set1_epi32(255));
 }
 
-__attribute__((target("avx512f"))) static void hrow_avx512(const uint8_t *src, const hplan *h,
-                                                           uint8_t *o0, uint8_t *o1, uint8_t *o2) {
-    int wpad = h->wpad;
-    const __m512i m8 = _mm512_set1_epi32(255);
-    for (int x = 0; x < wpad; x += 16) {
-        __m512i a0 = _mm512_loadu_si512(h->bias + x);
-        __m512i a1 = _mm512_loadu_si512(h->bias + wpad + x);
-        __m512i a2 = _mm512_loadu_si512(h->bias + 2 * wpad + x);
-        const int32_t *kp = h->k + x, *ip = h->idx + x;
-        for (int j = 0; j < h->n; j++, kp += wpad, ip += wpad) {
-            __m512i p = _mm512_i32gather_epi32(_mm512_loadu_si512(ip), src, 1);
-            __m512i k = _mm512_loadu_si512(kp);
-            a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(_mm512_and_si512(p, m8), k));
-            a1 = _mm512_add_epi32(
-                a1, _mm512_mullo_epi32(_mm512_and_si512(_mm512_srli_epi32(p, 8), m8), k));
-            a2 = _mm512_add_epi32(
-                a2, _mm512_mullo_epi32(_mm512_and_si512(_mm512_srli_epi32(p, 16), m8), k));
-        }
-        _mm_storeu_si128((__m128i *)(o0 + x), _mm512_cvtepi32_epi8(clamp8_avx512(a0)));
-        _mm_storeu_si128((__m128i *)(o1 + x), _mm512_cvtepi32_epi8(clamp8_avx512(a1)));
-        _mm_storeu_si128((__m128i *)(o2 + x), _mm512_cvtepi32_epi8(clamp8_avx512(a2)));
-    }
-}
-
 __attribute__((target("avx512f"))) static void vrow_avx512(const uint8_t *in, size_t stride,
-                                                           const int32_t *k, int n, int w, int wpad,
-                                                           uint8_t *u8, const float *lut,
-                                                           float *f32) {
+                                                           const int32_t *k, int n, int32_t bias,
+                                                           int w, int wpad, uint8_t *u8,
+                                                           const plane_norm *nm, float *f32) {
+    const __m512d inv255 = _mm512_set1_pd(1.0 / 255.0);
+    const __m512 mean = _mm512_set1_ps(nm ? nm->mean : 0.0f),
+                 sd = _mm512_set1_ps(nm ? nm->std : 1.0f);
     for (int x = 0; x < wpad; x += 16) {
-        __m512i a = _mm512_set1_epi32(ET_RESAMPLE_HALF);
+        __m512i a = _mm512_set1_epi32(bias);
         const uint8_t *p = in + x;
         for (int j = 0; j < n; j++, p += stride) {
             __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
@@ -402,7 +421,13 @@ __attribute__((target("avx512f"))) static void vrow_avx512(const uint8_t *in, si
         a = clamp8_avx512(a);
         if (u8) _mm_storeu_si128((__m128i *)(u8 + x), _mm512_cvtepi32_epi8(a));
         if (f32 && x < w) {
-            __m512 f = _mm512_i32gather_ps(a, lut, 4);
+            __m256 lo = _mm512_cvtpd_ps(
+                _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(a)), inv255));
+            __m256 hi = _mm512_cvtpd_ps(
+                _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(a, 1)), inv255));
+            __m512 f = _mm512_castpd_ps(_mm512_insertf64x4(
+                _mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+            f = _mm512_div_ps(_mm512_sub_ps(f, mean), sd);
             if (x + 16 <= w)
                 _mm512_storeu_ps(f32 + x, f);
             else
@@ -413,24 +438,17 @@ __attribute__((target("avx512f"))) static void vrow_avx512(const uint8_t *in, si
 
 #endif  // ET_PREPROC_X86
 
-static et_status pick_kernels(et_preproc_simd simd, hrow_fn *h, vrow_fn *v) {
+static et_status pick_kernels(et_preproc_simd simd, kernels *kn) {
     et_preproc_simd best = et_preproc_simd_best();
     if (simd == ET_PREPROC_AUTO) simd = best;
     if (simd > best || simd < ET_PREPROC_AUTO)
         return et_err(ET_ERR_UNSUPPORTED,
-                      "image preprocessing: code path %s is not available on "
-                      "this CPU (best: %s)",
+                      "image preprocessing: code path %s is not available on this CPU (best: %s)",
                       et_preproc_simd_name(simd), et_preproc_simd_name(best));
-    *h = hrow_c;
-    *v = vrow_c;
+    *kn = (kernels){vrow_c, deinterleave_c, transpose_c};
 #if ET_PREPROC_X86
-    if (simd == ET_PREPROC_AVX2) {
-        *h = hrow_avx2;
-        *v = vrow_avx2;
-    } else if (simd == ET_PREPROC_AVX512) {
-        *h = hrow_avx512;
-        *v = vrow_avx512;
-    }
+    if (simd == ET_PREPROC_AVX2) *kn = (kernels){vrow_avx2, deinterleave_ssse3, transpose_sse};
+    if (simd == ET_PREPROC_AVX512) *kn = (kernels){vrow_avx512, deinterleave_ssse3, transpose_sse};
 #endif
     return NULL;
 }
@@ -439,66 +457,97 @@ static et_status pick_kernels(et_preproc_simd simd, hrow_fn *h, vrow_fn *v) {
 
 // Output of resample_window: the window (columns [wx0, wx0 + ww), rows [wy0, wy0 + wh) of
 // the canvas resized to rw x rh) as planar u8 (u8 != NULL: 3 planes of wh rows of
-// win_stride(ww) bytes) and/or lut[c][v] into f32 (plane c row y at f32 + c * f32_plane +
+// win_stride(ww) bytes) and/or normalised f32 (plane c row y at f32 + c * f32_plane +
 // y * f32_stride, ww floats).
 typedef struct {
     uint8_t *u8;
-    const float (*lut)[256];
+    const plane_norm *norm;  // [3]
     float *f32;
     size_t f32_plane, f32_stride;
 } win_out;
 
-static size_t win_stride(int ww) { return (size_t)(ww + ET_WPAD - 1) / ET_WPAD * ET_WPAD; }
+static size_t pad16(size_t n) { return (n + ET_WPAD - 1) / ET_WPAD * ET_WPAD; }
+static size_t win_stride(int ww) { return pad16((size_t)ww); }
 
+// Steps: (1) the image rows and columns the taps read, deinterleaved into planes;
+// (2) each plane transposed (one row per image column); (3) the horizontal pass as a
+// vertical one over the transposed plane; (4) its output transposed back into the
+// intermediate rows (canvas rows on the background get the resampled background row);
+// (5) the vertical pass into the outputs.
 static et_status resample_window(const canvas *cv, int rw, int rh, int wx0, int wy0, int ww, int wh,
                                  et_preproc_simd simd, const win_out *out) {
-    hrow_fn hrow = hrow_c;
-    vrow_fn vrow = vrow_c;
-    ET_TRY(pick_kernels(simd, &hrow, &vrow));
+    kernels kn = {vrow_c, deinterleave_c, transpose_c};
+    ET_TRY(pick_kernels(simd, &kn));
     const et_image *im = cv->img;
     coeffs ch = {0}, cvt = {0};
     hplan hp = {0};
-    uint8_t *tmp = NULL, *last = NULL;
+    uint8_t *buf = NULL;
     et_status s = coeffs_make(cv->width, rw, wx0, ww, &ch);
     if (!s) s = coeffs_make(cv->height, rh, wy0, wh, &cvt);
     if (!s) s = hplan_make(cv, &ch, ww, &hp);
     if (s) goto done;
-    // The canvas rows the window's rows read (first and last taps are nondecreasing).
+    // Canvas rows [y_first, y_first + rows) feed the window (taps are nondecreasing); image
+    // rows [iy0, iy0 + nr) of them are on the image.
     int y_first = cvt.first[0];
     int rows = cvt.first[wh - 1] + cvt.n[wh - 1] - y_first;
-    size_t wpad = (size_t)hp.wpad, plane = (size_t)rows * wpad;
-    tmp = malloc(3 * plane);
-    last = malloc((size_t)im->width * 3 + 4);  // the last image row, readable past its end
-    if (!tmp || !last) {
+    int iy0 = y_first - cv->y0 > 0 ? y_first - cv->y0 : 0;
+    int iy1 = y_first + rows - cv->y0 < im->height ? y_first + rows - cv->y0 : im->height;
+    int nr = iy1 > iy0 && hp.ncols > 0 ? iy1 - iy0 : 0;
+    size_t wpad = win_stride(ww), nrp = pad16((size_t)nr), ncp = pad16((size_t)hp.ncols);
+    size_t tmp_plane = ((size_t)rows + ET_WPAD) * wpad;  // + slack for step 4's padded rows
+    size_t sz_p = 3 * nrp * ncp, sz_h = 3 * wpad * nrp, sz_t = 3 * tmp_plane;
+    buf = malloc(2 * sz_p + sz_h + sz_t);
+    if (!buf) {
         s = et_err(ET_ERR_NOMEM, "resize: out of memory for %d x %d intermediate rows", ww, rows);
         goto done;
     }
-    memcpy(last, im->data + (size_t)(im->height - 1) * (size_t)im->width * 3,
-           (size_t)im->width * 3);
-    memset(last + (size_t)im->width * 3, 0, 4);
+    uint8_t *P = buf, *T = P + sz_p, *H = T + sz_p, *tmp = H + sz_h;
+    if (nr > 0) {
+        // (1) planes P[c]: nrp x ncp (padding zeroed; it only feeds discarded lanes)
+        memset(P, 0, sz_p);
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *src =
+                im->data + ((size_t)(iy0 + r) * (size_t)im->width + (size_t)hp.col0) * 3;
+            size_t o = (size_t)r * ncp;
+            kn.deinterleave(src, hp.ncols, P + o, P + nrp * ncp + o, P + 2 * nrp * ncp + o);
+        }
+        // (2) T[c]: ncp x nrp
+        for (int c = 0; c < 3; c++)
+            kn.transpose(P + c * nrp * ncp, ncp, T + c * nrp * ncp, nrp, (int)nrp, (int)ncp);
+        // (3) H[c]: wpad x nrp (columns past ww zero)
+        memset(H, 0, sz_h);  // the lanes past ww (only those need it)
+        for (int c = 0; c < 3; c++)
+            for (int o = 0; o < ww; o++)
+                kn.vrow(T + c * nrp * ncp + (size_t)hp.first[o] * nrp, nrp, hp.k[o], hp.cnt[o],
+                        hp.bias[c * ww + o], 0, (int)nrp, H + c * wpad * nrp + (size_t)o * nrp,
+                        NULL, NULL);
+        // (4) tmp rows of image row iy: nrp x wpad from H
+        size_t r0 = (size_t)(iy0 + cv->y0 - y_first);
+        for (int c = 0; c < 3; c++)
+            kn.transpose(H + c * wpad * nrp, nrp, tmp + c * tmp_plane + r0 * wpad, wpad, (int)wpad,
+                         (int)nrp);
+    }
     for (int r = 0; r < rows; r++) {
         int sy = y_first + r - cv->y0;
-        uint8_t *o = tmp + (size_t)r * wpad;
-        if (sy < 0 || sy >= im->height) {
-            for (int c = 0; c < 3; c++) memcpy(o + c * plane, hp.bgrow + c * wpad, wpad);
-            continue;
+        if (sy >= iy0 && sy < iy0 + nr) continue;
+        for (int c = 0; c < 3; c++) {
+            uint8_t *o = tmp + c * tmp_plane + (size_t)r * wpad;
+            memcpy(o, hp.bgrow + c * ww, (size_t)ww);
+            memset(o + ww, 0, wpad - (size_t)ww);
         }
-        const uint8_t *src =
-            sy == im->height - 1 ? last : im->data + (size_t)sy * (size_t)im->width * 3;
-        hrow(src, &hp, o, o + plane, o + 2 * plane);
     }
+    // (5)
     for (int y = 0; y < wh; y++) {
         const int32_t *k = cvt.kk + (size_t)y * (size_t)cvt.ksize;
         size_t first = (size_t)(cvt.first[y] - y_first) * wpad;
         for (int c = 0; c < 3; c++)
-            vrow(tmp + c * plane + first, wpad, k, cvt.n[y], ww, (int)wpad,
-                 out->u8 ? out->u8 + ((size_t)c * wh + y) * wpad : NULL,
-                 out->lut ? out->lut[c] : NULL,
-                 out->f32 ? out->f32 + c * out->f32_plane + y * out->f32_stride : NULL);
+            kn.vrow(tmp + c * tmp_plane + first, wpad, k, cvt.n[y], ET_RESAMPLE_HALF, ww, (int)wpad,
+                    out->u8 ? out->u8 + ((size_t)c * wh + y) * wpad : NULL,
+                    out->norm ? &out->norm[c] : NULL,
+                    out->f32 ? out->f32 + c * out->f32_plane + y * out->f32_stride : NULL);
     }
 done:
-    free(tmp);
-    free(last);
+    free(buf);
     hplan_free(&hp);
     coeffs_free(&ch);
     coeffs_free(&cvt);
@@ -671,7 +720,9 @@ et_status et_clip_preprocess_simd(const et_image *img, const et_clip_preproc *p,
     float lut[3][256];
     normalize_lut(p->mean, p->std, lut);
     size_t plane = (size_t)S * (size_t)S;
-    win_out wo = {.lut = lut, .f32_plane = plane, .f32_stride = (size_t)S};
+    plane_norm norm[3];
+    for (int c = 0; c < 3; c++) norm[c] = (plane_norm){lut[c], p->mean[c], p->std[c]};
+    win_out wo = {.norm = norm, .f32_plane = plane, .f32_stride = (size_t)S};
     if (f32_chw) {
         *f32_chw = et_empty(ET_F32, 3, (int64_t[]){3, S, S});
         float *f = et_data(*f32_chw);
