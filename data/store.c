@@ -17,7 +17,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define NSTR 6  // string fields per sample
+#define NSTR 6         // string fields per sample
+#define CACHE_SLOTS 8  // decoded chunks kept per small column
 static const char *const k_str_fields = "id,source,label,reference,gender,race";
 #define COL_BUF_BYTES ((size_t)4 << 20)
 #define MAX_IMAGE_SIZE 8192
@@ -452,6 +453,16 @@ typedef struct {
     bool raw;          // chunked, whole rows per chunk, filters none | [shuffle] deflate
     bool shuffle, deflate;
     hsize_t chunk_rows;  // rows per chunk (raw only)
+    // Decoded chunks of the small columns (ids, labels, strings, landmarks: many samples
+    // per chunk), least recently used replaced; guarded by mu, not by the HDF5 lock.
+    bool cached;
+    pthread_mutex_t mu;
+    uint64_t tick;
+    struct {
+        hsize_t row0;
+        uint8_t *data;  // chunk bytes, or NULL
+        uint64_t used;
+    } slot[CACHE_SLOTS];
 } dsinfo;
 
 struct et_store {
@@ -467,7 +478,16 @@ struct et_store {
     int64_t *str_off;            // [n * NSTR + 1]
 };
 
+static void ds_release(dsinfo *di) {
+    if (!di->cached) return;
+    for (int k = 0; k < CACHE_SLOTS; k++) free(di->slot[k].data);
+    pthread_mutex_destroy(&di->mu);
+    di->cached = false;
+}
+
 static void store_free_locked(et_store *s) {
+    ds_release(&s->di_pixels), ds_release(&s->di_ids), ds_release(&s->di_labels);
+    ds_release(&s->di_landmarks), ds_release(&s->di_strings);
     hid_t h[] = {s->pixels, s->ids, s->labels, s->landmarks, s->strings};
     for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++)
         if (h[i] > 0) H5Dclose(h[i]);
@@ -704,6 +724,8 @@ static void ds_describe(dsinfo *di, hid_t d, const char *name, hid_t mtype, size
     if (ok && chunk[0] > ((hsize_t)1 << 30) / di->row_bytes) ok = false;
     di->raw = ok;
     di->chunk_rows = ok ? chunk[0] : 0;
+    di->cached = ok && chunk[0] > 1 && chunk[0] * di->row_bytes <= ((size_t)1 << 20);
+    if (di->cached) pthread_mutex_init(&di->mu, NULL);
     if (t >= 0) H5Tclose(t);
     if (pl >= 0) H5Pclose(pl);
     H5Eclear2(H5E_DEFAULT);
@@ -922,8 +944,8 @@ static const char *decode_chunk(const dsinfo *di, const raw_chunk *c, uint8_t *o
 // Rows [start, start + n) of a dataset into buf. Raw layouts: the covering chunks are
 // fetched under the lock (H5Dread_chunk) and decoded outside it, so decompression runs in
 // parallel across threads; other layouts: H5Dread under the lock.
-static et_status read_ds(const et_store *s, const dsinfo *di, int64_t sample, hsize_t start,
-                         hsize_t n, void *buf) {
+static et_status read_ds(const et_store *s, dsinfo *di, int64_t sample, hsize_t start, hsize_t n,
+                         void *buf) {
     if (n == 0) return NULL;
     if (!di->raw) {
         h5_lock();
@@ -933,53 +955,71 @@ static et_status read_ds(const et_store *s, const dsinfo *di, int64_t sample, hs
         return st;
     }
     const hsize_t cr = di->chunk_rows, k0 = start / cr, k1 = (start + n - 1) / cr;
-    const size_t nc = (size_t)(k1 - k0 + 1), chunk_bytes = (size_t)cr * di->row_bytes;
-    raw_chunk stack[4];
-    raw_chunk *cs = nc <= 4 ? stack : calloc(nc, sizeof(raw_chunk));
-    if (!cs) return et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);
-    memset(cs, 0, nc * sizeof(raw_chunk));
+    const size_t chunk_bytes = (size_t)cr * di->row_bytes;
+    uint8_t *dec = NULL, *tmp = NULL;
     et_status st = NULL;
-    h5_lock();
-    for (size_t k = 0; k < nc && !st; k++) {
-        hsize_t off[4] = {(k0 + k) * cr, 0, 0, 0}, sz = 0;
-        cs[k].row0 = off[0];
-        if (H5Dget_chunk_storage_size(di->d, off, &sz) < 0 || sz == 0 ||
+    for (hsize_t k = k0; k <= k1 && !st; k++) {
+        const hsize_t row0 = k * cr;
+        const hsize_t a = start > row0 ? start : row0;
+        const hsize_t b = start + n < row0 + cr ? start + n : row0 + cr;
+        uint8_t *dst = (uint8_t *)buf + (size_t)(a - start) * di->row_bytes;
+        const size_t off = (size_t)(a - row0) * di->row_bytes,
+                     len = (size_t)(b - a) * di->row_bytes;
+        if (di->cached) {
+            bool hit = false;
+            pthread_mutex_lock(&di->mu);
+            for (int c = 0; c < CACHE_SLOTS && !hit; c++)
+                if (di->slot[c].data && di->slot[c].row0 == row0) {
+                    memcpy(dst, di->slot[c].data + off, len);
+                    di->slot[c].used = ++di->tick;
+                    hit = true;
+                }
+            pthread_mutex_unlock(&di->mu);
+            if (hit) continue;
+        }
+        raw_chunk rc = {.row0 = row0};
+        hsize_t o[4] = {row0, 0, 0, 0}, sz = 0;
+        h5_lock();
+        if (H5Dget_chunk_storage_size(di->d, o, &sz) < 0 || sz == 0 ||
             sz > (hsize_t)chunk_bytes + (chunk_bytes >> 3) + 4096) {
             st = sz ? et_err(ET_ERR_FORMAT,
                              "%s: sample %lld: cannot read dataset '%s' (chunk at row %llu "
                              "has %llu stored bytes for %zu)",
-                             s->path, (long long)sample, di->name, (unsigned long long)off[0],
+                             s->path, (long long)sample, di->name, (unsigned long long)row0,
                              (unsigned long long)sz, chunk_bytes)
                     : read_fail(s, sample, di->name);
-            break;
-        }
-        cs[k].raw = malloc((size_t)sz);
-        cs[k].n_raw = (size_t)sz;
-        if (!cs[k].raw)
+        } else if (!(rc.raw = malloc((size_t)sz))) {
             st = et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);
-        else if (H5Dread_chunk(di->d, H5P_DEFAULT, off, &cs[k].mask, cs[k].raw) < 0)
-            st = read_fail(s, sample, di->name);
-    }
-    h5_unlock();
-    uint8_t *dec = st ? NULL : malloc(chunk_bytes);
-    uint8_t *tmp = st || !di->shuffle ? NULL : malloc(chunk_bytes);
-    if (!st && (!dec || (di->shuffle && !tmp)))
-        st = et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);
-    for (size_t k = 0; k < nc && !st; k++) {
-        const char *why = decode_chunk(di, &cs[k], dec, tmp, chunk_bytes);
-        if (why) {
-            st = et_err(ET_ERR_FORMAT, "%s: sample %lld: cannot read dataset '%s' (%s, row %llu)",
-                        s->path, (long long)sample, di->name, why, (unsigned long long)cs[k].row0);
-            break;
+        } else {
+            rc.n_raw = (size_t)sz;
+            if (H5Dread_chunk(di->d, H5P_DEFAULT, o, &rc.mask, rc.raw) < 0)
+                st = read_fail(s, sample, di->name);
         }
-        hsize_t a = start > cs[k].row0 ? start : cs[k].row0;
-        hsize_t b = start + n < cs[k].row0 + cr ? start + n : cs[k].row0 + cr;
-        memcpy((uint8_t *)buf + (size_t)(a - start) * di->row_bytes,
-               dec + (size_t)(a - cs[k].row0) * di->row_bytes, (size_t)(b - a) * di->row_bytes);
+        h5_unlock();
+        if (!st && !dec) dec = malloc(chunk_bytes);
+        if (!st && di->shuffle && !tmp) tmp = malloc(chunk_bytes);
+        if (!st && (!dec || (di->shuffle && !tmp)))
+            st = et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);
+        const char *why = st ? NULL : decode_chunk(di, &rc, dec, tmp, chunk_bytes);
+        free(rc.raw);
+        if (why)
+            st = et_err(ET_ERR_FORMAT, "%s: sample %lld: cannot read dataset '%s' (%s, row %llu)",
+                        s->path, (long long)sample, di->name, why, (unsigned long long)row0);
+        if (st) break;
+        memcpy(dst, dec + off, len);
+        if (di->cached) {  // hand the decoded chunk to the cache (LRU slot)
+            pthread_mutex_lock(&di->mu);
+            int v = 0;
+            for (int c = 1; c < CACHE_SLOTS; c++)
+                if (!di->slot[c].data || (di->slot[v].data && di->slot[c].used < di->slot[v].used))
+                    v = c;
+            uint8_t *old = di->slot[v].data;
+            di->slot[v].data = dec, di->slot[v].row0 = row0, di->slot[v].used = ++di->tick;
+            pthread_mutex_unlock(&di->mu);
+            dec = old;  // reuse the evicted buffer (or allocate anew)
+        }
     }
     free(dec), free(tmp);
-    for (size_t k = 0; k < nc; k++) free(cs[k].raw);
-    if (cs != stack) free(cs);
     return st;
 }
 
