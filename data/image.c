@@ -172,9 +172,7 @@ static int jpeg_run(jpeg_ctx *ctx) {
     ci->mem->max_memory_to_use =
         (long)(12 * (uint64_t)ci->image_width * ci->image_height) + ((long)64 << 20);
     switch (ci->num_components) {
-        case 1:
-            ci->out_color_space = JCS_GRAYSCALE;
-            break;
+        case 1:  // libjpeg-turbo replicates grey into R = G = B itself
         case 3:
             ci->out_color_space = JCS_RGB;
             break;
@@ -192,32 +190,39 @@ static int jpeg_run(jpeg_ctx *ctx) {
     int w = (int)ci->output_width, h = (int)ci->output_height, nc = ci->output_components;
     ctx->status = et_image_alloc(w, h, &ctx->img);
     if (ctx->status) return -1;
-    ctx->row = malloc((size_t)w * (size_t)nc);
-    if (!ctx->row) {
-        ctx->status = et_err(ET_ERR_NOMEM, "%s: out of memory", ctx->name);
-        return -1;
+    if (nc != 3) {
+        ctx->row = malloc((size_t)w * (size_t)nc);
+        if (!ctx->row) {
+            ctx->status = et_err(ET_ERR_NOMEM, "%s: out of memory", ctx->name);
+            return -1;
+        }
     }
     while (ci->output_scanline < ci->output_height) {
         int y = (int)ci->output_scanline;
+        uint8_t *dst = ctx->img.data + (size_t)y * (size_t)w * 3;
+        if (nc == 3) {  // straight into the image, up to 4 rows per call
+            JSAMPROW rp[4];
+            int n = h - y < 4 ? h - y : 4;
+            for (int i = 0; i < n; i++) rp[i] = dst + (size_t)i * (size_t)w * 3;
+            if (jpeg_read_scanlines(ci, rp, (JDIMENSION)n) == 0) {
+                ctx->status =
+                    et_err(ET_ERR_FORMAT, "%s: truncated JPEG (row %d of %d)", ctx->name, y, h);
+                return -1;
+            }
+            continue;
+        }
         JSAMPROW rp = ctx->row;
         if (jpeg_read_scanlines(ci, &rp, 1) != 1) {
             ctx->status =
                 et_err(ET_ERR_FORMAT, "%s: truncated JPEG (row %d of %d)", ctx->name, y, h);
             return -1;
         }
-        uint8_t *dst = ctx->img.data + (size_t)y * (size_t)w * 3;
         const uint8_t *src = ctx->row;
-        if (nc == 3) {
-            memcpy(dst, src, (size_t)w * 3);
-        } else if (nc == 1) {
-            for (int x = 0; x < w; x++) dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = src[x];
-        } else {  // inverted CMYK -> RGB, as Pillow's "CMYK;I" unpacker + cmyk2rgb
-            for (int x = 0; x < w; x++) {
-                int nk = src[4 * x + 3];  // 255 - K, K being the inverted stored value
-                for (int c = 0; c < 3; c++) {
-                    int v = nk - muldiv255(255 - src[4 * x + c], nk);
-                    dst[3 * x + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-                }
+        for (int x = 0; x < w; x++) {  // inverted CMYK -> RGB, as Pillow's "CMYK;I" + cmyk2rgb
+            int nk = src[4 * x + 3];   // 255 - K, K being the inverted stored value
+            for (int c = 0; c < 3; c++) {
+                int v = nk - muldiv255(255 - src[4 * x + c], nk);
+                dst[3 * x + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
             }
         }
     }
@@ -320,47 +325,44 @@ static int png_run(png_ctx *ctx) {
     int depth = png_get_bit_depth(ctx->png, ctx->info);
     // 16-bit grey without alpha: Pillow opens it as I;16 and clips to 255 when converting.
     bool clip16 = color == PNG_COLOR_TYPE_GRAY && depth == 16;
+    // Everything else: libpng's transforms give 8-bit RGB rows straight into the image
+    // (palette looked up, 1/2/4-bit grey scaled, high byte of 16-bit samples, grey
+    // replicated, alpha and tRNS dropped).
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(ctx->png);
     if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(ctx->png);
     if (depth == 16 && !clip16) png_set_strip_16(ctx->png);  // keeps the high byte
+    if (!clip16) {
+        png_set_strip_alpha(ctx->png);
+        if (!(color & PNG_COLOR_MASK_COLOR)) png_set_gray_to_rgb(ctx->png);
+    }
     png_set_interlace_handling(ctx->png);
     png_read_update_info(ctx->png, ctx->info);
     int nc = png_get_channels(ctx->png, ctx->info);
-    int bytes = png_get_bit_depth(ctx->png, ctx->info) == 16 ? 2 : 1;
     size_t rowbytes = png_get_rowbytes(ctx->png, ctx->info);
-    if (nc < 1 || nc > 4 || rowbytes != (size_t)w * (size_t)nc * (size_t)bytes ||
-        (bytes == 2 && !clip16)) {
+    if (clip16 ? nc != 1 || rowbytes != (size_t)w * 2 : nc != 3 || rowbytes != (size_t)w * 3) {
         ctx->status = et_err(ET_ERR_UNSUPPORTED, "%s: PNG colour type %d, bit depth %d", ctx->name,
                              color, depth);
         return -1;
     }
     ctx->status = et_image_alloc((int)w, (int)h, &ctx->img);
     if (ctx->status) return -1;
-    ctx->pixels = malloc(rowbytes * h);
     ctx->rows = malloc(sizeof(png_bytep) * h);
-    if (!ctx->pixels || !ctx->rows) {
+    if (clip16) ctx->pixels = malloc(rowbytes * h);
+    if (!ctx->rows || (clip16 && !ctx->pixels)) {
         ctx->status = et_err(ET_ERR_NOMEM, "%s: out of memory for a %ux%u PNG", ctx->name,
                              (unsigned)w, (unsigned)h);
         return -1;
     }
-    for (png_uint_32 y = 0; y < h; y++) ctx->rows[y] = ctx->pixels + rowbytes * y;
+    for (png_uint_32 y = 0; y < h; y++)
+        ctx->rows[y] = clip16 ? ctx->pixels + rowbytes * y : ctx->img.data + (size_t)y * w * 3;
     png_read_image(ctx->png, ctx->rows);
     // Nothing after the image data is needed (Pillow does not read up to IEND either).
-    for (png_uint_32 y = 0; y < h; y++) {
+    for (png_uint_32 y = 0; clip16 && y < h; y++) {
         const uint8_t *src = ctx->rows[y];
         uint8_t *dst = ctx->img.data + (size_t)y * w * 3;
         for (png_uint_32 x = 0; x < w; x++) {
-            uint8_t *d = dst + 3 * x;
-            if (clip16) {
-                int v = src[2 * x] << 8 | src[2 * x + 1];  // PNG samples are big-endian
-                d[0] = d[1] = d[2] = (uint8_t)(v > 255 ? 255 : v);
-            } else if (nc <= 2) {  // grey, grey + alpha
-                d[0] = d[1] = d[2] = src[nc * x];
-            } else {  // RGB, RGBA
-                d[0] = src[nc * x];
-                d[1] = src[nc * x + 1];
-                d[2] = src[nc * x + 2];
-            }
+            int v = src[2 * x] << 8 | src[2 * x + 1];  // PNG samples are big-endian
+            dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = (uint8_t)(v > 255 ? 255 : v);
         }
     }
     return 0;

@@ -13,11 +13,14 @@
 //   sum, so the SIMD kernels (any tap order, the padding taps of weight 0) are exact too.
 // - Pillow skips the pass of a dimension whose size does not change; here that pass is one
 //   tap of weight 1 << 22: (2^21 + v * 2^22) >> 22 = v, the same pixels.
-// - Kernels: portable C, AVX2 and AVX-512F (__attribute__((target)), chosen at run time
-//   with __builtin_cpu_supports; the build stays -march=x86-64-v2). The horizontal kernels
-//   gather one 32-bit word per output column and tap (the pixel's R, G, B and one more
-//   byte), so the last image row is read from a padded copy; the vertical kernels widen 8 or
-//   16 u8 of a row to int32 per tap.
+// - The horizontal pass runs as a vertical one: the image rows and columns its taps read are
+//   deinterleaved into planes and transposed (one row per image column), summed row by row
+//   with one SIMD lane per image row, and the result is transposed back. So both passes
+//   are one kernel (vrow: widen 8 or 16 u8 to int32, multiply by the broadcast tap, add),
+//   with no gathers (slow on the CPUs we measured).
+// - Code paths: portable C, AVX2 and AVX-512 (F + BW) (__attribute__((target)), chosen at
+//   run time with __builtin_cpu_supports; the build stays -march=x86-64-v2). They differ
+//   only in the kernels (vrow, deinterleave, transpose) and give the same bytes.
 #include "preprocess.h"
 
 #include <math.h>
@@ -75,7 +78,8 @@ et_preproc_simd et_preproc_simd_best(void) {
 #if ET_PREPROC_X86
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx2")) b = ET_PREPROC_AVX2;
-        if (__builtin_cpu_supports("avx512f")) b = ET_PREPROC_AVX512;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
+            b = ET_PREPROC_AVX512;
 #endif
         atomic_store(&best, b);
     }
@@ -336,25 +340,75 @@ __attribute__((target("ssse3"))) static void deinterleave_ssse3(const uint8_t *s
     deinterleave_c(src + 3 * x, n - x, r + x, g + x, b + x);
 }
 
-// 16 x 16 byte blocks: four rounds of unpacking vector i with vector i + 8 (each round
-// rotates the (vector, byte) index bits by one; four rounds swap them).
-__attribute__((target("ssse3"))) static void transpose_sse(const uint8_t *src, size_t ss,
+// Byte transposes in 16 x 16 blocks: four rounds of unpacking vector i with vector i + 8
+// (each round rotates the (vector, byte) index bits by one; four rounds swap them). The
+// unpacks work within 128-bit lanes, so a 256-bit (512-bit) vector does 2 (4) blocks side
+// by side: rows of 32 (64) columns in, lane L of vector i out to row c0 + 16 L + i.
+#define ET_TRANSPOSE_ROUND(lo, hi, a, t)          \
+    do {                                          \
+        for (int i_ = 0; i_ < 8; i_++) {          \
+            t[2 * i_] = lo(a[i_], a[i_ + 8]);     \
+            t[2 * i_ + 1] = hi(a[i_], a[i_ + 8]); \
+        }                                         \
+    } while (0)
+
+__attribute__((target("ssse3"))) static void transpose_block_sse(const uint8_t *src, size_t ss,
+                                                                 uint8_t *dst, size_t ds) {
+    __m128i a[16], t[16];
+    for (int i = 0; i < 16; i++) a[i] = _mm_loadu_si128((const __m128i *)(src + i * ss));
+    ET_TRANSPOSE_ROUND(_mm_unpacklo_epi8, _mm_unpackhi_epi8, a, t);
+    ET_TRANSPOSE_ROUND(_mm_unpacklo_epi8, _mm_unpackhi_epi8, t, a);
+    ET_TRANSPOSE_ROUND(_mm_unpacklo_epi8, _mm_unpackhi_epi8, a, t);
+    ET_TRANSPOSE_ROUND(_mm_unpacklo_epi8, _mm_unpackhi_epi8, t, a);
+    for (int i = 0; i < 16; i++) _mm_storeu_si128((__m128i *)(dst + i * ds), a[i]);
+}
+
+__attribute__((target("avx2"))) static void transpose_avx2(const uint8_t *src, size_t ss,
                                                            uint8_t *dst, size_t ds, int R, int C) {
-    for (int r0 = 0; r0 < R; r0 += 16)
-        for (int c0 = 0; c0 < C; c0 += 16) {
-            __m128i a[16], t[16];
+    for (int r0 = 0; r0 < R; r0 += 16) {
+        const uint8_t *s = src + (size_t)r0 * ss;
+        int c0 = 0;
+        for (; c0 + 32 <= C; c0 += 32) {
+            __m256i a[16], t[16];
             for (int i = 0; i < 16; i++)
-                a[i] = _mm_loadu_si128((const __m128i *)(src + (size_t)(r0 + i) * ss + c0));
-            for (int round = 0; round < 4; round++) {
-                for (int i = 0; i < 8; i++) {
-                    t[2 * i] = _mm_unpacklo_epi8(a[i], a[i + 8]);
-                    t[2 * i + 1] = _mm_unpackhi_epi8(a[i], a[i + 8]);
-                }
-                memcpy(a, t, sizeof(a));
+                a[i] = _mm256_loadu_si256((const __m256i *)(s + i * ss + c0));
+            ET_TRANSPOSE_ROUND(_mm256_unpacklo_epi8, _mm256_unpackhi_epi8, a, t);
+            ET_TRANSPOSE_ROUND(_mm256_unpacklo_epi8, _mm256_unpackhi_epi8, t, a);
+            ET_TRANSPOSE_ROUND(_mm256_unpacklo_epi8, _mm256_unpackhi_epi8, a, t);
+            ET_TRANSPOSE_ROUND(_mm256_unpacklo_epi8, _mm256_unpackhi_epi8, t, a);
+            for (int i = 0; i < 16; i++) {
+                uint8_t *d = dst + (size_t)(c0 + i) * ds + r0;
+                _mm_storeu_si128((__m128i *)d, _mm256_castsi256_si128(a[i]));
+                _mm_storeu_si128((__m128i *)(d + 16 * ds), _mm256_extracti128_si256(a[i], 1));
             }
-            for (int i = 0; i < 16; i++)
-                _mm_storeu_si128((__m128i *)(dst + (size_t)(c0 + i) * ds + r0), a[i]);
         }
+        for (; c0 < C; c0 += 16) transpose_block_sse(s + c0, ss, dst + (size_t)c0 * ds + r0, ds);
+    }
+}
+
+__attribute__((target("avx512f,avx512bw"))) static void transpose_avx512(const uint8_t *src,
+                                                                         size_t ss, uint8_t *dst,
+                                                                         size_t ds, int R, int C) {
+    for (int r0 = 0; r0 < R; r0 += 16) {
+        const uint8_t *s = src + (size_t)r0 * ss;
+        int c0 = 0;
+        for (; c0 + 64 <= C; c0 += 64) {
+            __m512i a[16], t[16];
+            for (int i = 0; i < 16; i++) a[i] = _mm512_loadu_si512(s + i * ss + c0);
+            ET_TRANSPOSE_ROUND(_mm512_unpacklo_epi8, _mm512_unpackhi_epi8, a, t);
+            ET_TRANSPOSE_ROUND(_mm512_unpacklo_epi8, _mm512_unpackhi_epi8, t, a);
+            ET_TRANSPOSE_ROUND(_mm512_unpacklo_epi8, _mm512_unpackhi_epi8, a, t);
+            ET_TRANSPOSE_ROUND(_mm512_unpacklo_epi8, _mm512_unpackhi_epi8, t, a);
+            for (int i = 0; i < 16; i++) {
+                uint8_t *d = dst + (size_t)(c0 + i) * ds + r0;
+                _mm_storeu_si128((__m128i *)d, _mm512_castsi512_si128(a[i]));
+                _mm_storeu_si128((__m128i *)(d + 16 * ds), _mm512_extracti32x4_epi32(a[i], 1));
+                _mm_storeu_si128((__m128i *)(d + 32 * ds), _mm512_extracti32x4_epi32(a[i], 2));
+                _mm_storeu_si128((__m128i *)(d + 48 * ds), _mm512_extracti32x4_epi32(a[i], 3));
+            }
+        }
+        for (; c0 < C; c0 += 16) transpose_block_sse(s + c0, ss, dst + (size_t)c0 * ds + r0, ds);
+    }
 }
 
 __attribute__((target("avx2"))) static inline __m256i clamp8_avx2(__m256i a) {
@@ -447,8 +501,9 @@ static et_status pick_kernels(et_preproc_simd simd, kernels *kn) {
                       et_preproc_simd_name(simd), et_preproc_simd_name(best));
     *kn = (kernels){vrow_c, deinterleave_c, transpose_c};
 #if ET_PREPROC_X86
-    if (simd == ET_PREPROC_AVX2) *kn = (kernels){vrow_avx2, deinterleave_ssse3, transpose_sse};
-    if (simd == ET_PREPROC_AVX512) *kn = (kernels){vrow_avx512, deinterleave_ssse3, transpose_sse};
+    if (simd == ET_PREPROC_AVX2) *kn = (kernels){vrow_avx2, deinterleave_ssse3, transpose_avx2};
+    if (simd == ET_PREPROC_AVX512)
+        *kn = (kernels){vrow_avx512, deinterleave_ssse3, transpose_avx512};
 #endif
     return NULL;
 }

@@ -32,7 +32,7 @@
 // - Only what the crop keeps is computed (the resized columns and rows inside the crop and
 //   the input rows they read), in one pass per dimension into planar u8 and straight into
 //   the f32 planes; same pixels as resizing everything and cropping.
-// - Code paths (et_preproc_simd): portable C, AVX2, AVX-512F, chosen at run time from the
+// - Code paths (et_preproc_simd): portable C, AVX2, AVX-512 (F + BW), chosen at run time from the
 //   CPU (the build targets x86-64-v2). Every path gives the same bytes and floats.
 //   et_clip_preprocess_simd forces one (tests, benches); a path the CPU lacks returns
 //   ET_ERR_UNSUPPORTED.
@@ -76,7 +76,7 @@ typedef enum {
     ET_PREPROC_AUTO = 0,  // the best the CPU has
     ET_PREPROC_PORTABLE,
     ET_PREPROC_AVX2,
-    ET_PREPROC_AVX512,  // AVX-512F
+    ET_PREPROC_AVX512,  // AVX-512F + AVX-512BW
 } et_preproc_simd;
 
 et_preproc_simd et_preproc_simd_best(void);         // never ET_PREPROC_AUTO
