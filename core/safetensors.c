@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "device.h"
+
 // Names and paths in messages are clipped so that the interesting part of the message
 // (which field, which offsets) survives the 1024-byte message buffer.
 #define NM "%.200s"
@@ -682,8 +684,27 @@ static bool valid_name(const char *s) {
     return s && *s && utf8_invalid_at((const uint8_t *)s, strlen(s)) == strlen(s);
 }
 
+static et_status st_save_host(const char *path, int n, const char *const *names,
+                              et_tensor *const *tensors, int n_meta, const char *const *meta_kv);
+
 et_status et_st_save(const char *path, int n, const char *const *names, et_tensor *const *tensors,
                      int n_meta, const char *const *meta_kv) {
+    if (n <= 0 || !tensors || !et_on_device(n, tensors))
+        return st_save_host(path, n, names, tensors, n_meta, meta_kv);
+    // Device tensors (GPU trainables, optimizer state) are staged through host copies.
+    et_tensor **host = st_calloc((size_t)n, sizeof *host);
+    for (int i = 0; i < n; i++)
+        host[i] = !tensors[i]                         ? NULL
+                  : tensors[i]->device.type == ET_CPU ? et_retain(tensors[i])
+                                                      : et_to_device(tensors[i], et_cpu());
+    et_status st = st_save_host(path, n, names, host, n_meta, meta_kv);
+    for (int i = 0; i < n; i++) et_release(host[i]);
+    free(host);
+    return st;
+}
+
+static et_status st_save_host(const char *path, int n, const char *const *names,
+                              et_tensor *const *tensors, int n_meta, const char *const *meta_kv) {
     ET_ASSERT(path, "et_st_save needs a path");
     if (n < 0 || n_meta < 0 || (n > 0 && (!names || !tensors)) || (n_meta > 0 && !meta_kv))
         return et_err(ET_ERR_INVALID, "saving " PTH ": bad tensor or metadata arrays", path);

@@ -27,7 +27,8 @@
 //   otherwise a copy. I64 becomes i32 (values outside i32 are an error naming the tensor),
 //   BOOL becomes u8 0/1, I8 becomes u8 (negative values are an error). Any other dtype is
 //   ET_ERR_UNSUPPORTED naming the tensor and the dtype.
-// - et_st_save borrows everything it is given. Tensors must be on the CPU. The file is
+// - et_st_save borrows everything it is given. Tensors on a device (GPU trainables,
+//   optimizer state) are staged through host copies. The file is
 //   written to "<path>.tmp.<pid>", fsynced and renamed over path, so path never holds a
 //   half-written file. Layout: tensors sorted by (dtype size desc, then name), header
 //   padded with spaces to a multiple of 8, so the data buffer starts 8-aligned and every

@@ -96,14 +96,14 @@ static const et_backend g_mock_backend = {
 
 // Installs the mock for ET_CUDA when no real backend is there. Returns true when the real
 // CUDA backend runs the tests.
-static bool mock_backend_install(void) {
+static inline bool mock_backend_install(void) {
     if (et_backend_get(ET_CUDA)) return true;
     et_alloc_register(ET_CUDA, (et_device_allocator){mock_alloc, mock_free});
     et_backend_register(ET_CUDA, &g_mock_backend);
     return false;
 }
 
-static const char *gpu_backend_name(void) {
+static inline const char *gpu_backend_name(void) {
     const et_backend *b = et_backend_get(ET_CUDA);
     return b ? b->name : "none";
 }

@@ -9,6 +9,7 @@
 #include "../core/fileio.h"
 #include "../core/optim.h"
 #include "../train/checkpoint.h"
+#include "cuda_mock.h"
 #include "test_util.h"
 
 #define NP 3
@@ -142,8 +143,8 @@ static void test_keep_last_and_latest(void) {
 static void test_resolve(void) {
     fixture f;
     fixture_new(&f, 1.0, "f");
-    char orig[256];
-    memcpy(orig, f.root, sizeof orig);
+    char orig[128];  // the fixture root is short: /tmp/et_test_ckpt_<pid>_f
+    snprintf(orig, sizeof orig, "%.100s", f.root);
     // a run directory: <out>/checkpoints/step-*
     char run[300], ck[400], dir[512], got[512];
     snprintf(run, sizeof run, "%s/run", f.root);
@@ -161,7 +162,7 @@ static void test_resolve(void) {
     CHECK(!et_trainckpt_resolve(run, "/nonexistent", got, sizeof got) &&
           strstr(got, "step-00000005"));
     CHECK(!et_trainckpt_resolve(dir, run, got, sizeof got) && !strcmp(got, dir), "%s", got);
-    memcpy(f.root, orig, sizeof orig);
+    snprintf(f.root, sizeof f.root, "%s", orig);
     fixture_free(&f);
 }
 
@@ -227,10 +228,58 @@ static void test_damaged(void) {
     fixture_free(&f);
 }
 
+// Trainables and AdamW state on a device (the CUDA backend, or its host-memory stand-in
+// without a GPU) are written through host copies and read back into host tensors.
+static void test_device_tensors(void) {
+    mock_backend_install();
+    fixture f, h;
+    fixture_new(&f, 1.0, "f");
+    fixture_new(&h, 4.0, "h");
+    et_device dev = {ET_CUDA, 0};
+    et_tensor *dp[NP];
+    for (int i = 0; i < NP; i++) {
+        dp[i] = et_to_device(f.p[i], dev);
+        et_set_requires_grad(dp[i], true);
+    }
+    et_adamw_config cfg = et_adamw_defaults();
+    et_adamw *dopt = NULL;
+    CHECK(!et_adamw_new(&cfg, &dopt));
+    et_param_group g1 = {"lora", 0, 1, 0}, g2 = {"projector", 2e-5, 0, 0.1};
+    et_status st = et_adamw_add_group(dopt, &g1, 1, dp, g_names, NULL);
+    if (!st) st = et_adamw_add_group(dopt, &g2, 2, dp + 1, g_names + 1, NULL);
+    CHECK(!st, "%s", et_status_msg(st));
+    int n, nd;
+    const char *const *sn;
+    et_tensor *const *hs, *const *ds;
+    et_adamw_state_tensors(f.opt, &n, &sn, &hs);
+    et_adamw_state_tensors(dopt, &nd, &sn, &ds);
+    CHECK(n == nd);
+    for (int i = 0; i < n && i < nd; i++) et_copy_(ds[i], hs[i]);
+    et_train_state s = state_at(11);
+    et_adamw_set_step(dopt, 11);
+    char dir[512];
+    st = et_trainckpt_write(f.root, &s, NP, g_names, dp, dopt, "{}", 2, dir, sizeof dir);
+    CHECK(!st, "%s", et_status_msg(st));
+    et_train_state r;
+    st = et_trainckpt_read(dir, &r, NP, g_names, h.p, h.opt);
+    CHECK(!st, "%s", et_status_msg(st));
+    for (int i = 0; i < NP; i++) CHECK(tensor_rel_err(h.p[i], f.p[i]) == 0, "param %d", i);
+    et_adamw_state_tensors(h.opt, &n, &sn, &hs);
+    et_tensor *const *fs;
+    et_adamw_state_tensors(f.opt, &n, &sn, &fs);
+    for (int i = 0; i < n; i++) CHECK(tensor_rel_err(hs[i], fs[i]) == 0, "state %s", sn[i]);
+    et_status_free(st);
+    for (int i = 0; i < NP; i++) et_release(dp[i]);
+    et_adamw_free(dopt);
+    fixture_free(&h);
+    fixture_free(&f);
+}
+
 int main(void) {
     RUN(test_round_trip);
     RUN(test_keep_last_and_latest);
     RUN(test_resolve);
     RUN(test_damaged);
+    RUN(test_device_tensors);
     return test_summary();
 }

@@ -129,6 +129,7 @@ static void test_round_trip(void) {
     CHECK(!et_run_config_load(path, 0, NULL, &c));
     char *jc = et_run_config_to_json(&c);
     CHECK(!strcmp(ja, jc));
+    et_run_config_free(&c);
     unlink(path);
     // a missing file names it
     et_status st = et_run_config_load("/nonexistent/run.json", 0, NULL, &c);
