@@ -14,7 +14,9 @@
 //     Per image: et_image_decode_file + et_clip_preprocess (shortest edge <size>, center crop
 //     <size>, f32 CHW output only; pad = LLaVA expand2square first). The median over <reps>
 //     passes of the per-image decode and preprocess times. dump_dir: <i>.f32 per image
-//     (3 x size x size floats, from an untimed pass).
+//     (3 x size x size floats, from an untimed pass). EMOTUNE_PREPROC_SIMD=portable|avx2|
+//     avx512 forces a preprocessing code path (default: the best the CPU has); single
+//     thread.
 // Output: "key value" lines on stdout.
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +189,8 @@ static int run_tok(int argc, char **argv) {
 
 // ---- images ---------------------------------------------------------------------------
 
+static et_preproc_simd g_simd = ET_PREPROC_AUTO;
+
 static et_tensor *decode_and_preprocess(const char *path, const et_clip_preproc *pp, double *t_dec,
                                         double *t_pre) {
     et_image img = {0};
@@ -194,7 +198,7 @@ static et_tensor *decode_and_preprocess(const char *path, const et_clip_preproc 
     double t0 = now();
     et_status s = et_image_decode_file(path, NULL, &img);
     double t1 = now();
-    if (!s) s = et_clip_preprocess(&img, pp, NULL, &out);
+    if (!s) s = et_clip_preprocess_simd(&img, pp, g_simd, NULL, &out);
     double t2 = now();
     et_image_free(&img);
     if (s) die_status(s);
@@ -213,6 +217,14 @@ static int run_img(int argc, char **argv) {
     et_clip_preproc pp;
     et_clip_preproc_default(&pp, size);
     pp.pad_square = pad != 0;
+    const char *simd = getenv("EMOTUNE_PREPROC_SIMD");
+    for (int k = ET_PREPROC_PORTABLE; simd && *simd && k <= ET_PREPROC_AVX512; k++)
+        if (!strcmp(simd, et_preproc_simd_name((et_preproc_simd)k))) g_simd = (et_preproc_simd)k;
+    if (simd && *simd && strcmp(simd, "auto") && g_simd == ET_PREPROC_AUTO) {
+        fprintf(stderr, "bench_data: EMOTUNE_PREPROC_SIMD=%s: not portable, avx2 or avx512\n",
+                simd);
+        return 1;
+    }
 
     // Untimed pass: page cache, allocator, dump.
     for (int i = 0; i < n; i++) {

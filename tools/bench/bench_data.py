@@ -25,8 +25,11 @@ and PNG photograph in tests/golden/images (exp_* excluded), file -> f32 [3, 336,
 Each side: per round the median of --reps passes; --rounds rounds; the best round of each
 side is reported (all round medians are printed; the per-image table takes the best round
 median of each image and stage).
+Emotune code paths: --simd auto,portable,avx2,avx512 times each (EMOTUNE_PREPROC_SIMD) in
+the same alternating rounds. Reported: best-of ratio (each side's best round), ratio of the
+two sides' median rounds, and the median over rounds of the per-round ratio.
 Usage: python3 tools/bench/bench_data.py [--bin build/bench_data] [--rounds 3] [--reps 5]
-       [--only tok|img] [--big-mb 1.0]
+       [--only tok|img] [--big-mb 1.0] [--simd auto[,portable,avx2,avx512]]
 """
 import os
 
@@ -53,8 +56,12 @@ IMGDIR = os.path.join(ROOT, "tests", "golden", "images")
 TOKENIZERS = ["llama2_legacy", "llama3"]
 
 
-def run_bin(args, cmd):
-    out = subprocess.run([args.bin] + cmd, check=True, capture_output=True, text=True).stdout
+def run_bin(args, cmd, simd=None):
+    env = dict(os.environ)
+    if simd:
+        env["EMOTUNE_PREPROC_SIMD"] = simd
+    out = subprocess.run([args.bin] + cmd, check=True, capture_output=True, text=True,
+                         env=env).stdout
     return dict((k, float(v)) for k, v in (line.split() for line in out.splitlines()))
 
 
@@ -250,30 +257,37 @@ def bench_img(args, tmp):
             info.append(f"{os.path.basename(p)} {im.size[0]}x{im.size[1]} {im.mode}")
     print("images: " + "; ".join(info))
     rows = []
+    variants = args.simd.split(",")
     for pad in (0, 1):
-        dump = os.path.join(tmp, f"img{pad}")
-        os.makedirs(dump, exist_ok=True)
-        run_bin(args, ["img", str(size), str(pad), "1", dump] + paths)
         worst = 0.0
-        for i, p in enumerate(paths):
-            ours = np.fromfile(os.path.join(dump, f"{i}.f32"), dtype=np.float32)
-            theirs = peer_image(proc, p, pad)
-            assert theirs.dtype == np.float32 and theirs.shape == (3, size, size)
-            d = float(np.max(np.abs(ours.reshape(theirs.shape) - theirs)))
-            worst = max(worst, d)
-            # Acceptance bound of issue 4: within 3/255 before normalize.
-            if d > 3.0 / 255 / min(proc.image_std) + 1e-6:
-                sys.exit(f"{p} pad={pad}: max abs diff {d} vs CLIPImageProcessor; not "
-                         f"benchmarking different work")
-        print(f"pad={pad}: outputs agree with CLIPImageProcessor, max abs diff {worst:.3g} "
-              f"over {len(paths)} images", flush=True)
-        rounds = {"emotune": [], "peer": []}
+        for simd in variants:
+            dump = os.path.join(tmp, f"img{pad}{simd}")
+            os.makedirs(dump, exist_ok=True)
+            run_bin(args, ["img", str(size), str(pad), "1", dump] + paths, simd)
+            for i, p in enumerate(paths):
+                ours = np.fromfile(os.path.join(dump, f"{i}.f32"), dtype=np.float32)
+                theirs = peer_image(proc, p, pad)
+                assert theirs.dtype == np.float32 and theirs.shape == (3, size, size)
+                d = float(np.max(np.abs(ours.reshape(theirs.shape) - theirs)))
+                worst = max(worst, d)
+                # Acceptance bound of issue 4: within 3/255 before normalize.
+                if d > 3.0 / 255 / min(proc.image_std) + 1e-6:
+                    sys.exit(f"{p} pad={pad} simd={simd}: max abs diff {d} vs "
+                             f"CLIPImageProcessor; not benchmarking different work")
+        print(f"pad={pad}: outputs ({', '.join(variants)}) agree with CLIPImageProcessor, max "
+              f"abs diff {worst:.3g} over {len(paths)} images", flush=True)
+        rounds = {v: [] for v in variants}
+        rounds["peer"] = []
         per_image = {"emotune": [], "peer": []}
         for _ in range(args.rounds):
-            o = run_bin(args, ["img", str(size), str(pad), str(args.reps), "-"] + paths)
-            rounds["emotune"].append(o["total_s"])
-            per_image["emotune"].append(
-                [(o[f"decode_s.{i}"], o[f"preprocess_s.{i}"]) for i in range(len(paths))])
+            for simd in variants:  # emotune variants and the peer alternate within a round
+                o = run_bin(args, ["img", str(size), str(pad), str(args.reps), "-"] + paths,
+                            simd)
+                rounds[simd].append(o["total_s"])
+                if simd == variants[0]:
+                    per_image["emotune"].append(
+                        [(o[f"decode_s.{i}"], o[f"preprocess_s.{i}"])
+                         for i in range(len(paths))])
             tot, per = [], [[] for _ in paths]
             for _ in range(args.reps):
                 t0 = time.perf_counter()
@@ -290,25 +304,41 @@ def bench_img(args, tmp):
         # Per image and stage: the best round median (each is a median over --reps passes).
         best_img = {side: [tuple(min(r[i][k] for r in per_image[side]) for k in (0, 1))
                            for i in range(len(paths))] for side in per_image}
-        rows.append((pad, min(rounds["emotune"]), min(rounds["peer"]), best_img["emotune"],
-                     best_img["peer"], worst))
+        pe = rounds["peer"]
+        for simd in variants:
+            et = rounds[simd]
+            # per-round ratios: each round's peer median over its emotune median
+            ratios = [b / a for a, b in zip(et, pe)]
+            rows.append((pad, simd, min(et), min(pe), statistics.median(et),
+                         statistics.median(pe), statistics.median(ratios), worst))
+        rows[-len(variants)] += (best_img["emotune"], best_img["peer"])
     n = len(paths)
     print()
     print(f"Pillow {PIL.__version__}, transformers {transformers.__version__}, numpy "
-          f"{np.__version__}; 1 thread; {n} images per pass; best of {args.rounds} rounds, "
-          f"each the median of {args.reps} passes")
+          f"{np.__version__}; 1 thread each side; {n} images per pass; {args.rounds} rounds, "
+          f"each the median of {args.reps} passes; best = best round of each side, median = "
+          f"median round of each side, per-round = median over rounds of (peer round / "
+          f"emotune round)")
     print()
-    print("| variant | emotune images/s | PIL + CLIPImageProcessor images/s | emotune speedup | "
+    print("| variant | code path | emotune images/s (best) | PIL + CLIPImageProcessor images/s "
+          "(best) | speedup best-of | speedup medians | speedup per-round median | "
           "max abs diff |")
-    print("|---|---|---|---|---|")
-    for pad, et, pe, _, _, worst in rows:
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        pad, simd, et, pe, etm, pem, rr, worst = r[:8]
         label = "pad (expand2square) + 336" if pad else "336 (resize, crop)"
-        print(f"| {label} | {n / et:.1f} | {n / pe:.1f} | {pe / et:.2f}x | {worst:.3g} |")
+        print(f"| {label} | {simd} | {n / et:.1f} | {n / pe:.1f} | {pe / et:.2f}x | "
+              f"{pem / etm:.2f}x | {rr:.2f}x | {worst:.3g} |")
+    print()
+    print(f"Per image ({variants[0]}; best round median of each image and stage):")
     print()
     print("| image (WxH mode) | variant | emotune decode ms | emotune preprocess ms | "
           "PIL decode ms | HF preprocess ms | decode ratio | preprocess ratio |")
     print("|---|---|---|---|---|---|---|---|")
-    for pad, _, _, pe_e, pe_p, _ in rows:
+    for r in rows:
+        if len(r) < 10:
+            continue
+        pad, pe_e, pe_p = r[0], r[8], r[9]
         for i in range(n):
             (ed, ep), (pd, pp) = pe_e[i], pe_p[i]
             print(f"| {info[i]} | {'pad' if pad else 'plain'} | {ed * 1e3:.2f} | "
@@ -324,6 +354,10 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--only", choices=["tok", "img"])
     ap.add_argument("--big-mb", type=float, default=1.0)
+    ap.add_argument("--simd", default="auto",
+                    help="images: comma-separated emotune code paths to time in the same "
+                         "rounds (auto, portable, avx2, avx512); the first gets the per-image "
+                         "table")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_data") as tmp:
         if args.only in (None, "tok"):
