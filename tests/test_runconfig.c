@@ -58,9 +58,10 @@ static void test_overrides(void) {
                         "data.root=\"/data/x y\"",
                         "lora.targets=[\"q_proj\",\"v_proj\"]",
                         "train.recompute=true",
-                        "eval.prompt=What is it? <image>"};
+                        "eval.prompt=What is it? <image>",
+                        "eval.template=llava_v1"};
     et_run_config c;
-    et_status st = parse(json, 9, ov, &c);
+    et_status st = parse(json, (int)(sizeof ov / sizeof ov[0]), ov, &c);
     CHECK(!st, "%s", et_status_msg(st));
     if (st) return et_status_free(st);
     CHECK(c.lr == 3e-4, "%g", c.lr);  // the override wins over the file
@@ -72,6 +73,7 @@ static void test_overrides(void) {
     CHECK(!strcmp(c.template_name, "llava_v1") && !strcmp(c.data_root, "/data/x y"));
     CHECK(c.lora_n_targets == 2 && !strcmp(c.lora_targets[1], "v_proj"));
     CHECK(c.recompute && !strcmp(c.eval_prompt, "What is it? <image>"));
+    CHECK(!strcmp(c.eval_template, "llava_v1"));
     et_run_config_free(&c);
     // model.llm=null drops the file's decoder shape; a value can be given to a missing section
     const char *ov2[] = {"model.llm=null", "model.vision.hidden_size=32"};
@@ -99,6 +101,9 @@ static void test_refused(void) {
         {"=3", "is not key=value"},
         {"train.lr", "is not key=value"},
         {"train.lr.x=1", "train.lr must be a number, got an object"},
+        {"train.lr_scheduler=cosin", "train.lr_scheduler = \"cosin\" is not one of"},
+        {"data.template=vicuna", "data.template = \"vicuna\" is not one of vicuna_v1|"},
+        {"eval.kind=AU", "eval.kind = \"AU\" is not one of emotion|au"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_err("{}", bad[i][0], bad[i][1], NULL);

@@ -2,7 +2,7 @@
 # tools/setup.sh - installs what emotune needs to build and test on Debian/Ubuntu
 # (only the packages that are missing; non-interactive). Run as root or with sudo.
 set -euo pipefail
-pkgs=(cmake make gcc pkg-config libopenblas-dev libopenblas-openmp-dev libcjson-dev libhdf5-dev libjpeg62-turbo-dev libpng-dev libomp-dev
+pkgs=(cmake make gcc pkg-config libopenblas-dev libopenblas-openmp-dev libcjson-dev libhdf5-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libomp-dev
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
       clang libclang-rt-14-dev)
 missing=()

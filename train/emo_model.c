@@ -102,6 +102,11 @@ static et_status build(const et_run_config *c, et_emo_model *m) {
         vis = &m->vision;
     }
     if (vis) m->image_size = vis->cfg.image_size;
+    m->use_images = vis && c->visual_tokens;
+    if (!c->visual_tokens && pk == ET_PRIOR_NONE)
+        return et_err(ET_ERR_INVALID,
+                      "config: model.visual_tokens=false needs a face prior (model.face_prior): "
+                      "nothing would stand for the image");
     ET_TRY(et_face_prior_init(&m->prior, pk, c->landmark_dim, H, seed, &offset));
     m->prior.repeat = c->prior_repeat;
     m->mllm = (et_mllm){.vision = vis,
@@ -156,7 +161,7 @@ static et_status build(const et_run_config *c, et_emo_model *m) {
         ET_ASSERT(k == n, "lora names %d != params %d", k, n);
         add_group(m, "lora", c->lr, n, ns, ps);
     }
-    if (proj) {
+    if (proj && m->use_images) {  // without visual tokens the projector gets no gradient
         const char **ns = malloc(sizeof(*ns) * 4);
         et_tensor **ps = malloc(sizeof(*ps) * 4);
         int n = et_projector_params(proj, ns, ps);

@@ -48,6 +48,7 @@ typedef struct {
     et_llama *llm;          // the decoder (borrowed from llava or owned)
     et_clip_vision vision;  // owned tower when not from llava
     bool has_vision;
+    bool use_images;    // has_vision and model.visual_tokens: images are loaded and spliced
     et_projector proj;  // owned projector when not from llava
     et_face_prior prior;
     et_mllm mllm;  // points at the parts above

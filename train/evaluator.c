@@ -76,7 +76,7 @@ static et_status load_item(const et_run_config *c, const et_emo_model *m, const 
     to.max_len = c->max_len;
     to.image_id = m->mllm.image_token;
     if (!st) st = et_template_prompt(tmpl, m->tok, &q, 1, &to, &it->prompt, NULL);
-    if (!st && s.image && m->has_vision) {
+    if (!st && s.image && m->use_images) {
         et_image img;
         et_image_opts io = {0};
         st = et_image_decode_file(s.image, &io, &img);
@@ -103,6 +103,10 @@ static et_status load_item(const et_run_config *c, const et_emo_model *m, const 
     et_sample_free(&s);
     if (st) item_free(it);
     return st;
+}
+
+const char *et_eval_template_name(const et_run_config *cfg) {
+    return cfg->eval_template[0] ? cfg->eval_template : cfg->template_name;
 }
 
 et_gen_opts et_eval_gen_opts(const et_run_config *c, const et_template_stop *stop) {
@@ -226,7 +230,7 @@ et_status et_eval_run(const et_run_config *c, const char *checkpoint, et_eval_su
         snprintf(p, sizeof p, "%s/trainables.safetensors", ckpt);
         st = et_emo_model_load_trainables(&m, p);
     }
-    if (!st) st = et_template_get(c->template_name, &tmpl);
+    if (!st) st = et_template_get(et_eval_template_name(c), &tmpl);
     if (!st) {
         et_dataset_opts o = {
             .data_root = c->data_root[0] ? c->data_root : NULL,

@@ -1,6 +1,7 @@
 // train/evaluator.h - `emotune eval`: batched KV-cache generation over an evaluation set and
 // the papers' metrics (train/metrics.h).
-// defines: et_eval_summary, et_eval_run, et_eval_gen_opts, et_eval_answer_text
+// defines: et_eval_summary, et_eval_run, et_eval_gen_opts, et_eval_answer_text,
+//          et_eval_template_name
 //
 // Contract
 // - The model is built from the run config (train/emo_model.h); its trainables come from
@@ -10,7 +11,8 @@
 //   turn; a sample without conversations (EmoLA's eval files: image, label, gpt4) gets
 //   eval.prompt, default by eval.kind: "<image>\nWhat emotions are conveyed by this face?" /
 //   "<image>\nWhat AUs are conveyed by this face?". The prompt is the template's generation
-//   prompt (et_template_prompt); images, landmarks and the splice are as in training.
+//   prompt (et_template_prompt) of eval.template (default data.template); images, landmarks and the
+//   splice are as in training.
 // - Generation: eval.batch_size prompts at once, left-padded, one prompt pass then one token
 //   per step with the KV cache; greedy unless eval.do_sample; stops at EOS / the template's
 //   stop string or eval.max_new_tokens. The answer is the decoded text without special tokens
@@ -39,6 +41,8 @@ typedef struct {
 } et_eval_summary;
 
 et_status et_eval_run(const et_run_config *cfg, const char *checkpoint, et_eval_summary *out);
+// The template of evaluation / generation prompts: eval.template, else data.template.
+const char *et_eval_template_name(const et_run_config *cfg);
 // Decoding options from eval.*: greedy or sampling, stop at the EOS and the template's stop id.
 et_gen_opts et_eval_gen_opts(const et_run_config *cfg, const et_template_stop *stop);
 // The answer text of n generated ids: without the final EOS / stop ids, special tokens, a

@@ -284,7 +284,7 @@ et_status et_mllm_splice(et_llama *llm, int32_t image_token, int64_t max_len, in
                            b, p[t], (long long)t, (long long)llm->cfg.vocab_size);
             }
         }
-        if (!s && ph[b] >= 0 && !visual)
+        if (!s && ph[b] >= 0 && !visual && !prior)
             s = et_err(ET_ERR_INVALID,
                        "mllm splice: sample %d has an image placeholder but no "
                        "image was given",

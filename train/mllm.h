@@ -23,7 +23,8 @@
 //   The tower runs frozen (no grad); gradients reach the projector and the LoRA adapters.
 // - Splice (et_mllm_splice), per sample b with ids[b] (i32 [n_b]) and labels[b]:
 //   every placeholder id (at most one per sample) is replaced by the sample's N visual
-//   tokens, then its P prior tokens when `prior` is given ([B, P, H]); text tokens are
+//   tokens (none when `visual` is NULL: the prior alone, EmoLA's prior-only ablation), then
+//   its P prior tokens when `prior` is given ([B, P, H]); text tokens are
 //   embedded with the decoder's embed_tokens. Labels are the caller's at text positions
 //   (NULL labels: all IGNORE) and IGNORE (-100) at visual/prior positions. Samples are
 //   truncated to max_len (> 0) and right padded to the longest: pad rows are zero
@@ -36,7 +37,7 @@
 //   target of the batch, as LLaVA's LlamaForCausalLM). A sample whose labels are all
 //   IGNORE adds nothing (and gets zero gradients); an all-IGNORE batch gives 0, never NaN.
 // - Errors (et_status): a placeholder count > 1, labels whose length differs from ids',
-//   a sample with a placeholder but no pixels, pixels/prior batch != B.
+//   a sample with a placeholder but neither visual nor prior tokens, pixels/prior batch != B.
 #ifndef ET_TRAIN_MLLM_H
 #define ET_TRAIN_MLLM_H
 

@@ -50,6 +50,9 @@ static const entry_t table[] = {
      "landmark vector length (68 x 2 = 136 synthetic / iBUG, 106 x 2 = 212 EmoLA)"},
     {"model.prior_repeat", K_INT, O(prior_repeat), 0, "1", 1, 4096,
      "copies of the prior token after the visual tokens (1 = EmoLA)"},
+    {"model.visual_tokens", K_BOOL, O(visual_tokens), 0, "true", 0, 0,
+     "splice the image's visual tokens (false: the prior tokens alone, EmoLA's prior-only "
+     "ablation)"},
     {"model.weight_dtype", K_STR, O(weight_dtype), S(weight_dtype), "\"f32\"", 0, 0,
      "frozen base weights: f32 | bf16"},
     {"model.init_std", K_F64, O(init_std), 0, "0.02", 0, 10, "std of random decoder weights"},
@@ -78,7 +81,7 @@ static const entry_t table[] = {
     {"data.root", K_STR, O(data_root), S(data_root), "\"\"", 0, 0,
      "media root: image / landmark paths resolve under it (default: the data file's dir)"},
     {"data.template", K_STR, O(template_name), S(template_name), "\"vicuna_v1\"", 0, 0,
-     "conversation template: vicuna_v1 | llava_v1 | llava_llama_2 | llama_3"},
+     "conversation template: vicuna_v1 | llava_v1 | llava_llama_2 | llama_3 | plain"},
     {"data.max_len", K_INT, O(max_len), 0, "2048", 8, 1 << 24, "model_max_length"},
     {"data.image_aspect_ratio", K_STR, O(image_aspect_ratio), S(image_aspect_ratio), "\"pad\"", 0,
      0, "pad | square"},
@@ -92,6 +95,8 @@ static const entry_t table[] = {
      "where `emotune synth` writes the synthetic dataset"},
     {"synth.n_train", K_INT, O(synth_n_train), 0, "2000", 0, 1 << 28, "training faces"},
     {"synth.n_test", K_INT, O(synth_n_test), 0, "350", 0, 1 << 28, "held-out faces"},
+    {"synth.n_clips", K_INT, O(synth_n_clips), 0, "0", 0, 1 << 20,
+     "clips (directories of frames, neutral -> apex) written to clips.json"},
     {"synth.size", K_INT, O(synth_size), 0, "64", 16, 4096, "image size (pixels)"},
     {"synth.seed", K_I64, O(synth_seed), 0, "1", 0, BIG, "generator seed"},
     {"train.output_dir", K_STR, O(output_dir), S(output_dir), "\"runs/train\"", 0, 0,
@@ -141,6 +146,8 @@ static const entry_t table[] = {
      "question for samples without conversations (default by eval.kind: EmoLA's prompts)"},
     {"eval.max_samples", K_INT, O(eval_max_samples), 0, "0", 0, 1 << 30,
      "evaluate the first N samples (0 = all)"},
+    {"eval.template", K_STR, O(eval_template), S(eval_template), "\"\"", 0, 0,
+     "template of the evaluation prompts (\"\" = data.template; EmoLA evaluates with llava_v1)"},
     {"eval.output_dir", K_STR, O(eval_output_dir), S(eval_output_dir), "\"\"", 0, 0,
      "predictions and metrics (default: <train.output_dir>/eval)"},
 };
@@ -197,6 +204,40 @@ static const char *type_name(const cJSON *v) {
     return "an object";
 }
 
+// String keys with a closed set of values ('|'-separated; an empty choice accepts "").
+static const struct {
+    const char *key, *choices;
+} enums[] = {
+    {"model.projector", "linear|mlp2x_gelu"},
+    {"model.select_feature", "patch|cls_patch"},
+    {"model.face_prior", "none|landmark|face_info_mining"},
+    {"model.weight_dtype", "f32|bf16"},
+    {"data.template", "vicuna_v1|llava_v1|llava_llama_2|llama_3|plain"},
+    {"data.image_aspect_ratio", "pad|square"},
+    {"train.lr_scheduler", "constant|constant_with_warmup|linear|cosine"},
+    {"eval.kind", "emotion|au"},
+    {"eval.answer_parse", "emola|name"},
+    {"eval.template", "|vicuna_v1|llava_v1|llava_llama_2|llama_3|plain"},
+};
+
+static const char *choices_of(const char *key) {
+    for (size_t i = 0; i < sizeof enums / sizeof enums[0]; i++)
+        if (!strcmp(enums[i].key, key)) return enums[i].choices;
+    return NULL;
+}
+
+// Whether s is one of the '|'-separated choices (an empty choice accepts "").
+static bool is_choice(const char *choices, const char *s) {
+    size_t n = strlen(s);
+    for (const char *c = choices;; c++) {
+        const char *bar = strchr(c, '|');
+        size_t len = bar ? (size_t)(bar - c) : strlen(c);
+        if (len == n && !strncmp(c, s, n)) return true;
+        if (!bar) return false;
+        c = bar;
+    }
+}
+
 // Stores v into c per e. where: file name for messages.
 static et_status set_value(et_run_config *c, const entry_t *e, const cJSON *v, const char *where) {
     char *p = (char *)c + e->off;
@@ -235,6 +276,10 @@ static et_status set_value(et_run_config *c, const entry_t *e, const cJSON *v, c
             if (strlen(v->valuestring) >= e->size)
                 return et_err(ET_ERR_INVALID, "%s: %s is longer than %zu bytes", where, e->key,
                               e->size - 1);
+            const char *choices = choices_of(e->key);
+            if (choices && !is_choice(choices, v->valuestring))
+                return et_err(ET_ERR_INVALID, "%s: %s = \"%s\" is not one of %s", where, e->key,
+                              v->valuestring, choices);
             memcpy(p, v->valuestring, strlen(v->valuestring) + 1);
             return NULL;
         case K_STRLIST: {

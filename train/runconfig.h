@@ -14,8 +14,9 @@
 //   model.llm / model.vision may be overridden too (model.llm.hidden_size=64).
 // - Validation happens before anything runs: an unknown key (with the nearest known key
 //   suggested), a value of the wrong type (an integer key given 1.5, a string key given a
-//   number), a value out of range, a malformed override, or JSON syntax errors (line and
-//   column) stop with an et_status naming the file (or "command line") and the key.
+//   number), a value out of range or not among the key's choices, a malformed override, or JSON
+//   syntax errors (line and column) stop with an et_status naming the file (or "command line") and
+//   the key.
 // - Relative paths are taken as they are (relative to the working directory).
 // - et_run_config_to_json writes the resolved config (every key, defaults included) as
 //   pretty JSON: what a checkpoint stores and `emotune train --print-config` prints; loading
@@ -46,6 +47,7 @@ typedef struct {
     char face_prior[32];
     int landmark_dim;
     int prior_repeat;
+    bool visual_tokens;
     char weight_dtype[8];
     double init_std;
     double init_lm_head_std;
@@ -76,6 +78,7 @@ typedef struct {
     char synth_dir[ET_RC_PATH];
     int synth_n_train;
     int synth_n_test;
+    int synth_n_clips;
     int synth_size;
     int64_t synth_seed;
     // train
@@ -111,6 +114,7 @@ typedef struct {
     char eval_answer_parse[16];
     char eval_prompt[256];
     int eval_max_samples;
+    char eval_template[32];
     char eval_output_dir[ET_RC_PATH];
 } et_run_config;
 

@@ -195,7 +195,7 @@ static et_status setup(const et_run_config *c, bool resume, run_t *r, et_train_s
     }
     et_loader_opts lo = et_loader_opts_default();
     lo.batch_size = c->batch_size, lo.max_len = c->max_len;
-    lo.image_size = r->model.has_vision ? (int)r->model.image_size : 0;
+    lo.image_size = r->model.use_images ? (int)r->model.image_size : 0;
     lo.pad_to_square = r->model.pad_to_square;
     lo.landmark_dim = r->model.prior.kind == ET_PRIOR_LANDMARK ? c->landmark_dim : 0;
     lo.workers = c->workers, lo.prefetch = c->prefetch, lo.seed = (uint64_t)c->seed;

@@ -14,23 +14,27 @@ base=(synth.dir="$work/synth" synth.n_train=70 synth.n_test=14 data.train="$work
 "$bin" synth -c "$cfg" "${base[@]}" > /dev/null || { echo "FAIL: synth"; exit 1; }
 cat > "$work/m.json" <<'J'
 {"name": "prior ablation (e2e)", "overrides": ["train.max_steps=4"],
- "runs": [{"name": "Visual + landmark"}, {"name": "visual only", "overrides": ["model.face_prior=none"]}]}
+ "runs": [{"name": "Visual + landmark"}, {"name": "visual only", "overrides": ["model.face_prior=none"]},
+          {"name": "landmark only", "overrides": ["model.visual_tokens=false"]}]}
 J
 out=$("$bin" ablate -c "$cfg" --matrix "$work/m.json" --out "$work/abl" "${base[@]}" 2>&1) || fail "ablate: $out"
-for d in visual-landmark visual-only; do
+for d in visual-landmark visual-only landmark-only; do
   [ -f "$work/abl/$d/ablation_row.json" ] || fail "no row for $d"
   [ -f "$work/abl/$d/eval/metrics.json" ] || fail "no eval metrics for $d"
   grep -qE '"max_steps":[[:space:]]+4,' "$work/abl/$d/config.json" || fail "$d: matrix override not applied"
 done
 grep -qE '"face_prior":[[:space:]]+"none"' "$work/abl/visual-only/config.json" || fail "visual-only: run override not applied"
 grep -qE '"face_prior":[[:space:]]+"landmark"' "$work/abl/visual-landmark/config.json" || fail "base run changed"
-rows=$(grep -c '^| [Vv]isual' "$work/abl/results.md")
-[ "$rows" = 2 ] || fail "results.md has $rows rows: $(cat "$work/abl/results.md")"
+rows=$(grep -c '^| \(visual\|Visual\|landmark\)' "$work/abl/results.md")
+[ "$rows" = 3 ] || fail "results.md has $rows rows: $(cat "$work/abl/results.md")"
 grep -q '^| visual only | `model.face_prior=none` | 4 |' "$work/abl/results.md" || fail "row format: $(cat "$work/abl/results.md")"
-[ "$(grep -c '"accuracy"' "$work/abl/results.json")" = 2 ] || fail "results.json rows"
+[ "$(grep -c '"accuracy"' "$work/abl/results.json")" = 3 ] || fail "results.json rows"
+# the prior-only run trains no projector (its non-LoRA trainables are the expert's alone)
+grep -q 'mm_projector' "$work/abl/landmark-only/non_lora_trainables.safetensors" && fail "landmark only: projector trained"
+grep -q 'landmark_expert' "$work/abl/landmark-only/non_lora_trainables.safetensors" || fail "landmark only: no expert"
 # a second run over the same directory reuses both rows (no training)
 out=$("$bin" ablate -c "$cfg" --matrix "$work/m.json" --out "$work/abl" "${base[@]}" 2>&1) || fail "rerun: $out"
-[ "$(grep -c 'finished earlier' <<<"$out")" = 2 ] || fail "rerun did not reuse: $out"
+[ "$(grep -c 'finished earlier' <<<"$out")" = 3 ] || fail "rerun did not reuse: $out"
 # bad matrices: nothing is trained
 expect() {
   local name=$1 pat=$2 file=$3 out rc

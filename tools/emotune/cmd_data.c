@@ -120,7 +120,7 @@ int et_cli_generate(int argc, char **argv) {
     st = et_emo_model_load_checkpoint(&m, a.opt_val[3], c.output_dir, NULL, 0);
     const et_template *tmpl = NULL;
     if (!st && !m.tok) st = et_err(ET_ERR_INVALID, "config: model.tokenizer is empty");
-    if (!st) st = et_template_get(c.template_name, &tmpl);
+    if (!st) st = et_template_get(et_eval_template_name(&c), &tmpl);
     et_ids ids = {0};
     et_template_stop stop;
     if (!st) {
@@ -131,7 +131,7 @@ int et_cli_generate(int argc, char **argv) {
         st = et_template_prompt(tmpl, m.tok, &q, 1, &to, &ids, &stop);
     }
     et_tensor *pix = NULL, *lm = NULL;
-    if (!st && a.opt_val[0] && m.has_vision) {
+    if (!st && a.opt_val[0] && m.use_images) {
         et_image img;
         et_image_opts io = {0};
         st = et_image_decode_file(a.opt_val[0], &io, &img);

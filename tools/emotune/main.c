@@ -155,6 +155,7 @@ static int cmd_synth(int argc, char **argv) {
     et_synth_opts_default(&o);
     o.seed = (uint64_t)c.synth_seed;
     o.n_train = c.synth_n_train, o.n_test = c.synth_n_test, o.size = c.synth_size;
+    o.n_clips = c.synth_n_clips;
     const char *dir = a.opt_val[0] ? a.opt_val[0] : c.synth_dir;
     et_status st = et_synth_check_opts(&o);
     if (!st) st = et_mkdirs(dir);
