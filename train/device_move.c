@@ -115,9 +115,9 @@ et_status et_emo_model_to_device(et_emo_model *m, et_device dev, size_t *bytes) 
     if (dev.type != ET_CPU &&
         (!et_backend_get(dev.type) || dev.index < 0 || dev.index >= et_device_count(dev.type)))
         return et_err(ET_ERR_UNSUPPORTED,
-                      "model to device %d:%d: no such device in this build or on this machine "
+                      "model to device %s:%d: no such device in this build or on this machine "
                       "(a CUDA build, -DEMOTUNE_CUDA=ON, on a machine with a GPU)",
-                      (int)dev.type, dev.index);
+                      dev.type == ET_CUDA ? "cuda" : "device", dev.index);
     et_device_mover mv;
     et_mover_init(&mv, dev);
     et_mover_emo_model(&mv, m);

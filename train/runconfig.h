@@ -103,6 +103,7 @@ typedef struct {
     int nan_limit;
     bool recompute;
     int threads;
+    char device[8];
     bool tensorboard;
     // eval
     int eval_batch_size;

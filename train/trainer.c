@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "../core/autograd.h"
+#include "../core/device.h"
 #include "../core/fileio.h"
 #include "../core/log.h"
 #include "../core/ops.h"
@@ -17,6 +18,7 @@
 #include "../data/dataloader.h"
 #include "../data/store.h"
 #include "checkpoint.h"
+#include "device_move.h"
 #include "emo_model.h"
 #include "progress.h"
 #include "tblog.h"
@@ -217,6 +219,11 @@ static et_status setup(const et_run_config *c, bool resume, run_t *r, et_train_s
                       c->grad_accum);
     *total = c->max_steps > 0 ? c->max_steps : per_epoch * c->epochs;
 
+    if (!strcmp(c->device, "cuda")) {  // the optimizer is built on the moved parameters
+        size_t bytes = 0;
+        ET_TRY(et_emo_model_to_device(&r->model, (et_device){ET_CUDA, 0}, &bytes));
+        et_info("model on cuda:0 (%.1f MiB)", (double)bytes / (1 << 20));
+    }
     et_adamw_config ac = et_adamw_defaults();
     ac.lr = c->lr, ac.beta1 = c->adam_beta1, ac.beta2 = c->adam_beta2, ac.eps = c->adam_eps;
     ac.weight_decay = c->weight_decay;
@@ -267,6 +274,19 @@ static et_status setup(const et_run_config *c, bool resume, run_t *r, et_train_s
         }
     }
     return NULL;
+}
+
+// With train.device cuda, the batch's pixels and landmarks go to the GPU (ids and labels
+// stay on the host: the splice reads them there).
+static void batch_to_device(et_batch *b, const char *device) {
+    if (strcmp(device, "cuda")) return;
+    et_tensor **ts[2] = {&b->pixels, &b->landmarks};
+    for (int i = 0; i < 2; i++) {
+        if (!*ts[i]) continue;
+        et_tensor *d = et_to_device(*ts[i], (et_device){ET_CUDA, 0});
+        et_release(*ts[i]);
+        *ts[i] = d;
+    }
 }
 
 static et_status save_ckpt(const et_run_config *c, run_t *r, et_train_state *state,
@@ -341,6 +361,7 @@ static et_status train_loop(const et_run_config *c, run_t *r, et_train_state *st
                             r->data_name, c->max_bad_samples, rep);
                 break;
             }
+            batch_to_device(&b, c->device);
             et_tensor *prior = b.landmarks ? et_face_prior_forward(&m->prior, b.landmarks) : NULL;
             et_mllm_input in = {
                 .batch = b.B, .ids = b.ids, .labels = b.labels, .pixels = b.pixels, .prior = prior};

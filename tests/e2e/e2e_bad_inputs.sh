@@ -37,7 +37,13 @@ expect "config syntax" 'bad.json: JSON syntax error at line 1, column' "$bin" tr
 # an answer longer than max_len: every sample loses its supervised tokens
 expect "answer beyond max_len" "no answer token within data.max_len = 24" \
   "$bin" train -c "$cfg" "${base[@]}" data.template=vicuna_v1 data.max_len=24 train.output_dir="$work/o6"
-for o in o1 o2 o3 o4 o5 o6; do
+expect "unknown scheduler" 'train.lr_scheduler = "cosin" is not one of' \
+  "$bin" train -c "$cfg" "${base[@]}" train.lr_scheduler=cosin train.output_dir="$work/o7"
+if ! nvidia-smi -L > /dev/null 2>&1; then
+  expect "no GPU" 'model to device cuda:0: no such device' \
+    "$bin" train -c "$cfg" "${base[@]}" train.device=cuda train.output_dir="$work/o8"
+fi
+for o in o1 o2 o3 o4 o5 o6 o7 o8; do
   if ls "$work/$o/checkpoints"/step-* > /dev/null 2>&1; then
     echo "FAIL: a checkpoint was written in $o"; fails=$((fails + 1))
   fi
