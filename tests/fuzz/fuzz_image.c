@@ -1,7 +1,9 @@
 // tests/fuzz/fuzz_image.c - libFuzzer target for the JPEG/PNG decoders (data/image.h).
 // Decodes the input from memory with a small pixel limit (so hostile headers cannot make a
 // run slow or large), touches every decoded byte, and on success runs the CLIP
-// preprocessing (shortest edge 16, LLaVA pad chosen by the input's last byte) on it. Any
+// preprocessing on it (shortest edge 16; the input's last byte picks the LLaVA pad, the
+// code path - portable, AVX2, AVX-512 where the CPU has it - and a crop of 12..19, so crops
+// larger than the resize are covered too). Any
 // crash, sanitizer report or leak is a bug. Seeds: tests/fuzz/corpus/image (small JPEGs and
 // PNGs of every decoder path, written by tools/golden/gen_images.py).
 #include <stddef.h>
@@ -29,9 +31,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     (void)acc;
     et_clip_preproc p;
     et_clip_preproc_default(&p, 16);
-    p.pad_square = size > 0 && (data[size - 1] & 1);
+    uint8_t last = size > 0 ? data[size - 1] : 0;
+    p.pad_square = last & 1;
+    p.crop = 12 + ((last >> 3) & 7);
+    et_preproc_simd simd = (et_preproc_simd)(ET_PREPROC_PORTABLE + (last >> 1) % 3);
+    if (simd > et_preproc_simd_best()) simd = et_preproc_simd_best();
     et_tensor *u8 = NULL, *f32 = NULL;
-    s = et_clip_preprocess(&img, &p, &u8, &f32);
+    s = et_clip_preprocess_simd(&img, &p, simd, &u8, &f32);
     et_status_free(s);  // an extreme aspect ratio may be refused
     et_release(u8);
     et_release(f32);
