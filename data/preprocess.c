@@ -40,6 +40,7 @@
 #define ET_RESAMPLE_BITS 22            // fixed-point precision of the resampling coefficients
 #define ET_RESAMPLE_HALF (1 << (ET_RESAMPLE_BITS - 1))
 #define ET_WPAD 16  // window rows are padded to a multiple of this (one AVX-512 int32 vector)
+#define ET_BAND 64  // image rows per band of the horizontal pass (a multiple of ET_WPAD)
 
 void et_clip_preproc_default(et_clip_preproc *p, int size) {
     memset(p, 0, sizeof(*p));
@@ -548,39 +549,46 @@ static et_status resample_window(const canvas *cv, int rw, int rh, int wx0, int 
     int iy0 = y_first - cv->y0 > 0 ? y_first - cv->y0 : 0;
     int iy1 = y_first + rows - cv->y0 < im->height ? y_first + rows - cv->y0 : im->height;
     int nr = iy1 > iy0 && hp.ncols > 0 ? iy1 - iy0 : 0;
-    size_t wpad = win_stride(ww), nrp = pad16((size_t)nr), ncp = pad16((size_t)hp.ncols);
+    // Steps 1-4 go in bands of ET_BAND image rows, so their buffers stay small (and in cache)
+    // however large the image.
+    size_t wpad = win_stride(ww), ncp = pad16((size_t)hp.ncols), bp = ET_BAND;
     size_t tmp_plane = ((size_t)rows + ET_WPAD) * wpad;  // + slack for step 4's padded rows
-    size_t sz_p = 3 * nrp * ncp, sz_h = 3 * wpad * nrp, sz_t = 3 * tmp_plane;
+    size_t sz_p = 3 * bp * ncp, sz_h = 3 * wpad * bp, sz_t = 3 * tmp_plane;
     buf = malloc(2 * sz_p + sz_h + sz_t);
     if (!buf) {
         s = et_err(ET_ERR_NOMEM, "resize: out of memory for %d x %d intermediate rows", ww, rows);
         goto done;
     }
     uint8_t *P = buf, *T = P + sz_p, *H = T + sz_p, *tmp = H + sz_h;
-    if (nr > 0) {
-        // (1) planes P[c]: nrp x ncp (padding zeroed; it only feeds discarded lanes)
-        memset(P, 0, sz_p);
-        for (int r = 0; r < nr; r++) {
+    for (int b0 = 0; b0 < nr; b0 += ET_BAND) {
+        int nb = nr - b0 < ET_BAND ? nr - b0 : ET_BAND;
+        size_t nbp = pad16((size_t)nb), pl = nbp * ncp;  // band rows padded, plane size
+        // (1) planes P[c]: nbp x ncp; the padding only feeds lanes that are discarded, but
+        // is zeroed so nothing uninitialised is read
+        for (int r = 0; r < nb; r++) {
             const uint8_t *src =
-                im->data + ((size_t)(iy0 + r) * (size_t)im->width + (size_t)hp.col0) * 3;
+                im->data + ((size_t)(iy0 + b0 + r) * (size_t)im->width + (size_t)hp.col0) * 3;
             size_t o = (size_t)r * ncp;
-            kn.deinterleave(src, hp.ncols, P + o, P + nrp * ncp + o, P + 2 * nrp * ncp + o);
+            kn.deinterleave(src, hp.ncols, P + o, P + pl + o, P + 2 * pl + o);
+            for (int c = 0; c < 3; c++) memset(P + c * pl + o + hp.ncols, 0, ncp - hp.ncols);
         }
-        // (2) T[c]: ncp x nrp
+        for (int c = 0; c < 3; c++) memset(P + c * pl + nb * ncp, 0, (nbp - nb) * ncp);
+        // (2) T[c]: ncp x nbp
         for (int c = 0; c < 3; c++)
-            kn.transpose(P + c * nrp * ncp, ncp, T + c * nrp * ncp, nrp, (int)nrp, (int)ncp);
-        // (3) H[c]: wpad x nrp (columns past ww zero)
-        memset(H, 0, sz_h);  // the lanes past ww (only those need it)
-        for (int c = 0; c < 3; c++)
+            kn.transpose(P + c * pl, ncp, T + c * pl, nbp, (int)nbp, (int)ncp);
+        // (3) H[c]: wpad x nbp (the rows past ww zero)
+        for (int c = 0; c < 3; c++) {
+            uint8_t *h = H + c * wpad * nbp;
             for (int o = 0; o < ww; o++)
-                kn.vrow(T + c * nrp * ncp + (size_t)hp.first[o] * nrp, nrp, hp.k[o], hp.cnt[o],
-                        hp.bias[c * ww + o], 0, (int)nrp, H + c * wpad * nrp + (size_t)o * nrp,
-                        NULL, NULL);
-        // (4) tmp rows of image row iy: nrp x wpad from H
-        size_t r0 = (size_t)(iy0 + cv->y0 - y_first);
+                kn.vrow(T + c * pl + (size_t)hp.first[o] * nbp, nbp, hp.k[o], hp.cnt[o],
+                        hp.bias[c * ww + o], 0, (int)nbp, h + (size_t)o * nbp, NULL, NULL);
+            memset(h + (size_t)ww * nbp, 0, (wpad - ww) * nbp);
+        }
+        // (4) intermediate rows of the band: nbp x wpad
+        size_t r0 = (size_t)(iy0 + b0 + cv->y0 - y_first);
         for (int c = 0; c < 3; c++)
-            kn.transpose(H + c * wpad * nrp, nrp, tmp + c * tmp_plane + r0 * wpad, wpad, (int)wpad,
-                         (int)nrp);
+            kn.transpose(H + c * wpad * nbp, nbp, tmp + c * tmp_plane + r0 * wpad, wpad, (int)wpad,
+                         (int)nbp);
     }
     for (int r = 0; r < rows; r++) {
         int sy = y_first + r - cv->y0;
