@@ -423,34 +423,62 @@ __attribute__((target("avx2"))) static inline void store8_avx2(uint8_t *dst, __m
     _mm_storel_epi64((__m128i *)dst, _mm_packus_epi16(w, w));
 }
 
+// Clamps the accumulators of lanes [x, x + 8) and writes them out (see vrow).
+__attribute__((target("avx2"))) static inline void vrow_out_avx2(__m256i a, int x, int w,
+                                                                 uint8_t *u8, const plane_norm *nm,
+                                                                 float *f32) {
+    a = clamp8_avx2(a);
+    if (u8) store8_avx2(u8 + x, a);
+    if (f32 && x < w) {
+        const __m256d inv255 = _mm256_set1_pd(1.0 / 255.0);
+        __m128 lo =
+            _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(a)), inv255));
+        __m128 hi = _mm256_cvtpd_ps(
+            _mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(a, 1)), inv255));
+        __m256 f = _mm256_div_ps(_mm256_sub_ps(_mm256_set_m128(hi, lo), _mm256_set1_ps(nm->mean)),
+                                 _mm256_set1_ps(nm->std));
+        if (x + 8 <= w)
+            _mm256_storeu_ps(f32 + x, f);
+        else
+            _mm256_maskstore_ps(f32 + x,
+                                _mm256_cmpgt_epi32(_mm256_set1_epi32(w - x),
+                                                   _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+                                f);
+    }
+}
+
 __attribute__((target("avx2"))) static void vrow_avx2(const uint8_t *in, size_t stride,
                                                       const int32_t *k, int n, int32_t bias, int w,
                                                       int wpad, uint8_t *u8, const plane_norm *nm,
                                                       float *f32) {
-    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256d inv255 = _mm256_set1_pd(1.0 / 255.0);
-    const __m256 mean = _mm256_set1_ps(nm ? nm->mean : 0.0f),
-                 sd = _mm256_set1_ps(nm ? nm->std : 1.0f);
-    for (int x = 0; x < wpad; x += 8) {
+    int x = 0;
+    for (; x + 32 <= wpad; x += 32) {  // 4 vectors per tap: one broadcast, 4 chains
+        __m256i a0 = _mm256_set1_epi32(bias), a1 = a0, a2 = a0, a3 = a0;
+        const uint8_t *p = in + x;
+        for (int j = 0; j < n; j++, p += stride) {
+            __m256i kj = _mm256_set1_epi32(k[j]);
+            const __m128i *q = (const __m128i *)p;
+            __m128i v01 = _mm_loadu_si128(q), v23 = _mm_loadu_si128(q + 1);
+            a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(v01), kj));
+            a1 = _mm256_add_epi32(
+                a1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(v01, 8)), kj));
+            a2 = _mm256_add_epi32(a2, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(v23), kj));
+            a3 = _mm256_add_epi32(
+                a3, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(v23, 8)), kj));
+        }
+        vrow_out_avx2(a0, x, w, u8, nm, f32);
+        vrow_out_avx2(a1, x + 8, w, u8, nm, f32);
+        vrow_out_avx2(a2, x + 16, w, u8, nm, f32);
+        vrow_out_avx2(a3, x + 24, w, u8, nm, f32);
+    }
+    for (; x < wpad; x += 8) {
         __m256i a = _mm256_set1_epi32(bias);
         const uint8_t *p = in + x;
         for (int j = 0; j < n; j++, p += stride) {
             __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
             a = _mm256_add_epi32(a, _mm256_mullo_epi32(v, _mm256_set1_epi32(k[j])));
         }
-        a = clamp8_avx2(a);
-        if (u8) store8_avx2(u8 + x, a);
-        if (f32 && x < w) {
-            __m128 lo = _mm256_cvtpd_ps(
-                _mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(a)), inv255));
-            __m128 hi = _mm256_cvtpd_ps(
-                _mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(a, 1)), inv255));
-            __m256 f = _mm256_div_ps(_mm256_sub_ps(_mm256_set_m128(hi, lo), mean), sd);
-            if (x + 8 <= w)
-                _mm256_storeu_ps(f32 + x, f);
-            else
-                _mm256_maskstore_ps(f32 + x, _mm256_cmpgt_epi32(_mm256_set1_epi32(w - x), iota), f);
-        }
+        vrow_out_avx2(a, x, w, u8, nm, f32);
     }
 }
 
@@ -459,35 +487,62 @@ __attribute__((target("avx512f"))) static inline __m512i clamp8_avx512(__m512i a
     return _mm512_min_epi32(_mm512_max_epi32(a, _mm512_setzero_si512()), _mm512_set1_epi32(255));
 }
 
+// Clamps the accumulators of lanes [x, x + 16) and writes them out (see vrow).
+__attribute__((target("avx512f"))) static inline void vrow_out_avx512(__m512i a, int x, int w,
+                                                                      uint8_t *u8,
+                                                                      const plane_norm *nm,
+                                                                      float *f32) {
+    a = clamp8_avx512(a);
+    if (u8) _mm_storeu_si128((__m128i *)(u8 + x), _mm512_cvtepi32_epi8(a));
+    if (f32 && x < w) {
+        const __m512d inv255 = _mm512_set1_pd(1.0 / 255.0);
+        __m256 lo =
+            _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(a)), inv255));
+        __m256 hi = _mm512_cvtpd_ps(
+            _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(a, 1)), inv255));
+        __m512 f = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)),
+                                                       _mm256_castps_pd(hi), 1));
+        f = _mm512_div_ps(_mm512_sub_ps(f, _mm512_set1_ps(nm->mean)), _mm512_set1_ps(nm->std));
+        if (x + 16 <= w)
+            _mm512_storeu_ps(f32 + x, f);
+        else
+            _mm512_mask_storeu_ps(f32 + x, (__mmask16)((1u << (w - x)) - 1), f);
+    }
+}
+
 __attribute__((target("avx512f"))) static void vrow_avx512(const uint8_t *in, size_t stride,
                                                            const int32_t *k, int n, int32_t bias,
                                                            int w, int wpad, uint8_t *u8,
                                                            const plane_norm *nm, float *f32) {
-    const __m512d inv255 = _mm512_set1_pd(1.0 / 255.0);
-    const __m512 mean = _mm512_set1_ps(nm ? nm->mean : 0.0f),
-                 sd = _mm512_set1_ps(nm ? nm->std : 1.0f);
-    for (int x = 0; x < wpad; x += 16) {
+    int x = 0;
+    for (; x + 64 <= wpad; x += 64) {  // 4 vectors per tap: one broadcast, 4 chains
+        __m512i a0 = _mm512_set1_epi32(bias), a1 = a0, a2 = a0, a3 = a0;
+        const uint8_t *p = in + x;
+        for (int j = 0; j < n; j++, p += stride) {
+            __m512i kj = _mm512_set1_epi32(k[j]);
+            const __m128i *q = (const __m128i *)p;
+            a0 = _mm512_add_epi32(a0,
+                                  _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(q)), kj));
+            a1 = _mm512_add_epi32(
+                a1, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(q + 1)), kj));
+            a2 = _mm512_add_epi32(
+                a2, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(q + 2)), kj));
+            a3 = _mm512_add_epi32(
+                a3, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(q + 3)), kj));
+        }
+        vrow_out_avx512(a0, x, w, u8, nm, f32);
+        vrow_out_avx512(a1, x + 16, w, u8, nm, f32);
+        vrow_out_avx512(a2, x + 32, w, u8, nm, f32);
+        vrow_out_avx512(a3, x + 48, w, u8, nm, f32);
+    }
+    for (; x < wpad; x += 16) {
         __m512i a = _mm512_set1_epi32(bias);
         const uint8_t *p = in + x;
         for (int j = 0; j < n; j++, p += stride) {
             __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
             a = _mm512_add_epi32(a, _mm512_mullo_epi32(v, _mm512_set1_epi32(k[j])));
         }
-        a = clamp8_avx512(a);
-        if (u8) _mm_storeu_si128((__m128i *)(u8 + x), _mm512_cvtepi32_epi8(a));
-        if (f32 && x < w) {
-            __m256 lo = _mm512_cvtpd_ps(
-                _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(a)), inv255));
-            __m256 hi = _mm512_cvtpd_ps(
-                _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(a, 1)), inv255));
-            __m512 f = _mm512_castpd_ps(_mm512_insertf64x4(
-                _mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
-            f = _mm512_div_ps(_mm512_sub_ps(f, mean), sd);
-            if (x + 16 <= w)
-                _mm512_storeu_ps(f32 + x, f);
-            else
-                _mm512_mask_storeu_ps(f32 + x, (__mmask16)((1u << (w - x)) - 1), f);
-        }
+        vrow_out_avx512(a, x, w, u8, nm, f32);
     }
 }
 
