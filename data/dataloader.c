@@ -244,7 +244,7 @@ static void process_json(et_loader *l, int64_t index, slot_t *s) {
     free(turns);
     if (st) {
         fail(s, R_TEMPLATE,
-             et_status_wrap(st, "%s: sample %lld: ", et_dataset_name(l->ds), (long long)index));
+             et_status_wrap(st, "%s: sample %lld", et_dataset_name(l->ds), (long long)index));
         goto out;
     }
     if (!info.has_supervised) {
@@ -298,7 +298,7 @@ static void process_json(et_loader *l, int64_t index, slot_t *s) {
         st = et_loader_load_video(smp.video, T, &l->pp, &u8, &vidx, &vsrc);
         if (st) {
             fail(s, R_VIDEO,
-                 et_status_wrap(st, "%s: sample %lld (id \"%s\"): ", et_dataset_name(l->ds),
+                 et_status_wrap(st, "%s: sample %lld (id \"%s\")", et_dataset_name(l->ds),
                                 (long long)index, smp.id ? smp.id : ""));
             goto out;
         }
@@ -386,7 +386,7 @@ static void process_store(et_loader *l, int64_t index, slot_t *s) {
         int np = 0;
         st = et_video_uniform_indices(r.n_images, T, &pick, &np);
         if (st) {
-            fail(s, R_VIDEO, et_status_wrap(st, "%s: sample %lld: ", l->name, (long long)index));
+            fail(s, R_VIDEO, et_status_wrap(st, "%s: sample %lld", l->name, (long long)index));
             goto out;
         }
         s->video = malloc(sizeof(float) * fs * (size_t)T);
@@ -448,7 +448,7 @@ et_status et_loader_load_video(const char *path, int T, const et_clip_preproc *p
         et_tensor *f = NULL;
         st = et_clip_preprocess(&v.frames[t], pp, &f, NULL);
         if (st) {
-            st = et_status_wrap(st, "%s: frame %lld: ", path, (long long)v.indices[t]);
+            st = et_status_wrap(st, "%s: frame %lld", path, (long long)v.indices[t]);
             break;
         }
         memcpy(out + (size_t)t * fs, et_data(f), fs);
@@ -552,6 +552,15 @@ static void take(et_loader *l, int64_t seq, slot_t *out) {
     *out = *s;
     memset(s, 0, sizeof *s);
     s->seq = -1;
+    pthread_mutex_unlock(&l->mu);
+}
+
+// Takes sample seq and lets the workers move on to seq + 1 + prefetch.
+static void take_and_advance(et_loader *l, int64_t seq, slot_t *out) {
+    take(l, seq, out);
+    pthread_mutex_lock(&l->mu);
+    l->seq = seq + 1;
+    pthread_cond_broadcast(&l->cv_work);
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -692,11 +701,7 @@ et_status et_loader_next(et_loader *l, et_batch *out) {
         const int64_t seq = l->seq;
         const bool last_of_epoch = (seq % l->n) == l->n - 1;
         slot_t s;
-        take(l, seq, &s);
-        pthread_mutex_lock(&l->mu);
-        l->seq = seq + 1;
-        pthread_cond_broadcast(&l->cv_work);
-        pthread_mutex_unlock(&l->mu);
+        take_and_advance(l, seq, &s);
         if (s.failed) {
             l->bad++;
             if (!l->bad_by_reason[s.reason]++) {
@@ -787,11 +792,7 @@ et_status et_loader_prepare_store(et_dataset *ds, const et_loader_opts *opts,
     if (!st) start_workers(l);
     for (int64_t seq = 0; !st && seq < l->n; seq++) {
         slot_t s;
-        take(l, seq, &s);
-        pthread_mutex_lock(&l->mu);
-        l->seq = seq + 1;
-        pthread_cond_broadcast(&l->cv_work);
-        pthread_mutex_unlock(&l->mu);
+        take_and_advance(l, seq, &s);
         if (s.failed) {
             if (!(*n_bad)++) et_warn("prepare: skipping: %s", s.msg);
             l->bad++;

@@ -229,7 +229,7 @@ static et_status alloc_out(const char *path, int nsel, et_video *out) {
 
 static et_status copy_image(const char *path, const et_image *src, et_image *dst) {
     et_status s = et_image_alloc(src->width, src->height, dst);
-    if (s) return et_status_wrap(s, "%s: ", path);
+    if (s) return et_status_wrap(s, "%s", path);
     memcpy(dst->data, src->data, (size_t)src->width * (size_t)src->height * 3);
     return NULL;
 }
@@ -353,7 +353,7 @@ et_status et_video_load_dir(const char *path, const et_video_opts *opts, et_vide
     et_status s = select_frames(o, n, NULL, lim.dir_fps, lim.max_out, &sel, &nsel);
     if (s) {
         free_names(names, n);
-        return et_status_wrap(s, "%s: ", path);
+        return et_status_wrap(s, "%s", path);
     }
     s = alloc_out(path, nsel, out);
     et_image_opts iopts = {.max_pixels = lim.max_pixels};
@@ -607,7 +607,7 @@ static et_status convert_frame(vctx *c, const AVFrame *f, et_image *img) {
                                  sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
     }
     et_status s = et_image_alloc(f->width, f->height, img);
-    if (s) return et_status_wrap(s, "%s: ", c->path);
+    if (s) return et_status_wrap(s, "%s", c->path);
     uint8_t *dst[4] = {img->data, NULL, NULL, NULL};
     int dst_ls[4] = {f->width * 3, 0, 0, 0};
     int r =
@@ -728,7 +728,7 @@ et_status et_video_load_file(const char *path, const et_video_opts *opts, et_vid
         if (!(avg_fps > 0) && times && n > 1 && times[n - 1] > 0)
             avg_fps = (double)(n - 1) / times[n - 1];
         s = select_frames(o, n, times, avg_fps, lim.max_out, &sel, &nsel);
-        if (s) s = et_status_wrap(s, "%s: ", path);
+        if (s) s = et_status_wrap(s, "%s", path);
     }
     free(times);
     times = NULL;
@@ -771,7 +771,7 @@ et_status et_video_load_file(const char *path, const et_video_opts *opts, et_vid
         free(times);
         times = NULL;
         if (s) {
-            s = et_status_wrap(s, "%s: ", path);
+            s = et_status_wrap(s, "%s", path);
             break;
         }
         n = ds.index;

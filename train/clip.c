@@ -1,5 +1,4 @@
 // train/clip.c - see clip.h
-#include "../core/fileio.h"
 #include "clip.h"
 
 #include <cjson/cJSON.h>
@@ -9,6 +8,7 @@
 #include <string.h>
 
 #include "../core/autograd.h"
+#include "../core/fileio.h"
 #include "../core/ops.h"
 #include "../core/rng.h"
 
@@ -298,7 +298,7 @@ et_status et_clip_vision_load(const char *dir, et_clip_vision *m) {
         snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
         et_st_index *ix = NULL;
         s = et_st_index_open(path, &ix);
-        if (s) return et_status_wrap(s, "%s: no model.safetensors: ", dir);
+        if (s) return et_status_wrap(s, "%s: no model.safetensors", dir);
         s = et_clip_vision_load_weights(m, NULL, ix, NULL);
         et_st_index_close(ix);
     }
@@ -417,9 +417,12 @@ et_status et_clip_vision_new_random(const et_clip_config *cfg, double std, uint6
         bool ln_w = len > 7 && !strcmp(w[i].name + len - 7, ".weight") &&
                     (strstr(w[i].name, "layer_norm") || strstr(w[i].name, "layrnorm"));
         bool bias = len > 5 && !strcmp(w[i].name + len - 5, ".bias");
-        if (ln_w) et_fill_(t, 1.0);
-        else if (bias) et_fill_(t, 0.0);
-        else et_randn_(t, 0.0, std, seed, offset);
+        if (ln_w)
+            et_fill_(t, 1.0);
+        else if (bias)
+            et_fill_(t, 0.0);
+        else
+            et_randn_(t, 0.0, std, seed, offset);
         offset += (uint64_t)t->numel;
         *w[i].dst = t;
     }

@@ -1,5 +1,4 @@
 // train/lora.c - see lora.h
-#include "../core/fileio.h"
 #include "lora.h"
 
 #include <cjson/cJSON.h>
@@ -12,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "../core/autograd.h"
+#include "../core/fileio.h"
 #include "../core/ops.h"
 #include "../core/rng.h"
 #include "../core/safetensors.h"
@@ -410,7 +410,7 @@ et_status et_lora_load_adapter(const char *dir, int n, et_linear_layer *const *l
     et_status s = matcher_init(&m, &cfg);
     if (s) {
         et_st_close(f);
-        return et_status_wrap(s, "%s/adapter_config.json: ", dir);
+        return et_status_wrap(s, "%s/adapter_config.json", dir);
     }
     for (int i = 0; i < n; i++)
         if (layers[i]->merged && matcher_test(&m, &cfg, layers[i]->name)) {

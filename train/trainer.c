@@ -254,7 +254,7 @@ static et_status setup(const et_run_config *c, bool resume, run_t *r, et_train_s
             et_emo_model_trainables(&r->model, names, ps);
             et_status st = et_trainckpt_read(dir, state, n, names, ps, r->opt);
             free(names), free(ps);
-            if (st) return et_status_wrap(st, "resuming from %s: ", dir);
+            if (st) return et_status_wrap(st, "resuming from %s", dir);
             et_loader_seek(r->loader, state->epoch, state->position);
             et_info("resumed from %s (step %lld of %lld)", dir, (long long)state->step,
                     (long long)*total);
