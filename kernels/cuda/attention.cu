@@ -7,8 +7,9 @@
 // owns head dims l, l + 32, ... (DPL = ceil(hd / 32) per lane, hd <= 128).
 // The backward recomputes the probabilities from lse and runs two deterministic kernels
 // (dq over key tiles; dk/dv over query tiles and the query heads of a GQA group), so no
-// atomics are used. This version does its math on CUDA cores in f32 (correctness first);
-// a tensor-core (mma.sync bf16) variant is the next step for speed.
+// atomics are used. The math runs on CUDA cores in f32: this is the reference kernel family
+// (f32 and bf16, any hd <= 128); bf16 on sm_80+ uses attention_mma.cu's tensor-core
+// kernels by default and cuDNN is selectable (attention_cudnn.cu, EMOTUNE_ATTN).
 #include "cuda_common.cuh"
 
 #define WARPS 4
@@ -367,5 +368,3 @@ extern "C" void kc_flash_bwd(int dt, const void *q, const void *k, const void *v
         });
     });
 }
-
-extern "C" bool kc_cudnn_attention_available(void) { return false; }

@@ -182,8 +182,51 @@ void kc_flash_bwd(int dt, const void *q, const void *k, const void *v, const uin
                   const void *o, const float *lse, const void *dout, void *dq, void *dk, void *dv,
                   float *delta, int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv,
                   int64_t hd, bool causal, float scale);
-// cuDNN fused attention (graph API): not built in this version; returns false.
+
+// Which implementation et_attention uses on CUDA: KC_ATTN_AUTO picks the bf16 tensor-core
+// kernels (attention_mma.cu) where kc_flash_mma_supported, else the f32-math reference
+// kernels above; KC_ATTN_REF forces the reference; KC_ATTN_MMA is AUTO (the reference where
+// the mma kernels do not apply); KC_ATTN_CUDNN uses cuDNN where kc_cudnn_attn_prepare
+// accepts the shape (else AUTO, with a one-line note on stderr per shape). The default comes
+// from the environment variable EMOTUNE_ATTN (auto | ref | mma | cudnn), read once;
+// kc_attention_set_impl overrides it for the process (tests, benches). Not thread-safe
+// against concurrent attention calls.
+enum { KC_ATTN_AUTO = 0, KC_ATTN_REF, KC_ATTN_MMA, KC_ATTN_CUDNN };
+int kc_attention_impl(void);
+void kc_attention_set_impl(int impl);
+
+// ---- attention, bf16 tensor cores (attention_mma.cu) ---------------------------------
+// Same contract as kc_flash_fwd / kc_flash_bwd (same lse, so the families mix) for bf16
+// with hd 64, 80 or 128 on sm_80+ (kc_flash_mma_supported). Deterministic (no atomics).
+bool kc_flash_mma_supported(int dt, int64_t hd);
+void kc_flash_mma_fwd(const void *q, const void *k, const void *v, const uint8_t *kmask, void *o,
+                      float *lse, int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv,
+                      int64_t hd, bool causal, float scale);
+void kc_flash_mma_bwd(const void *q, const void *k, const void *v, const uint8_t *kmask,
+                      const void *o, const float *lse, const void *dout, void *dq, void *dk,
+                      void *dv, float *delta, int64_t B, int64_t T, int64_t S, int64_t Hq,
+                      int64_t Hkv, int64_t hd, bool causal, float scale);
+
+// ---- attention, cuDNN fused (attention_cudnn.cu, backend graph API) ---------------------
+// True when cuDNN >= 9 loads, a handle can be created and the device is sm_80+.
 bool kc_cudnn_attention_available(void);
+// Builds (once per shape, cached) the forward or backward plan for bf16 [B, T|S, H, hd]
+// (causal only with T == S; padded: per-sample key lengths) and returns the workspace
+// bytes kc_cudnn_attn_fwd/bwd need, or -1 when cuDNN cannot run it: kc_cudnn_attn_why()
+// then names the failing step and cuDNN's message (calling thread's last failure).
+int64_t kc_cudnn_attn_prepare(bool fwd, int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv,
+                              int64_t hd, bool causal, bool padded);
+const char *kc_cudnn_attn_why(void);
+// seqlens: device i32 [2 B] (query lengths, then key lengths) or NULL (no padding); ws:
+// device workspace of the prepared size. lse: f32 (B, Hq, T) as kc_flash_fwd. The backward
+// writes dq, dk, dv (none may be NULL).
+void kc_cudnn_attn_fwd(const void *q, const void *k, const void *v, void *o, float *lse,
+                       const int32_t *seqlens, void *ws, int64_t B, int64_t T, int64_t S,
+                       int64_t Hq, int64_t Hkv, int64_t hd, bool causal, float scale);
+void kc_cudnn_attn_bwd(const void *q, const void *k, const void *v, const void *o, const float *lse,
+                       const void *dout, void *dq, void *dk, void *dv, const int32_t *seqlens,
+                       void *ws, int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv,
+                       int64_t hd, bool causal, float scale);
 
 #ifdef __cplusplus
 }

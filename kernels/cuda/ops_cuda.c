@@ -1081,21 +1081,143 @@ static et_tensor *cuda_softmax(et_tensor *x) {
     return y;
 }
 
-// saved: 0 q, 1 k, 2 v (q's dtype), 3 o, 4 lse f32 [B, Hq, T], 5 mask u8 or NULL
+// Attention implementation switch (cuda_kernels.h KC_ATTN_*); EMOTUNE_ATTN is read once.
+static int g_attn_impl = -1;
+
+int kc_attention_impl(void) {
+    if (g_attn_impl < 0) {
+        const char *e = getenv("EMOTUNE_ATTN");
+        int v = KC_ATTN_AUTO;
+        if (e && *e) {
+            if (!strcmp(e, "ref"))
+                v = KC_ATTN_REF;
+            else if (!strcmp(e, "mma"))
+                v = KC_ATTN_MMA;
+            else if (!strcmp(e, "cudnn"))
+                v = KC_ATTN_CUDNN;
+            else if (strcmp(e, "auto"))
+                fprintf(stderr,
+                        "emotune: EMOTUNE_ATTN=%s unknown (auto | ref | mma | cudnn): auto\n", e);
+        }
+        g_attn_impl = v;
+    }
+    return g_attn_impl;
+}
+
+void kc_attention_set_impl(int impl) { g_attn_impl = impl; }
+
+// What one attention call ran (node->i[1]); the backward uses the same family.
+enum { ATT_REF = 0, ATT_MMA = 1, ATT_CUDNN = 2 };
+
+// Per-sample key lengths when every row of the (B, S) mask keeps a non-empty prefix (what
+// cuDNN's padding mask expresses); false otherwise. lens: host i32 [2 B] = T..., lengths.
+static bool mask_prefix_lengths(const et_tensor *m, int64_t B, int64_t T, int64_t S,
+                                int32_t *lens) {
+    et_tensor *h = NULL;
+    const et_tensor *c = m;
+    if (m->device.type != ET_CPU) {
+        h = et_empty(m->dtype, m->ndim, m->shape);
+        et_copy_(h, m);
+        c = h;
+    }
+    bool ok = true;
+    for (int64_t b = 0; b < B && ok; b++) {
+        int64_t n = 0;
+        while (n < S && et_get(c, b * S + n) != 0) n++;
+        for (int64_t s = n; s < S && ok; s++) ok = et_get(c, b * S + s) == 0;
+        ok = ok && n > 0;
+        lens[b] = (int32_t)T;
+        lens[B + b] = (int32_t)n;
+    }
+    et_release(h);
+    return ok;
+}
+
+// The mma and cuDNN paths load rows with 16-byte copies.
+static bool aligned16(int n, const et_tensor *const *ts) {
+    for (int i = 0; i < n; i++)
+        if (ts[i] && ((uintptr_t)et_data(ts[i]) & 15)) return false;
+    return true;
+}
+
+// Picks the implementation; for cuDNN with a mask, *seqlens gets the device lengths.
+static int attn_choose(et_dtype dt, const et_tensor *mask, int64_t B, int64_t T, int64_t S,
+                       int64_t Hq, int64_t Hkv, int64_t hd, bool causal, double scale,
+                       bool need_bwd, et_device dev, bool aligned, et_tensor **seqlens) {
+    static int notes;
+    int impl = kc_attention_impl();
+    *seqlens = NULL;
+    if (!aligned) return ATT_REF;
+    if (impl == KC_ATTN_CUDNN && dt == ET_BF16 && scale > 0 && B * T * S > 0) {
+        const char *why = NULL;
+        et_tensor *hl = NULL;
+        if (mask) {
+            hl = et_empty(ET_I32, 1, (int64_t[]){2 * B});
+            if (!mask_prefix_lengths(mask, B, T, S, et_data(hl)))
+                why = "the key mask is not a non-empty prefix per sample";
+        }
+        if (!why && (kc_cudnn_attn_prepare(true, B, T, S, Hq, Hkv, hd, causal, mask != NULL) < 0 ||
+                     (need_bwd && kc_cudnn_attn_prepare(false, B, T, S, Hq, Hkv, hd, causal,
+                                                        mask != NULL) < 0)))
+            why = kc_cudnn_attn_why();
+        if (!why) {
+            *seqlens = hl ? as_dt(hl, dev, ET_I32) : NULL;
+            et_release(hl);
+            return ATT_CUDNN;
+        }
+        et_release(hl);
+        if (notes < 8) {
+            notes++;
+            fprintf(stderr,
+                    "emotune: cuDNN attention not used for B %lld T %lld S %lld Hq %lld Hkv %lld "
+                    "hd %lld causal %d mask %d: %s; using the flash kernels\n",
+                    (long long)B, (long long)T, (long long)S, (long long)Hq, (long long)Hkv,
+                    (long long)hd, causal, mask != NULL, why);
+        }
+    }
+    if (impl != KC_ATTN_REF && scale > 0 && kc_flash_mma_supported(dt, hd)) return ATT_MMA;
+    return ATT_REF;
+}
+
+// saved: 0 q, 1 k, 2 v (q's dtype), 3 o, 4 lse f32 [B, Hq, T], 5 mask u8 or NULL,
+// 6 cuDNN sequence lengths i32 [2 B] or NULL. i[0] causal, i[1] ATT_*, f[0] scale.
 static void attention_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
     et_tensor *q = n->saved[0], *k = n->saved[1], *v = n->saved[2];
     et_device dev = use(q);
     int64_t B = q->shape[0], T = q->shape[1], Hq = q->shape[2], hd = q->shape[3];
     int64_t S = k->shape[1], Hkv = k->shape[2];
+    bool causal = n->i[0] != 0;
+    float scale = (float)n->f[0];
     et_tensor *gy = as_dt(gy_, dev, q->dtype);
     et_tensor *dq = n->needs[0] ? newt(dev, q->dtype, 4, q->shape) : NULL;
     et_tensor *dk = n->needs[1] ? newt(dev, q->dtype, 4, k->shape) : NULL;
     et_tensor *dv = n->needs[2] ? newt(dev, q->dtype, 4, v->shape) : NULL;
-    et_tensor *delta = newt(dev, ET_F32, 3, (int64_t[]){B, Hq, T});
-    kc_flash_bwd(q->dtype, et_data(q), et_data(k), et_data(v), dp(n->saved[5]),
-                 et_data(n->saved[3]), et_data(n->saved[4]), et_data(gy), dp(dq), dp(dk), dp(dv),
-                 et_data(delta), B, T, S, Hq, Hkv, hd, n->i[0] != 0, (float)n->f[0]);
-    et_release(delta);
+    const et_tensor *gyv[1] = {gy};
+    int impl = aligned16(1, gyv) ? (int)n->i[1] : ATT_REF;  // lse is shared by all three
+    if (impl == ATT_CUDNN) {                                // cuDNN writes all three gradients
+        et_tensor *sl = n->saved[6];
+        int64_t ws = kc_cudnn_attn_prepare(false, B, T, S, Hq, Hkv, hd, causal, sl != NULL);
+        ET_ASSERT(ws >= 0, "et_attention backward: cuDNN plan lost: %s", kc_cudnn_attn_why());
+        et_tensor *w = newt(dev, ET_U8, 1, (int64_t[]){ws > 256 ? ws : 256});
+        et_tensor *tq = dq ? et_retain(dq) : newt(dev, q->dtype, 4, q->shape);
+        et_tensor *tk = dk ? et_retain(dk) : newt(dev, q->dtype, 4, k->shape);
+        et_tensor *tv = dv ? et_retain(dv) : newt(dev, q->dtype, 4, v->shape);
+        kc_cudnn_attn_bwd(et_data(q), et_data(k), et_data(v), et_data(n->saved[3]),
+                          et_data(n->saved[4]), et_data(gy), et_data(tq), et_data(tk), et_data(tv),
+                          dp(sl), et_data(w), B, T, S, Hq, Hkv, hd, causal, scale);
+        et_release(tq), et_release(tk), et_release(tv), et_release(w);
+    } else {
+        et_tensor *delta = newt(dev, ET_F32, 3, (int64_t[]){B, Hq, T});
+        if (impl == ATT_MMA)
+            kc_flash_mma_bwd(et_data(q), et_data(k), et_data(v), dp(n->saved[5]),
+                             et_data(n->saved[3]), et_data(n->saved[4]), et_data(gy), dp(dq),
+                             dp(dk), dp(dv), et_data(delta), B, T, S, Hq, Hkv, hd, causal, scale);
+        else
+            kc_flash_bwd(q->dtype, et_data(q), et_data(k), et_data(v), dp(n->saved[5]),
+                         et_data(n->saved[3]), et_data(n->saved[4]), et_data(gy), dp(dq), dp(dk),
+                         dp(dv), et_data(delta), B, T, S, Hq, Hkv, hd, causal, scale);
+        et_release(delta);
+    }
     et_release(gy);
     gx[0] = dq;
     gx[1] = dk;
@@ -1122,14 +1244,29 @@ static et_tensor *cuda_attention(et_tensor *q, et_tensor *k, et_tensor *v, et_te
                   "et_attention: key_mask must be [%lld, %lld], got %s", (long long)B, (long long)S,
                   shp(key_mask).s);
     et_device dev = use(q);
+    et_tensor *ins[3] = {q, k, v};
+    bool record = et_should_record(3, ins);
     et_tensor *kc = as_dt(k, dev, q->dtype), *vc = as_dt(v, dev, q->dtype);
-    et_tensor *km = mask_on(key_mask, dev, ET_U8);
+    et_tensor *km = mask_on(key_mask, dev, ET_U8), *sl = NULL;
     et_tensor *o = newt(dev, q->dtype, 4, q->shape);
     et_tensor *lse = newt(dev, ET_F32, 3, (int64_t[]){B, Hq, T});
-    kc_flash_fwd(q->dtype, et_data(q), et_data(kc), et_data(vc), dp(km), et_data(o), et_data(lse),
-                 B, T, S, Hq, Hkv, hd, causal, (float)scale);
-    et_tensor *ins[3] = {q, k, v};
-    if (et_should_record(3, ins)) {
+    const et_tensor *qkv[3] = {q, kc, vc};
+    int impl = attn_choose(q->dtype, key_mask, B, T, S, Hq, Hkv, hd, causal, scale, record, dev,
+                           aligned16(3, qkv), &sl);
+    if (impl == ATT_CUDNN) {
+        int64_t ws = kc_cudnn_attn_prepare(true, B, T, S, Hq, Hkv, hd, causal, sl != NULL);
+        et_tensor *w = newt(dev, ET_U8, 1, (int64_t[]){ws > 256 ? ws : 256});
+        kc_cudnn_attn_fwd(et_data(q), et_data(kc), et_data(vc), et_data(o), et_data(lse), dp(sl),
+                          et_data(w), B, T, S, Hq, Hkv, hd, causal, (float)scale);
+        et_release(w);
+    } else if (impl == ATT_MMA) {
+        kc_flash_mma_fwd(et_data(q), et_data(kc), et_data(vc), dp(km), et_data(o), et_data(lse), B,
+                         T, S, Hq, Hkv, hd, causal, (float)scale);
+    } else {
+        kc_flash_fwd(q->dtype, et_data(q), et_data(kc), et_data(vc), dp(km), et_data(o),
+                     et_data(lse), B, T, S, Hq, Hkv, hd, causal, (float)scale);
+    }
+    if (record) {
         et_node *n = et_record("attention", attention_backward, o, 3, ins);
         et_node_save(n, 0, q);
         et_node_save(n, 1, kc);
@@ -1137,12 +1274,15 @@ static et_tensor *cuda_attention(et_tensor *q, et_tensor *k, et_tensor *v, et_te
         et_node_save(n, 3, o);  // the output itself (a retained reference, no copy)
         et_node_save(n, 4, lse);
         et_node_save(n, 5, km);
+        et_node_save(n, 6, sl);
         n->f[0] = scale;
         n->i[0] = causal;
+        n->i[1] = impl;
     }
     et_release(kc);
     et_release(vc);
     et_release(km);
+    et_release(sl);
     et_release(lse);
     return o;
 }

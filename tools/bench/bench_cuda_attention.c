@@ -1,8 +1,12 @@
-// tools/bench/bench_cuda_attention.c - flash attention forward and forward+backward of the
-// CUDA backend: batch 4, seq 2048, 32 heads, head dim 128, causal, bf16 ([B, T, H, hd]).
-// Median of 10 timed reps after 2 warm-ups, device-synchronised wall time. FLOPs counted
-// as FlashAttention does: fwd 4 B H T^2 hd / 2 (causal), bwd 2.5x fwd.
-// Output: "attn fwd <ms> <TFLOP/s>" and "attn fwdbwd <ms> <TFLOP/s>"
+// tools/bench/bench_cuda_attention.c - attention forward and forward+backward of the CUDA
+// backend: batch 4, seq 2048 (argv[1]), 32 heads, head dim 128, causal, bf16 ([B, T, H, hd]),
+// for each implementation of the op's switch (cuda_kernels.h): "mma" (bf16 tensor cores,
+// the default), "cudnn" (cuDNN fused attention, when available and the plans build) and
+// "ref" (f32-math flash kernels). Median of 10 timed reps after 2 warm-ups,
+// device-synchronised wall time. FLOPs counted as FlashAttention does: fwd 4 B H T^2 hd / 2
+// (causal), bwd 2.5x fwd.
+// Output: "attn shape B T H hd", then per implementation "attn <impl> fwd <ms> <TFLOP/s>"
+// and "attn <impl> fwdbwd <ms> <TFLOP/s>"
 // (tools/bench/bench_cuda_attention.py runs it next to PyTorch SDPA flash and cuDNN).
 // Needs the CUDA build and a GPU (prints "skipped" and exits 77 otherwise).
 #include <math.h>
@@ -21,6 +25,8 @@ int main(void) {
     return 77;
 }
 #else
+
+#include "cuda_kernels.h"
 
 static double now(void) {
     struct timespec ts;
@@ -55,35 +61,53 @@ int main(int argc, char **argv) {
     et_tensor *q = rnd(B, T, H, hd, 1), *k = rnd(B, T, H, hd, 2), *v = rnd(B, T, H, hd, 3);
     et_tensor *gy = rnd(B, T, H, hd, 4);
     double scale = 1.0 / sqrt((double)hd), flop = 4.0 * B * H * (double)T * T * hd / 2;
-    double tf[10], tb[10];
-    for (int r = 0; r < 12; r++) {  // forward only
-        et_no_grad_begin();
-        et_device_sync(GPU);
-        double t0 = now();
-        et_tensor *o = et_attention(q, k, v, NULL, true, scale);
-        et_device_sync(GPU);
-        if (r >= 2) tf[r - 2] = now() - t0;
-        et_release(o);
-        et_no_grad_end();
-    }
-    et_set_requires_grad(q, true), et_set_requires_grad(k, true), et_set_requires_grad(v, true);
-    for (int r = 0; r < 12; r++) {  // forward + backward
-        et_device_sync(GPU);
-        double t0 = now();
-        et_tensor *o = et_attention(q, k, v, NULL, true, scale);
-        et_backward_grads(1, &o, &gy);
-        et_device_sync(GPU);
-        if (r >= 2) tb[r - 2] = now() - t0;
-        et_release(o);
-        et_tensor *ps[3] = {q, k, v};
-        et_zero_grad(3, ps);
-    }
-    qsort(tf, 10, sizeof(double), cmp);
-    qsort(tb, 10, sizeof(double), cmp);
     printf("attn shape %lld %lld %lld %lld\n", (long long)B, (long long)T, (long long)H,
            (long long)hd);
-    printf("attn fwd %.3f %.1f\n", tf[5] * 1e3, flop / tf[5] * 1e-12);
-    printf("attn fwdbwd %.3f %.1f\n", tb[5] * 1e3, 3.5 * flop / tb[5] * 1e-12);
+    const char *names[3] = {"mma", "cudnn", "ref"};
+    int impls[3] = {KC_ATTN_MMA, KC_ATTN_CUDNN, KC_ATTN_REF};
+    for (int m = 0; m < 3; m++) {
+        if (impls[m] == KC_ATTN_CUDNN) {
+            int64_t a = kc_cudnn_attn_prepare(true, B, T, T, H, H, hd, true, false);
+            int64_t b = a < 0 ? -1 : kc_cudnn_attn_prepare(false, B, T, T, H, H, hd, true, false);
+            if (a < 0 || b < 0) {
+                printf("attn cudnn unavailable: %s\n", kc_cudnn_attn_why());
+                continue;
+            }
+        }
+        kc_attention_set_impl(impls[m]);
+        double tf[10], tb[10];
+        for (int r = 0; r < 12; r++) {  // forward only
+            et_no_grad_begin();
+            et_device_sync(GPU);
+            double t0 = now();
+            et_tensor *o = et_attention(q, k, v, NULL, true, scale);
+            et_device_sync(GPU);
+            if (r >= 2) tf[r - 2] = now() - t0;
+            et_release(o);
+            et_no_grad_end();
+        }
+        et_set_requires_grad(q, true), et_set_requires_grad(k, true);
+        et_set_requires_grad(v, true);
+        for (int r = 0; r < 12; r++) {  // forward + backward
+            et_device_sync(GPU);
+            double t0 = now();
+            et_tensor *o = et_attention(q, k, v, NULL, true, scale);
+            et_backward_grads(1, &o, &gy);
+            et_device_sync(GPU);
+            if (r >= 2) tb[r - 2] = now() - t0;
+            et_release(o);
+            et_tensor *ps[3] = {q, k, v};
+            et_zero_grad(3, ps);
+        }
+        et_set_requires_grad(q, false), et_set_requires_grad(k, false);
+        et_set_requires_grad(v, false);
+        qsort(tf, 10, sizeof(double), cmp);
+        qsort(tb, 10, sizeof(double), cmp);
+        printf("attn %s fwd %.3f %.1f\n", names[m], tf[5] * 1e3, flop / tf[5] * 1e-12);
+        printf("attn %s fwdbwd %.3f %.1f\n", names[m], tb[5] * 1e3, 3.5 * flop / tb[5] * 1e-12);
+        fflush(stdout);
+    }
+    kc_attention_set_impl(KC_ATTN_AUTO);
     et_release(q), et_release(k), et_release(v), et_release(gy);
     return 0;
 }

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""Causal bf16 attention (B 4, seq 2048, 32 heads, hd 128): emotune's flash attention vs
-PyTorch SDPA with the flash backend and with the cuDNN backend, on one GPU in one run.
+"""Causal bf16 attention (B 4, seq 2048, 32 heads, hd 128): emotune's attention (each
+implementation: mma = bf16 tensor-core flash kernels, cudnn = cuDNN fused attention through
+emotune's backend-graph plans, ref = f32-math flash kernels) vs PyTorch SDPA with the flash
+backend and with the cuDNN backend, on one GPU in one run. The last line compares emotune's
+best against the best peer (issue 5 target: ratio >= 0.9 on fwd+bwd).
 
 Runs build-cuda/bench_cuda_attention, then torch.nn.functional.scaled_dot_product_attention
 on [B, H, T, hd] tensors under torch.nn.attention.sdpa_kernel(<backend>) (median of 10
@@ -48,13 +51,13 @@ def main():
     if out.returncode != 0:
         print("emotune bench did not run (rc %d): %s" % (out.returncode, out.stderr.strip()))
         return
-    ours, shape = {}, None
+    ours, shape = {}, None  # ours[impl][mode] = seconds
     for line in out.stdout.splitlines():
         f = line.split()
         if f[:2] == ["attn", "shape"]:
             shape = tuple(int(x) for x in f[2:6])
-        elif f and f[0] == "attn":
-            ours[f[1]] = float(f[2]) * 1e-3
+        elif len(f) == 5 and f[0] == "attn" and f[2] in ("fwd", "fwdbwd"):
+            ours.setdefault(f[1], {})[f[2]] = float(f[3]) * 1e-3
     B, T, H, hd = shape
     flop = 4.0 * B * H * T * T * hd / 2
     mult = {"fwd": 1.0, "fwdbwd": 3.5}
@@ -67,12 +70,22 @@ def main():
         except Exception as e:  # backend unavailable on this build/GPU
             print("%s: unavailable (%s)" % (name, e))
     for mode in ("fwd", "fwdbwd"):
-        line = "%-7s emotune %8.3f ms %6.1f TFLOP/s" % (mode, ours[mode] * 1e3,
-                                                      mult[mode] * flop / ours[mode] * 1e-12)
         for name, r in peers.items():
-            line += " | %s %8.3f ms %6.1f TFLOP/s ratio %.2f" % (
-                name, r[mode] * 1e3, mult[mode] * flop / r[mode] * 1e-12, r[mode] / ours[mode])
-        print(line)
+            print("%-7s %-16s %8.3f ms %6.1f TFLOP/s" % (mode, name, r[mode] * 1e3,
+                                                         mult[mode] * flop / r[mode] * 1e-12))
+        for impl, r in ours.items():
+            line = "%-7s emotune %-8s %8.3f ms %6.1f TFLOP/s" % (
+                mode, impl, r[mode] * 1e3, mult[mode] * flop / r[mode] * 1e-12)
+            for name, p in peers.items():
+                line += " | vs %s %.2f" % (name, p[mode] / r[mode])
+            print(line)
+    if peers and ours:
+        for mode in ("fwd", "fwdbwd"):
+            best_impl = min(ours, key=lambda i: ours[i][mode])
+            best_peer = min(peers, key=lambda n: peers[n][mode])
+            ratio = peers[best_peer][mode] / ours[best_impl][mode]
+            print("best %-7s emotune %s vs %s: ratio %.2f (target >= 0.90: %s)" % (
+                mode, best_impl, best_peer, ratio, "met" if ratio >= 0.9 else "NOT met"))
 
 
 if __name__ == "__main__":
