@@ -31,7 +31,9 @@
 //   elongated image costs memory and time linear in the image, not in the square.
 // - Only what the crop keeps is computed (the resized columns and rows inside the crop and
 //   the input rows they read), in one pass per dimension into planar u8 and straight into
-//   the f32 planes; same pixels as resizing everything and cropping.
+//   the f32 planes; same pixels as resizing everything and cropping. Working memory: the
+//   intermediate rows (crop width x input rows read, 3 bytes each) and the coefficient
+//   tables, plus buffers for 64 image rows at a time.
 // - Code paths (et_preproc_simd): portable C, AVX2, AVX-512 (F + BW), chosen at run time from the
 //   CPU (the build targets x86-64-v2). Every path gives the same bytes and floats.
 //   et_clip_preprocess_simd forces one (tests, benches); a path the CPU lacks returns
