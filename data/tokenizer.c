@@ -9,7 +9,6 @@
 //   4. pre-tokenize each remaining piece (Metaspace / LLaMA-3 regex Split / ByteLevel)
 //   5. BPE each word (ignore_merges check, word cache, heap-driven merge loop)
 //   6. optional template / BOS / EOS
-#include "../core/fileio.h"
 #include "tokenizer.h"
 
 #include <cjson/cJSON.h>
@@ -19,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/fileio.h"
 #include "unicode_tables.h"
 
 // ---- small utilities -----------------------------------------------------------------------
@@ -430,7 +430,8 @@ typedef struct {
     const char *name;
 } lctx;
 
-#define LERR(code, ...) et_status_wrap(et_err(code, __VA_ARGS__), "%s", c->name)
+// fmt starts with ": " and follows the tokenizer file's name.
+#define LERR(code, fmt, ...) et_err(code, "%s" fmt, c->name, ##__VA_ARGS__)
 
 static char *xstrndup(const char *s, size_t n) {
     char *p = xmalloc(n + 1);
@@ -724,26 +725,42 @@ static et_status load_added(et_tokenizer *tk, const lctx *c, const cJSON *arr) {
     return err;
 }
 
-static et_status load_normalizer(et_tokenizer *tk, const lctx *c, const cJSON *n,
-                                 const char *field) {
+typedef et_status (*component_loader)(et_tokenizer *, const lctx *, const cJSON *, const char *);
+
+// The head shared by normalizers, pre-tokenizers, decoders and post-processors: n must be an
+// object with a string "type" (*type). A "Sequence" loads every element of n[list] with fn
+// and leaves *type NULL, as does an absent (null) n.
+static et_status load_component(et_tokenizer *tk, const lctx *c, const cJSON *n, const char *field,
+                                const char *list, component_loader fn, const char **type) {
+    *type = NULL;
     if (!n || cJSON_IsNull(n)) return NULL;
     et_status err = NULL;
     if (!cJSON_IsObject(n)) return LERR(ET_ERR_FORMAT, ": %s must be an object", field);
-    const char *type = jstr(c, n, "type", field, true, &err);
+    const char *t = jstr(c, n, "type", field, true, &err);
     if (err) return err;
-    char sub[96];
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-        if (!cJSON_IsArray(arr))
-            return LERR(ET_ERR_FORMAT, ": %s.normalizers must be an array", field);
-        int i = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, arr) {
-            snprintf(sub, sizeof(sub), "%.60s.normalizers[%d]", field, i++);
-            ET_TRY(load_normalizer(tk, c, e, sub));
-        }
+    if (strcmp(t, "Sequence")) {
+        *type = t;
         return NULL;
     }
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(n, list);
+    if (!cJSON_IsArray(arr)) return LERR(ET_ERR_FORMAT, ": %s.%s must be an array", field, list);
+    int i = 0;
+    const cJSON *e;
+    char sub[96];
+    cJSON_ArrayForEach(e, arr) {
+        snprintf(sub, sizeof(sub), "%.60s.%s[%d]", field, list, i++);
+        ET_TRY(fn(tk, c, e, sub));
+    }
+    return NULL;
+}
+
+static et_status load_normalizer(et_tokenizer *tk, const lctx *c, const cJSON *n,
+                                 const char *field) {
+    const char *type = NULL;
+    ET_TRY(load_component(tk, c, n, field, "normalizers", load_normalizer, &type));
+    if (!type) return NULL;  // absent, or a Sequence (loaded)
+    et_status err = NULL;
+    char sub[96];
     norm_op op = {0};
     if (!strcmp(type, "Prepend")) {
         const char *p = jstr(c, n, "prepend", field, true, &err);
@@ -814,25 +831,13 @@ static et_status parse_replacement(const lctx *c, const cJSON *n, const char *fi
 }
 
 static et_status load_pretok(et_tokenizer *tk, const lctx *c, const cJSON *n, const char *field) {
-    if (!n || cJSON_IsNull(n)) return NULL;
+    const char *type = NULL;
+    ET_TRY(load_component(tk, c, n, field, "pretokenizers", load_pretok, &type));
+    if (!type) return NULL;  // absent, or a Sequence (loaded)
     et_status err = NULL;
-    if (!cJSON_IsObject(n)) return LERR(ET_ERR_FORMAT, ": %s must be an object", field);
-    const char *type = jstr(c, n, "type", field, true, &err);
-    if (err) return err;
     char sub[96];
     pre_op op = {0};
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(n, "pretokenizers");
-        if (!cJSON_IsArray(arr))
-            return LERR(ET_ERR_FORMAT, ": %s.pretokenizers must be an array", field);
-        int i = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, arr) {
-            snprintf(sub, sizeof(sub), "%.60s.pretokenizers[%d]", field, i++);
-            ET_TRY(load_pretok(tk, c, e, sub));
-        }
-        return NULL;
-    } else if (!strcmp(type, "Metaspace")) {
+    if (!strcmp(type, "Metaspace")) {
         op.kind = PRE_METASPACE;
         ET_TRY(parse_replacement(c, n, field, op.repl, &op.repl_len));
         ET_TRY(parse_scheme(c, n, field, &op.scheme));
@@ -870,26 +875,14 @@ static et_status load_pretok(et_tokenizer *tk, const lctx *c, const cJSON *n, co
 }
 
 static et_status load_decoder(et_tokenizer *tk, const lctx *c, const cJSON *n, const char *field) {
-    if (!n || cJSON_IsNull(n)) return NULL;
+    const char *type = NULL;
+    ET_TRY(load_component(tk, c, n, field, "decoders", load_decoder, &type));
+    if (n && !cJSON_IsNull(n)) tk->has_decoder = true;
+    if (!type) return NULL;  // absent, or a Sequence (loaded)
     et_status err = NULL;
-    if (!cJSON_IsObject(n)) return LERR(ET_ERR_FORMAT, ": %s must be an object", field);
-    const char *type = jstr(c, n, "type", field, true, &err);
-    if (err) return err;
-    tk->has_decoder = true;
     char sub[96];
     dec_op op = {0};
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(n, "decoders");
-        if (!cJSON_IsArray(arr))
-            return LERR(ET_ERR_FORMAT, ": %s.decoders must be an array", field);
-        int i = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, arr) {
-            snprintf(sub, sizeof(sub), "%.60s.decoders[%d]", field, i++);
-            ET_TRY(load_decoder(tk, c, e, sub));
-        }
-        return NULL;
-    } else if (!strcmp(type, "Replace")) {
+    if (!strcmp(type, "Replace")) {
         const cJSON *pat = cJSON_GetObjectItemCaseSensitive(n, "pattern");
         snprintf(sub, sizeof(sub), "%.60s.pattern", field);
         const char *s = cJSON_IsObject(pat) ? jstr(c, pat, "String", sub, false, &err) : NULL;
@@ -962,24 +955,9 @@ static et_status template_ids(et_tokenizer *tk, const lctx *c, const cJSON *pp, 
 }
 
 static et_status load_post(et_tokenizer *tk, const lctx *c, const cJSON *n, const char *field) {
-    if (!n || cJSON_IsNull(n)) return NULL;
-    et_status err = NULL;
-    if (!cJSON_IsObject(n)) return LERR(ET_ERR_FORMAT, ": %s must be an object", field);
-    const char *type = jstr(c, n, "type", field, true, &err);
-    if (err) return err;
-    char sub[96];
-    if (!strcmp(type, "Sequence")) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(n, "processors");
-        if (!cJSON_IsArray(arr))
-            return LERR(ET_ERR_FORMAT, ": %s.processors must be an array", field);
-        int i = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, arr) {
-            snprintf(sub, sizeof(sub), "%.60s.processors[%d]", field, i++);
-            ET_TRY(load_post(tk, c, e, sub));
-        }
-        return NULL;
-    }
+    const char *type = NULL;
+    ET_TRY(load_component(tk, c, n, field, "processors", load_post, &type));
+    if (!type) return NULL;                       // absent, or a Sequence (loaded)
     if (!strcmp(type, "ByteLevel")) return NULL;  // offsets only
     if (strcmp(type, "TemplateProcessing") != 0)
         return LERR(ET_ERR_UNSUPPORTED, ": %s.type \"%s\" is not supported", field, type);
