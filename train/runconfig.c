@@ -45,7 +45,7 @@ static const entry_t table[] = {
     {"model.select_feature", K_STR, O(select_feature), S(select_feature), "\"patch\"", 0, 0,
      "patch | cls_patch"},
     {"model.face_prior", K_STR, O(face_prior), S(face_prior), "\"landmark\"", 0, 0,
-     "none | landmark | face_info_mining"},
+     "none | landmark | face_info_mining (not implemented yet)"},
     {"model.landmark_dim", K_INT, O(landmark_dim), 0, "136", 2, 100000,
      "landmark vector length (68 x 2 = 136 synthetic / iBUG, 106 x 2 = 212 EmoLA)"},
     {"model.prior_repeat", K_INT, O(prior_repeat), 0, "1", 1, 4096,
