@@ -95,6 +95,17 @@ typedef struct et_backend {
     et_tensor *(*bilinear_sample)(et_tensor *feat, et_tensor *pts);
     et_tensor *(*dropout)(et_tensor *x, double p, uint64_t seed, uint64_t offset);
     et_tensor *(*cast)(et_tensor *x, et_dtype dt);
+    // ---- fused ops (optional: NULL = the caller composes the plain ops) ----
+    // x + res and its norm in one pass (core/ops.h et_add_rmsnorm / et_add_layernorm):
+    // returns the normed tensor and sets *sum = x + res (a new reference).
+    et_tensor *(*add_rmsnorm)(et_tensor *x, et_tensor *res, et_tensor *w, double eps,
+                              et_tensor **sum);
+    et_tensor *(*add_layernorm)(et_tensor *x, et_tensor *res, et_tensor *w, et_tensor *b,
+                                double eps, et_tensor **sum);
+    // LoRA linear (train/nn.c): y = x W^T (+ b) + s (xl A^T) B^T as one tape node; xl is the
+    // dropped-out input of the branch, or NULL when the branch reads x itself.
+    et_tensor *(*lora_linear)(et_tensor *x, et_tensor *w, et_tensor *b, et_tensor *a,
+                              et_tensor *bb, et_tensor *xl, double s);
 } et_backend;
 
 // The backend of a device type, or NULL (ET_CPU always NULL: the CPU is built in).
