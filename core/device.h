@@ -104,8 +104,8 @@ typedef struct et_backend {
                                 double eps, et_tensor **sum);
     // LoRA linear (train/nn.c): y = x W^T (+ b) + s (xl A^T) B^T as one tape node; xl is the
     // dropped-out input of the branch, or NULL when the branch reads x itself.
-    et_tensor *(*lora_linear)(et_tensor *x, et_tensor *w, et_tensor *b, et_tensor *a,
-                              et_tensor *bb, et_tensor *xl, double s);
+    et_tensor *(*lora_linear)(et_tensor *x, et_tensor *w, et_tensor *b, et_tensor *a, et_tensor *bb,
+                              et_tensor *xl, double s);
 } et_backend;
 
 // The backend of a device type, or NULL (ET_CPU always NULL: the CPU is built in).
