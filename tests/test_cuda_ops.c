@@ -17,6 +17,7 @@ int main(void) {
 #include "../core/device.h"
 #include "../core/ops.h"
 #include "../core/rng.h"
+#include "../train/nn.h"
 
 #define MAXIN 6
 
@@ -42,9 +43,9 @@ static et_tensor *rnd(et_dtype dt, int ndim, const int64_t *shape, float lo, flo
 
 static et_tensor *ints(int ndim, const int64_t *shape, int lo, int hi) {
     et_tensor *t = et_empty(ET_I32, ndim, shape);
+    int32_t *p = et_data(t);
     for (int64_t i = 0; i < t->numel; i++)
-        ET_DATA(int32_t, t)
-        [i] = lo + (int)(et_rng_u32(99, g_seed + (uint64_t)i) % (uint32_t)(hi - lo));
+        p[i] = lo + (int)(et_rng_u32(99, g_seed + (uint64_t)i) % (uint32_t)(hi - lo));
     g_seed += (uint64_t)t->numel;
     return t;
 }
@@ -151,6 +152,38 @@ static void test_linear(void) {
         et_release(ins[0].t);
         et_release(ins[1].t);
     }
+}
+
+// The LoRA Linear of train/nn.c: the GPU runs the backend's fused op (cuda_lora_linear),
+// the CPU its own fused op (f32) or the composed ops (bf16). in: x, W, b, A, B.
+typedef struct {
+    double dropout;
+} lora_ctx;
+static et_tensor *f_lora(et_tensor **in, const void *c) {
+    const lora_ctx *lc = c;
+    et_linear_layer l = {.weight = in[1],
+                         .bias = in[2],
+                         .lora_a = in[3],
+                         .lora_b = in[4],
+                         .lora_scale = 2.0,
+                         .lora_dropout = lc->dropout};
+    et_rng_stream rng = {77, 5};
+    return et_linear_layer_forward(&l, in[0], lc->dropout > 0 ? &rng : NULL);
+}
+static void test_lora_linear(void) {
+    for (int d = 0; d < 2; d++)
+        for (int k = 0; k < 3; k++) {  // 0: frozen base, 1: + dropout, 2: trainable base + bias
+            lora_ctx c = {k == 1 ? 0.25 : 0};
+            const int64_t in = 24, out = 40, r = 4;
+            input ins[5] = {{rnd(DTS[d], 3, (int64_t[]){2, 7, in}, -1, 1), true},
+                            {rnd(DTS[d], 2, (int64_t[]){out, in}, -1, 1), k == 2},
+                            {k == 2 ? rnd(DTS[d], 1, (int64_t[]){out}, -1, 1) : NULL, k == 2},
+                            {rnd(ET_F32, 2, (int64_t[]){r, in}, -0.5, 0.5), true},
+                            {rnd(ET_F32, 2, (int64_t[]){out, r}, -0.5, 0.5), true}};
+            const char *names[3] = {"lora_linear", "lora_linear dropout", "lora_linear base+bias"};
+            compare(names[k], f_lora, &c, 5, ins, tol_of(DTS[d]));
+            for (int i = 0; i < 5; i++) et_release(ins[i].t);
+        }
 }
 
 static et_tensor *f_add(et_tensor **in, const void *c) { return (void)c, et_add(in[0], in[1]); }
@@ -397,6 +430,7 @@ int main(void) {
     RUN(test_copies);
     RUN(test_matmul);
     RUN(test_linear);
+    RUN(test_lora_linear);
     RUN(test_elementwise);
     RUN(test_norms);
     RUN(test_rope);

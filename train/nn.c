@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../core/autograd.h"
+#include "../core/device.h"
 #include "../core/ops.h"
 #include "../kernels/cpu/basic.h"
 #include "../kernels/cpu/gemm.h"
@@ -164,6 +165,14 @@ et_tensor *et_linear_layer_forward(et_linear_layer *l, et_tensor *x, et_rng_stre
     if (drop) {
         xd = et_dropout(x, l->lora_dropout, rng->seed, rng->offset);
         rng->offset += (uint64_t)x->numel;
+    }
+    et_tensor *dev = ET_ON_DEVICE(x, l->weight, l->bias, l->lora_a, l->lora_b);
+    const et_backend *be = dev ? et_backend_get(dev->device.type) : NULL;
+    if (be && be->lora_linear) {  // the backend's fused op (kernels/cuda/ops_cuda.c)
+        et_tensor *y =
+            be->lora_linear(x, l->weight, l->bias, l->lora_a, l->lora_b, xd, l->lora_scale);
+        et_release(xd);
+        return y;
     }
     if (fusable(l, x) && (!xd || xd->dtype == x->dtype)) {
         et_tensor *y = lora_linear(l, x, xd);

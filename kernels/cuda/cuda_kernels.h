@@ -169,6 +169,10 @@ void kc_bilinear_bwd(int dt, const void *gy, const float *pts, float *gfeat, int
 void kc_gemm(int dt, int cdt, bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K,
              const void *A, int64_t sa, const void *B, int64_t sb, float beta, void *C, int64_t sc,
              const void *bias);
+// The same with C = alpha op(A) op(B) + beta C (the LoRA branch accumulates s h B^T into y).
+void kc_gemm_ab(int dt, int cdt, bool ta, bool tb, int64_t batch, int64_t M, int64_t N, int64_t K,
+                float alpha, const void *A, int64_t sa, const void *B, int64_t sb, float beta,
+                void *C, int64_t sc, const void *bias);
 
 // ---- attention (attention.cu) --------------------------------------------------------
 // Flash attention on [B, T, H, hd]: q (B, T, Hq, hd), k/v (B, S, Hkv, hd), kmask u8 (B, S)

@@ -64,6 +64,13 @@ static void set_layout(cublasLtMatrixLayout_t *l, cudaDataType_t t, int64_t rows
 extern "C" void kc_gemm(int dt, int cdt, bool ta, bool tb, int64_t batch, int64_t M, int64_t N,
                         int64_t K, const void *A, int64_t sa, const void *B, int64_t sb,
                         float beta, void *C, int64_t sc, const void *bias) {
+    kc_gemm_ab(dt, cdt, ta, tb, batch, M, N, K, 1.f, A, sa, B, sb, beta, C, sc, bias);
+}
+
+extern "C" void kc_gemm_ab(int dt, int cdt, bool ta, bool tb, int64_t batch, int64_t M,
+                           int64_t N, int64_t K, float alpha, const void *A, int64_t sa,
+                           const void *B, int64_t sb, float beta, void *C, int64_t sc,
+                           const void *bias) {
     if (batch <= 0 || M <= 0 || N <= 0) return;
     int dev = et_cuda_current();
     cudaStream_t s = kc_stream();
@@ -147,7 +154,6 @@ extern "C" void kc_gemm(int dt, int cdt, bool ta, bool tb, int64_t batch, int64_
         e->algo = algo;
         e->valid = true;
     }
-    float alpha = 1.f;
     ET_CUBLAS_CHECK(cublasLtMatmul(lt, op, &alpha, B, la, A, lb, &beta, C, lc, C, lc, &algo,
                                    g_ws[dev], WORKSPACE, s));
     ET_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(la));

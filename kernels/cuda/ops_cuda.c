@@ -394,6 +394,134 @@ static et_tensor *cuda_linear(et_tensor *x, et_tensor *w, et_tensor *b) {
     return y;
 }
 
+// ---- fused LoRA linear ------------------------------------------------------------------
+// y = x W^T (+ b) + s (xl A^T) B^T as one tape node (train/nn.c, the CPU op's GPU twin):
+// three cuBLASLt GEMMs, the last accumulating alpha = s, beta = 1 into y, so y is written
+// once and no [rows, out] temporaries exist (the composed ops wrote three more and read
+// them back in both directions). Backward with gy: gh = s gy B [rows, r]; dB = s gy^T h
+// (f32), dA = gh^T xl (f32), dx = gy W (+ gh A, beta 1, when xl is x), dxl = gh A;
+// dW / db only for a trainable base. Activations and GEMM inputs in x's dtype (the f32 LoRA
+// masters are cast per call, as et_linear does), fp32 accumulation.
+
+enum { LI_X, LI_W, LI_B, LI_A, LI_BB, LI_XL, LI_N };
+enum { LS_X, LS_W, LS_A, LS_BB, LS_H, LS_XL };
+
+static void lora_linear_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
+    const et_dtype dt = (et_dtype)n->i[0];
+    const int64_t rows = n->i[1], in = n->i[2], out = n->i[3], r = n->i[4];
+    const bool same_x = n->i[5];
+    const float s = (float)n->f[0];
+    const et_device dev = {ET_CUDA, (int)n->i[6]};
+    et_cuda_use(dev.index);
+    et_tensor *gy = as_dt(gy_, dev, dt);
+    et_tensor *x = n->saved[LS_X], *w = n->saved[LS_W], *a = n->saved[LS_A];
+    et_tensor *bb = n->saved[LS_BB], *h = n->saved[LS_H], *xl = n->saved[LS_XL];
+    const bool need_gh = n->needs[LI_A] || n->needs[LI_XL] || (same_x && n->needs[LI_X]);
+    et_tensor *gh = NULL;
+    if (need_gh) {  // gh = s gy B
+        gh = newt(dev, dt, 2, (int64_t[]){rows, r});
+        kc_gemm_ab(dt, dt, false, false, 1, rows, r, out, s, et_data(gy), 0, et_data(bb), 0, 0,
+                   et_data(gh), 0, NULL);
+    }
+    if (n->needs[LI_BB]) {  // dB = s gy^T h
+        et_tensor *g = node_grad(n, LI_BB, dev, ET_F32);
+        kc_gemm_ab(dt, ET_F32, true, false, 1, out, r, rows, s, et_data(gy), 0, et_data(h), 0, 0,
+                   et_data(g), 0, NULL);
+        gx[LI_BB] = g;
+    }
+    if (n->needs[LI_A]) {  // dA = gh^T xl
+        et_tensor *g = node_grad(n, LI_A, dev, ET_F32);
+        kc_gemm(dt, ET_F32, true, false, 1, r, in, rows, et_data(gh), 0, et_data(same_x ? x : xl),
+                0, 0, et_data(g), 0, NULL);
+        gx[LI_A] = g;
+    }
+    if (n->needs[LI_X]) {  // dx = gy W (+ gh A)
+        et_tensor *g = node_grad(n, LI_X, dev, dt);
+        kc_gemm(dt, dt, false, false, 1, rows, in, out, et_data(gy), 0, et_data(w), 0, 0,
+                et_data(g), 0, NULL);
+        if (same_x)
+            kc_gemm(dt, dt, false, false, 1, rows, in, r, et_data(gh), 0, et_data(a), 0, 1,
+                    et_data(g), 0, NULL);
+        gx[LI_X] = g;
+    }
+    if (n->needs[LI_XL]) {  // dxl = gh A
+        et_tensor *g = node_grad(n, LI_XL, dev, dt);
+        kc_gemm(dt, dt, false, false, 1, rows, in, r, et_data(gh), 0, et_data(a), 0, 0, et_data(g),
+                0, NULL);
+        gx[LI_XL] = g;
+    }
+    if (n->needs[LI_W]) {  // dW = gy^T x
+        et_tensor *g = node_grad(n, LI_W, dev, ET_F32);
+        kc_gemm(dt, ET_F32, true, false, 1, out, in, rows, et_data(gy), 0, et_data(x), 0, 0,
+                et_data(g), 0, NULL);
+        gx[LI_W] = g;
+    }
+    if (n->needs[LI_B]) {
+        et_tensor *g32 = as_dt(gy, dev, ET_F32), *g = node_grad(n, LI_B, dev, ET_F32);
+        kc_colsum(ET_F32, et_data(g32), et_data(g), rows, out);
+        et_release(g32);
+        gx[LI_B] = g;
+    }
+    et_release(gh);
+    et_release(gy);
+}
+
+static et_tensor *cuda_lora_linear(et_tensor *x, et_tensor *w, et_tensor *b, et_tensor *a,
+                                   et_tensor *bb, et_tensor *xl, double scale) {
+    const char *op = "lora_linear";
+    check_act(op, x, "x");
+    check_act(op, w, "weight");
+    check_act(op, a, "lora_A");
+    check_act(op, bb, "lora_B");
+    if (xl) check_act(op, xl, "dropout(x)");
+    const int64_t out = w->shape[0], in = w->shape[1], r = a->shape[0];
+    ET_ASSERT(w->ndim == 2 && x->ndim >= 1 && x->shape[x->ndim - 1] == in,
+              "%s: x %s does not match weight %s", op, shp(x).s, shp(w).s);
+    ET_ASSERT(a->ndim == 2 && a->shape[1] == in && bb->ndim == 2 && bb->shape[0] == out &&
+                  bb->shape[1] == r,
+              "%s: lora_A %s / lora_B %s do not match weight %s", op, shp(a).s, shp(bb).s,
+              shp(w).s);
+    ET_ASSERT(!b || (b->ndim == 1 && b->shape[0] == out), "%s: bias %s for weight %s", op, shp(b).s,
+              shp(w).s);
+    ET_ASSERT(!xl || xl->numel == x->numel, "%s: dropout(x) %s does not match x %s", op, shp(xl).s,
+              shp(x).s);
+    const et_device dev = PICK(x, w, b, a, bb, xl);
+    const et_dtype dt = x->dtype;
+    const int64_t rows = et_rows(x);
+    const float s = (float)scale;
+    et_tensor *xc = as_dt(x, dev, dt), *wc = as_dt(w, dev, dt), *bc = as_dt(b, dev, dt);
+    et_tensor *ac = as_dt(a, dev, dt), *bbc = as_dt(bb, dev, dt);
+    et_tensor *xlc = as_dt(xl, dev, dt);
+    et_tensor *h = newt(dev, dt, 2, (int64_t[]){rows, r});  // h = xl A^T
+    kc_gemm(dt, dt, false, true, 1, rows, r, in, et_data(xlc ? xlc : xc), 0, et_data(ac), 0, 0,
+            et_data(h), 0, NULL);
+    int64_t shape[ET_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = out;
+    et_tensor *y = newt(dev, dt, x->ndim, shape);
+    kc_gemm(dt, dt, false, true, 1, rows, out, in, et_data(xc), 0, et_data(wc), 0, 0, et_data(y), 0,
+            dp(bc));
+    kc_gemm_ab(dt, dt, false, true, 1, rows, out, r, s, et_data(h), 0, et_data(bbc), 0, 1,
+               et_data(y), 0, NULL);
+    et_tensor *ins[LI_N] = {x, w, b, a, bb, xl};
+    if (et_should_record(LI_N, ins)) {
+        et_node *n = et_record("lora_linear", lora_linear_backward, y, LI_N, ins);
+        const bool need_gh = n->needs[LI_A] || n->needs[LI_XL] || (!xl && n->needs[LI_X]);
+        if (n->needs[LI_W] || (!xl && n->needs[LI_A])) et_node_save(n, LS_X, xc);
+        if (n->needs[LI_X]) et_node_save(n, LS_W, wc);
+        if (n->needs[LI_X] || n->needs[LI_XL]) et_node_save(n, LS_A, ac);
+        if (need_gh) et_node_save(n, LS_BB, bbc);
+        if (n->needs[LI_BB]) et_node_save(n, LS_H, h);
+        if (xl && n->needs[LI_A]) et_node_save(n, LS_XL, xlc);
+        n->f[0] = scale;
+        n->i[0] = dt, n->i[1] = rows, n->i[2] = in, n->i[3] = out, n->i[4] = r, n->i[5] = !xl;
+        n->i[6] = dev.index;
+    }
+    et_release(xc), et_release(wc), et_release(bc), et_release(ac), et_release(bbc);
+    et_release(xlc), et_release(h);
+    return y;
+}
+
 // ---- elementwise ------------------------------------------------------------------------
 
 static void binary_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
@@ -1438,6 +1566,7 @@ static const et_backend g_cuda = {
     .bilinear_sample = cuda_bilinear_sample,
     .dropout = cuda_dropout,
     .cast = cuda_cast,
+    .lora_linear = cuda_lora_linear,
 };
 
 void et_cuda_register(void);  // called once by core/device.c
