@@ -1,6 +1,7 @@
 // core/ops.h - the op API: plain functions over tensors, each with forward and backward.
 // defines: et_matmul, et_linear, et_add, et_sub, et_mul, et_scale, et_add_bcast,
-//          et_sum_last, et_mean_last, et_embedding, et_rmsnorm, et_layernorm, et_rope,
+//          et_sum_last, et_mean_last, et_embedding, et_rmsnorm, et_layernorm,
+//          et_add_rmsnorm, et_add_layernorm, et_rope,
 //          et_rope_inv_freq, et_softmax, et_attention, et_silu, et_gelu, et_quick_gelu,
 //          et_swiglu, et_cross_entropy, et_concat, et_narrow, et_reshape, et_gather_rows,
 //          et_scatter_rows, et_mean_pool, et_avg_pool2d, et_patch_embed,
@@ -55,6 +56,17 @@ et_tensor *et_embedding(et_tensor *w, et_tensor *ids);
 et_tensor *et_rmsnorm(et_tensor *x, et_tensor *w, double eps);
 // y = (x - mean) * rsqrt(var + eps) * w + b (biased var). w, b: [D] or NULL.
 et_tensor *et_layernorm(et_tensor *x, et_tensor *w, et_tensor *b, double eps);
+// Residual add fused with the norm (a pre-norm block's `h = x + res; n = norm(h)`):
+// returns norm(x + res) and sets *sum = x + res (a NEW reference the caller releases).
+// Bit-identical to `*sum = et_add(x, res); y = et_rmsnorm(*sum, w, eps)` (resp.
+// et_layernorm), bf16/f16 sums rounded to x's dtype before normalising, and recorded as
+// those two tape nodes ("et_add" with inputs x, res; the norm with input *sum), so
+// gradients from later uses of *sum accumulate with the norm's as usual. x and res have
+// the same shape (checks of et_add and the norm). On a device the backend's fused op runs
+// when it has one, else the two plain ops.
+et_tensor *et_add_rmsnorm(et_tensor *x, et_tensor *res, et_tensor *w, double eps, et_tensor **sum);
+et_tensor *et_add_layernorm(et_tensor *x, et_tensor *res, et_tensor *w, et_tensor *b, double eps,
+                            et_tensor **sum);
 
 // ---- position encoding ----------------------------------------------------------
 // HF rotary embedding, half-split layout (pairs (i, i + hd/2)).

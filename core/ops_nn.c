@@ -1,6 +1,6 @@
-// core/ops_nn.c - the neural-network ops of ops.h: rmsnorm, layernorm, rope, softmax,
-// attention, activations, swiglu, cross-entropy. Forward and backward on the CPU through
-// kernels/cpu/nn.h.
+// core/ops_nn.c - the neural-network ops of ops.h: rmsnorm, layernorm (plain and fused
+// with the residual add), rope, softmax, attention, activations, swiglu, cross-entropy.
+// Forward and backward on the CPU through kernels/cpu/nn.h.
 //
 // Pattern of every op: validate, widen bf16/f16 inputs to the compute dtype (f32, or f64
 // for f64 activations), run the kernel, round the result back to the activation dtype,
@@ -40,15 +40,22 @@ static et_tensor *as_cdt(const et_tensor *t, et_dtype cdt) {
     return t ? et_as_dtype(t, cdt) : NULL;
 }
 
+// Rounds n f32 values in place as a cast to bf16 / f16 and back would.
+static void round_row_bf16(float *p, int64_t n) {
+    for (int64_t i = 0; i < n; i++) p[i] = et_bf16_to_f32(et_f32_to_bf16(p[i]));
+}
+static void round_row_f16(float *p, int64_t n) {
+    for (int64_t i = 0; i < n; i++) p[i] = et_f16_to_f32(et_f32_to_f16(p[i]));
+}
+// The rounder of a half dtype, NULL for f32/f64.
+static void (*rounder(et_dtype dt))(float *, int64_t) {
+    return dt == ET_BF16 ? round_row_bf16 : dt == ET_F16 ? round_row_f16 : NULL;
+}
+
 // Rounds an f32 tensor in place as a cast to dt (bf16/f16) and back would.
 static void round_through(et_tensor *t, et_dtype dt) {
-    float *p = et_data(t);
-    int64_t n = t->numel;
-    if (dt == ET_BF16) {
-        for (int64_t i = 0; i < n; i++) p[i] = et_bf16_to_f32(et_f32_to_bf16(p[i]));
-    } else if (dt == ET_F16) {
-        for (int64_t i = 0; i < n; i++) p[i] = et_f16_to_f32(et_f32_to_f16(p[i]));
-    }
+    void (*r)(float *, int64_t) = rounder(dt);
+    if (r) r(et_data(t), t->numel);
 }
 
 // Checks that w is NULL or a [D] float vector compatible with activation x.
@@ -79,6 +86,28 @@ static void rmsnorm_backward(et_node *n, const et_tensor *gy, et_tensor **gx) {
     gx[1] = dw;
 }
 
+// The end of rmsnorm once the kernel ran on x (the norm's input, in its own dtype) with
+// w applied only when x is f32/f64: HF order for half x (normalise, cast to x's dtype,
+// multiply by w), rounding to x's dtype, the tape node. Consumes wc, y and rstd.
+static et_tensor *rmsnorm_finish(et_tensor *x, et_tensor *w, et_tensor *wc, et_tensor *y,
+                                 et_tensor *rstd) {
+    if (x->dtype != y->dtype) {
+        round_through(y, x->dtype);
+        if (wc) k_mul_cols_f32(et_data(y), et_data(wc), et_rows(y), et_last(y));
+    }
+    et_release(wc);
+    y = et_finish(y, x->dtype);
+    et_tensor *ins[2] = {x, w};
+    if (et_should_record(2, ins)) {
+        et_node *n = et_record("rmsnorm", rmsnorm_backward, y, 2, ins);
+        et_node_save(n, 0, x);
+        et_node_save(n, 1, w);
+        et_node_save(n, 2, rstd);
+    }
+    et_release(rstd);
+    return y;
+}
+
 et_tensor *et_rmsnorm(et_tensor *x, et_tensor *w, double eps) {
     ET_DISPATCH(x, rmsnorm, x, w, eps);
     const char *op = "et_rmsnorm";
@@ -93,22 +122,8 @@ et_tensor *et_rmsnorm(et_tensor *x, et_tensor *w, double eps) {
     // HF order: normalise in f32, cast to x's dtype, then multiply by w.
     ET_KCALL(cdt, k_rmsnorm_fwd, et_data(xc), half ? NULL : dptr(wc), et_data(y), et_data(rstd),
              rows, D, eps);
-    if (half) {
-        round_through(y, x->dtype);
-        if (wc) k_mul_cols_f32(et_data(y), et_data(wc), rows, D);
-    }
     et_release(xc);
-    et_release(wc);
-    y = et_finish(y, x->dtype);
-    et_tensor *ins[2] = {x, w};
-    if (et_should_record(2, ins)) {
-        et_node *n = et_record("rmsnorm", rmsnorm_backward, y, 2, ins);
-        et_node_save(n, 0, x);
-        et_node_save(n, 1, w);
-        et_node_save(n, 2, rstd);
-    }
-    et_release(rstd);
-    return y;
+    return rmsnorm_finish(x, w, wc, y, rstd);
 }
 
 // ---- layernorm ----------------------------------------------------------------------
@@ -130,6 +145,24 @@ static void layernorm_backward(et_node *n, const et_tensor *gy, et_tensor **gx) 
     gx[2] = db;
 }
 
+// The end of layernorm once the kernel ran on x: rounding to x's dtype, the tape node.
+// Consumes y, mean and rstd.
+static et_tensor *layernorm_finish(et_tensor *x, et_tensor *w, et_tensor *b, et_tensor *y,
+                                   et_tensor *mean, et_tensor *rstd) {
+    y = et_finish(y, x->dtype);
+    et_tensor *ins[3] = {x, w, b};
+    if (et_should_record(3, ins)) {
+        et_node *n = et_record("layernorm", layernorm_backward, y, 3, ins);
+        et_node_save(n, 0, x);
+        et_node_save(n, 1, w);
+        et_node_save(n, 2, mean);
+        et_node_save(n, 3, rstd);
+    }
+    et_release(mean);
+    et_release(rstd);
+    return y;
+}
+
 et_tensor *et_layernorm(et_tensor *x, et_tensor *w, et_tensor *b, double eps) {
     ET_DISPATCH(x, layernorm, x, w, b, eps);
     const char *op = "et_layernorm";
@@ -147,18 +180,104 @@ et_tensor *et_layernorm(et_tensor *x, et_tensor *w, et_tensor *b, double eps) {
     et_release(xc);
     et_release(wc);
     et_release(bc);
-    y = et_finish(y, x->dtype);
-    et_tensor *ins[3] = {x, w, b};
-    if (et_should_record(3, ins)) {
-        et_node *n = et_record("layernorm", layernorm_backward, y, 3, ins);
-        et_node_save(n, 0, x);
-        et_node_save(n, 1, w);
-        et_node_save(n, 2, mean);
-        et_node_save(n, 3, rstd);
+    return layernorm_finish(x, w, b, y, mean, rstd);
+}
+
+// ---- fused residual add + norm ------------------------------------------------------
+// The sum is computed as et_add computes it (both operands widened to the compute dtype,
+// added, rounded to x's dtype) and normalised in the same pass over each row
+// (k_add_*_fwd). Tape: the "et_add" node of et_add (gradient passes through to x and
+// res), then the norm's own node with *sum as its input.
+
+static void add_backward(et_node *n, const et_tensor *gy, et_tensor **gx) {
+    et_tensor *g = et_as_dtype(gy, et_compute_dtype(n->in_dtype[0]));
+    for (int k = 0; k < 2; k++)
+        if (n->needs[k]) gx[k] = et_retain(g);  // shared; the engine copies before accumulating
+    et_release(g);
+}
+
+// Checks of et_add on (x, res) plus the norm's; returns x's compute dtype.
+static et_dtype add_norm_check(const char *op, const et_tensor *x, const et_tensor *res,
+                               et_tensor **sum) {
+    ET_ASSERT(sum, "%s: sum (the out-pointer for x + res) is NULL", op);
+    et_check_float(op, x, "x");
+    et_check_float(op, res, "res");
+    et_check_mix(op, x, res);
+    et_check_same_shape(op, x, res);
+    ET_ASSERT(x->ndim >= 1, "%s: x must have at least one dim, got %s", op, shp(x).s);
+    return et_compute_dtype(x->dtype);
+}
+
+// s (the compute-dtype sum, consumed) as x's dtype, with the add's tape node.
+static et_tensor *add_finish(et_tensor *x, et_tensor *res, et_tensor *s) {
+    s = et_finish(s, x->dtype);  // exact for half x: the kernel already rounded s
+    et_tensor *ins[2] = {x, res};
+    if (et_should_record(2, ins)) et_record("et_add", add_backward, s, 2, ins);
+    return s;
+}
+
+et_tensor *et_add_rmsnorm(et_tensor *x, et_tensor *res, et_tensor *w, double eps, et_tensor **sum) {
+    et_tensor *dev = ET_ON_DEVICE(x, res);
+    if (dev) {
+        const et_backend *be = et_backend_ops(dev->device.type, "add_rmsnorm");
+        if (be->add_rmsnorm) return be->add_rmsnorm(x, res, w, eps, sum);
+        ET_ASSERT(sum, "et_add_rmsnorm: sum (the out-pointer for x + res) is NULL");
+        *sum = et_add(x, res);
+        return et_rmsnorm(*sum, w, eps);
     }
-    et_release(mean);
-    et_release(rstd);
-    return y;
+    const char *op = "et_add_rmsnorm";
+    et_dtype cdt = add_norm_check(op, x, res, sum);
+    int64_t D = et_last(x), rows = et_rows(x);
+    check_vec(op, x, w, "w", D);
+    bool half = x->dtype != cdt;
+    et_tensor *xc = et_as_dtype(x, cdt), *rc = et_as_dtype(res, cdt), *wc = as_cdt(w, cdt);
+    et_tensor *s = et_new(cdt, x->ndim, x->shape), *y = et_new(cdt, x->ndim, x->shape);
+    et_tensor *rstd = et_new(cdt, 1, &rows);
+    if (cdt == ET_F64)
+        k_add_rmsnorm_fwd_f64(et_data(xc), et_data(rc), NULL, dptr(wc), et_data(s), et_data(y),
+                              et_data(rstd), rows, D, eps);
+    else
+        k_add_rmsnorm_fwd_f32(et_data(xc), et_data(rc), rounder(x->dtype), half ? NULL : dptr(wc),
+                              et_data(s), et_data(y), et_data(rstd), rows, D, eps);
+    et_release(xc);
+    et_release(rc);
+    s = add_finish(x, res, s);
+    *sum = s;
+    return rmsnorm_finish(s, w, wc, y, rstd);
+}
+
+et_tensor *et_add_layernorm(et_tensor *x, et_tensor *res, et_tensor *w, et_tensor *b, double eps,
+                            et_tensor **sum) {
+    et_tensor *dev = ET_ON_DEVICE(x, res);
+    if (dev) {
+        const et_backend *be = et_backend_ops(dev->device.type, "add_layernorm");
+        if (be->add_layernorm) return be->add_layernorm(x, res, w, b, eps, sum);
+        ET_ASSERT(sum, "et_add_layernorm: sum (the out-pointer for x + res) is NULL");
+        *sum = et_add(x, res);
+        return et_layernorm(*sum, w, b, eps);
+    }
+    const char *op = "et_add_layernorm";
+    et_dtype cdt = add_norm_check(op, x, res, sum);
+    int64_t D = et_last(x), rows = et_rows(x);
+    check_vec(op, x, w, "w", D);
+    check_vec(op, x, b, "b", D);
+    et_tensor *xc = et_as_dtype(x, cdt), *rc = et_as_dtype(res, cdt);
+    et_tensor *wc = as_cdt(w, cdt), *bc = as_cdt(b, cdt);
+    et_tensor *s = et_new(cdt, x->ndim, x->shape), *y = et_new(cdt, x->ndim, x->shape);
+    et_tensor *mean = et_new(cdt, 1, &rows), *rstd = et_new(cdt, 1, &rows);
+    if (cdt == ET_F64)
+        k_add_layernorm_fwd_f64(et_data(xc), et_data(rc), NULL, dptr(wc), dptr(bc), et_data(s),
+                                et_data(y), et_data(mean), et_data(rstd), rows, D, eps);
+    else
+        k_add_layernorm_fwd_f32(et_data(xc), et_data(rc), rounder(x->dtype), dptr(wc), dptr(bc),
+                                et_data(s), et_data(y), et_data(mean), et_data(rstd), rows, D, eps);
+    et_release(xc);
+    et_release(rc);
+    et_release(wc);
+    et_release(bc);
+    s = add_finish(x, res, s);
+    *sum = s;
+    return layernorm_finish(s, w, b, y, mean, rstd);
 }
 
 // ---- rotary embedding ---------------------------------------------------------------

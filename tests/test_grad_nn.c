@@ -1,7 +1,8 @@
 // tests/test_grad_nn.c - the nn ops of core/ops_nn.c: forward against naive f64
 // references, gradients against central differences (f64), bf16 against f32, and the
 // edge cases of the contract (fully masked attention rows, all-ignored cross-entropy,
-// frozen inputs).
+// frozen inputs). The fused add + norm ops are gradchecked here; their bit-identity with
+// the composed ops is tests/test_fused_norm.c.
 #include "../core/ops.h"
 #include "../kernels/cpu/gemm.h"
 #include "gradcheck.h"
@@ -102,6 +103,59 @@ static void test_grad_layernorm(void) {
     et_tensor *none[3] = {in[0], NULL, NULL};
     CHECK(gradcheck("layernorm", f_layernorm, NULL, 3, none, GC_EPS, GC_TOL));
     release_all(3, in);
+}
+
+// Fused residual add + norm. ctx (an int) selects the graph: 0 returns the norm only;
+// 1 is a decoder block's use of the sum after the norm, out = sum + silu(norm), so the
+// sum's gradient arrives both from the norm and directly.
+static et_tensor *decoder_out(const void *ctx, et_tensor *y, et_tensor *sum) {
+    if (!*(const int *)ctx) {
+        et_release(sum);
+        return y;
+    }
+    et_tensor *a = et_silu(y), *out = et_add(sum, a);
+    et_release(a);
+    et_release(y);
+    et_release(sum);
+    return out;
+}
+
+static et_tensor *f_add_rmsnorm(void *ctx, et_tensor **in) {
+    et_tensor *sum = NULL, *y = et_add_rmsnorm(in[0], in[1], in[2], 1e-5, &sum);
+    return decoder_out(ctx, y, sum);
+}
+
+static et_tensor *f_add_layernorm(void *ctx, et_tensor **in) {
+    et_tensor *sum = NULL, *y = et_add_layernorm(in[0], in[1], in[2], in[3], 1e-5, &sum);
+    return decoder_out(ctx, y, sum);
+}
+
+static void test_grad_add_norm(void) {
+    int64_t sh[3] = {2, 3, 5};
+    et_tensor *in[4] = {leaf(3, sh, 1.0, true), leaf(3, sh, 1.0, true), leaf(1, sh + 2, 1.0, true),
+                        leaf(1, sh + 2, 1.0, true)};
+    for (int graph = 0; graph < 2; graph++) {
+        CHECK(gradcheck("add_rmsnorm w", f_add_rmsnorm, &graph, 3, in, GC_EPS, GC_TOL), "graph %d",
+              graph);
+        et_tensor *now[3] = {in[0], in[1], NULL};
+        CHECK(gradcheck("add_rmsnorm", f_add_rmsnorm, &graph, 3, now, GC_EPS, GC_TOL), "graph %d",
+              graph);
+        CHECK(gradcheck("add_layernorm w b", f_add_layernorm, &graph, 4, in, GC_EPS, GC_TOL),
+              "graph %d", graph);
+        et_tensor *wonly[4] = {in[0], in[1], in[2], NULL};
+        CHECK(gradcheck("add_layernorm w", f_add_layernorm, &graph, 4, wonly, GC_EPS, GC_TOL),
+              "graph %d", graph);
+        et_tensor *none[4] = {in[0], in[1], NULL, NULL};
+        CHECK(gradcheck("add_layernorm", f_add_layernorm, &graph, 4, none, GC_EPS, GC_TOL),
+              "graph %d", graph);
+    }
+    // only the residual trains (x frozen, as a frozen block's output would be)
+    et_set_requires_grad(in[0], false);
+    int graph = 1;
+    CHECK(gradcheck("add_rmsnorm res only", f_add_rmsnorm, &graph, 3, in, GC_EPS, GC_TOL));
+    CHECK(gradcheck("add_layernorm res only", f_add_layernorm, &graph, 4, in, GC_EPS, GC_TOL));
+    CHECK(!in[0]->grad, "frozen x got a gradient");
+    release_all(4, in);
 }
 
 typedef struct {
@@ -530,6 +584,7 @@ static void test_threaded_f32_vs_f64(void) {
 int main(void) {
     RUN(test_grad_rmsnorm);
     RUN(test_grad_layernorm);
+    RUN(test_grad_add_norm);
     RUN(test_grad_rope);
     RUN(test_grad_softmax);
     RUN(test_grad_attention);

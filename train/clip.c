@@ -327,8 +327,9 @@ static et_tensor *layer_forward(const et_clip_config *c, et_clip_layer *y, et_te
     et_release(q4), et_release(k4), et_release(v4);
     et_tensor *a3 = swap(a, et_reshape(a, 3, sh3));  // [B,T,D]
     et_tensor *o = swap(a3, et_linear_layer_forward(&y->o, a3, NULL));
-    et_tensor *h1 = swap(o, et_add(h, o));
-    n = et_layernorm(h1, y->ln2_w, y->ln2_b, c->layer_norm_eps);
+    et_tensor *h1;  // h + o, and its norm in the same pass
+    n = et_add_layernorm(h, o, y->ln2_w, y->ln2_b, c->layer_norm_eps, &h1);
+    et_release(o);
     et_tensor *f = swap(n, et_linear_layer_forward(&y->fc1, n, NULL));  // [B,T,I]
     f = swap(f, c->act == ET_CLIP_GELU ? et_gelu(f) : et_quick_gelu(f));
     f = swap(f, et_linear_layer_forward(&y->fc2, f, NULL));  // [B,T,D]

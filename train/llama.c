@@ -338,9 +338,9 @@ static et_tensor *layer_forward(et_llama *m, int li, et_tensor *x, et_tensor *po
     et_release(a);
     et_tensor *o = et_linear_layer_forward(&L->o_proj, a3, rng);  // [B, T, H]
     et_release(a3);
-    et_tensor *h = et_add(x, o);
+    et_tensor *h;  // x + o, and its norm in the same pass
+    et_tensor *n2 = et_add_rmsnorm(x, o, L->post_norm, g->rms_norm_eps, &h);
     et_release(o);
-    et_tensor *n2 = et_rmsnorm(h, L->post_norm, g->rms_norm_eps);
     et_tensor *gt = et_linear_layer_forward(&L->gate_proj, n2, rng);  // [B, T, I]
     et_tensor *up = et_linear_layer_forward(&L->up_proj, n2, rng);    // [B, T, I]
     et_release(n2);

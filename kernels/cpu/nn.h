@@ -1,7 +1,7 @@
 // kernels/cpu/nn.h - CPU kernels of the neural-network ops (core/ops_nn.c).
-// defines: k_rmsnorm_*, k_layernorm_*, k_rope_*, k_softmax_*, k_attention_*, k_silu_*,
-//          k_gelu_*, k_quick_gelu_*, k_swiglu_*, k_cross_entropy_*, k_mul_cols_*,
-//          k_rope_table_f32, k_attention_slots
+// defines: k_rmsnorm_*, k_layernorm_*, k_add_rmsnorm_fwd_*, k_add_layernorm_fwd_*, k_rope_*,
+//          k_softmax_*, k_attention_*, k_silu_*, k_gelu_*, k_quick_gelu_*, k_swiglu_*,
+//          k_cross_entropy_*, k_mul_cols_*, k_rope_table_f32, k_attention_slots
 //
 // Every kernel exists as name_f32 and name_f64 (kernels/cpu/ktemplate.h); the f32 ones
 // accumulate row statistics in float (double where cheap), the f64 ones in double.
@@ -21,6 +21,17 @@
                            real *y,       /* (rows, D) */                                    \
                            real *rstd,    /* (rows) */                                       \
                            int64_t rows, int64_t D, double eps);                             \
+    /* Fused residual add: s = x + res row by row (then round_row(s_row, D) when given:   */ \
+    /* the rounding of the activation dtype), and k_rmsnorm_fwd of s in the same pass    */  \
+    /* over the row (same arithmetic, bit for bit).                                      */  \
+    void k_add_rmsnorm_fwd_##S(const real *x,                        /* (rows, D) */         \
+                               const real *res,                      /* (rows, D) */         \
+                               void (*round_row)(real *, int64_t n), /* or NULL */           \
+                               const real *w,                        /* (D) or NULL */       \
+                               real *s,                              /* (rows, D) */         \
+                               real *y,                              /* (rows, D) */         \
+                               real *rstd,                           /* (rows) */            \
+                               int64_t rows, int64_t D, double eps);                         \
     /* y[r, j] *= w[j] in place */                                                           \
     void k_mul_cols_##S(real *y,       /* (rows, D) */                                       \
                         const real *w, /* (D) */                                             \
@@ -40,6 +51,18 @@
                              real *mean,    /* (rows) */                                     \
                              real *rstd,    /* (rows) */                                     \
                              int64_t rows, int64_t D, double eps);                           \
+    /* s = x + res (rounded by round_row when given), then k_layernorm_fwd of s in the  */   \
+    /* same pass over the row (same arithmetic, bit for bit)                             */  \
+    void k_add_layernorm_fwd_##S(const real *x,                        /* (rows, D) */       \
+                                 const real *res,                      /* (rows, D) */       \
+                                 void (*round_row)(real *, int64_t n), /* or NULL */         \
+                                 const real *w,                        /* (D) or NULL */     \
+                                 const real *b,                        /* (D) or NULL */     \
+                                 real *s,                              /* (rows, D) */       \
+                                 real *y,                              /* (rows, D) */       \
+                                 real *mean,                           /* (rows) */          \
+                                 real *rstd,                           /* (rows) */          \
+                                 int64_t rows, int64_t D, double eps);                       \
     void k_layernorm_bwd_##S(const real *dy,   /* (rows, D) */                               \
                              const real *x,    /* (rows, D) */                               \
                              const real *w,    /* (D) or NULL */                             \
