@@ -11,11 +11,13 @@
 #include "../core/autograd.h"
 #include "../core/fileio.h"
 #include "../core/log.h"
+#include "../core/ops.h"
 #include "../data/dataset.h"
 #include "../data/image.h"
 #include "../data/preprocess.h"
 #include "../data/template.h"
 #include "checkpoint.h"
+#include "device_move.h"
 #include "emo_model.h"
 #include "generate.h"
 #include "progress.h"
@@ -172,17 +174,22 @@ static et_status generate_batch(const et_run_config *c, et_emo_model *m, item_t 
     free(ids);
     et_release(visual), et_release(prior);
     if (st) return st;
-    // right padding -> left padding
+    // right padding -> left padding, by a row gather (runs where the embeddings are). The
+    // pad rows repeat the row's first token; the mask hides them from every query.
     const int64_t T = b.T;
-    const size_t es = et_dtype_size(b.embeds->dtype);
-    et_tensor *emb = et_zeros(b.embeds->dtype, 3, (int64_t[]){k, T, H});
     et_tensor *mask = et_zeros(ET_I32, 2, (int64_t[]){k, T});
+    et_tensor *src = et_empty(ET_I32, 1, (int64_t[]){k * T});
     for (int i = 0; i < k; i++) {
         const int64_t len = b.len[i], off = T - len;
-        memcpy((char *)et_data(emb) + (size_t)((i * T + off) * H) * es,
-               (const char *)et_data(b.embeds) + (size_t)(i * T * H) * es, (size_t)(len * H) * es);
-        for (int64_t t = off; t < T; t++) ET_DATA(int32_t, mask)[i * T + t] = 1;
+        for (int64_t t = 0; t < T; t++) {
+            ET_DATA(int32_t, src)[i * T + t] = (int32_t)(i * T + (t < off ? 0 : t - off));
+            ET_DATA(int32_t, mask)[i * T + t] = t >= off;
+        }
     }
+    et_tensor *flat = et_reshape(b.embeds, 2, (int64_t[]){k * T, H});
+    et_tensor *rows = et_gather_rows(flat, src);
+    et_tensor *emb = et_reshape(rows, 3, (int64_t[]){k, T, H});
+    et_release(flat), et_release(rows), et_release(src);
     et_mllm_batch_free(&b);
     et_gen_opts go = et_eval_gen_opts(c, stop);
     et_tensor *out = NULL;
@@ -229,6 +236,11 @@ et_status et_eval_run(const et_run_config *c, const char *checkpoint, et_eval_su
         char p[4200];
         snprintf(p, sizeof p, "%s/trainables.safetensors", ckpt);
         st = et_emo_model_load_trainables(&m, p);
+    }
+    if (!st && !strcmp(c->device, "cuda")) {  // train.device: evaluate where training ran
+        size_t bytes = 0;
+        st = et_emo_model_to_device(&m, (et_device){ET_CUDA, 0}, &bytes);
+        if (!st) et_info("eval: model on cuda:0 (%.1f MiB)", (double)bytes / (1 << 20));
     }
     if (!st) st = et_template_get(et_eval_template_name(c), &tmpl);
     if (!st) {

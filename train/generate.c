@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "../core/autograd.h"
+#include "../core/device.h"
+#include "../core/ops.h"
 #include "../core/rng.h"
 
 et_gen_opts et_gen_defaults(void) {
@@ -103,8 +105,20 @@ et_status et_llama_generate(et_llama *m, et_tensor *ids, et_tensor *mask, et_gen
     return st;
 }
 
-et_status et_llama_generate_embeds(et_llama *m, et_tensor *embeds, et_tensor *mask,
-                                   et_gen_opts *o, et_tensor **out, int64_t *n_new) {
+// logits [B, T, V] -> its position T - 1 as a [B, V] CPU tensor (a new reference).
+static et_tensor *host_last_position(et_tensor *logits) {
+    const int64_t B = logits->shape[0], T = logits->shape[1], V = logits->shape[2];
+    et_tensor *last = et_narrow(logits, 1, T - 1, 1);  // [B, 1, V]
+    et_tensor *flat = et_reshape(last, 2, (int64_t[]){B, V});
+    et_release(last);
+    if (flat->device.type == ET_CPU) return flat;
+    et_tensor *h = et_to_device(flat, et_cpu());
+    et_release(flat);
+    return h;
+}
+
+et_status et_llama_generate_embeds(et_llama *m, et_tensor *embeds, et_tensor *mask, et_gen_opts *o,
+                                   et_tensor **out, int64_t *n_new) {
     *out = NULL;
     if (embeds->ndim != 3 || embeds->shape[1] < 1 || embeds->shape[2] != m->cfg.hidden_size)
         return et_err(ET_ERR_INVALID, "generate: prompt embeddings must be [B, P, %lld], P >= 1",
@@ -126,8 +140,8 @@ et_status et_llama_generate_embeds(et_llama *m, et_tensor *embeds, et_tensor *ma
     const int64_t B = embeds->shape[0], P = embeds->shape[1], V = m->cfg.vocab_size;
     const int *eos = o->n_eos >= 0 ? o->eos_ids : m->cfg.eos_token_ids;
     const int n_eos = o->n_eos >= 0 ? o->n_eos : m->cfg.n_eos;
-    const int32_t pad = o->pad_id >= 0 ? o->pad_id
-                                       : (m->cfg.pad_token_id >= 0 ? m->cfg.pad_token_id : 0);
+    const int32_t pad =
+        o->pad_id >= 0 ? o->pad_id : (m->cfg.pad_token_id >= 0 ? m->cfg.pad_token_id : 0);
     const int64_t N = o->max_new_tokens;
 
     et_no_grad_begin();
@@ -153,18 +167,20 @@ et_status et_llama_generate_embeds(et_llama *m, et_tensor *embeds, et_tensor *ma
     et_tensor *step_pos = et_empty(ET_I32, 2, (int64_t[]){B, 1});
     int64_t steps = 0;
     for (int64_t s = 0; s < N; s++) {
-        const int64_t T = logits->shape[1];
+        // the last position of each row ([B, V]; always a real token, left padding), on
+        // the host: one small copy per step when the model runs on a device
+        et_tensor *last = host_last_position(logits);
         bool all_done = true;
         for (int64_t b = 0; b < B; b++) {
             int32_t tok = pad;
             if (!done[b]) {
-                // last position of row b: always a real token (left padding)
-                et_convert(row, ET_F32, (const char *)et_data(logits) +
-                           (size_t)((b * T + T - 1) * V) * et_dtype_size(logits->dtype),
-                           logits->dtype, (size_t)V);
+                et_convert(
+                    row, ET_F32,
+                    (const char *)et_data(last) + (size_t)(b * V) * et_dtype_size(last->dtype),
+                    last->dtype, (size_t)V);
                 float u = 0;
-                if (o->do_sample) et_rng_uniform(&u, 1, o->seed, o->offset + (uint64_t)(s * B + b),
-                                                 0.0f, 1.0f);
+                if (o->do_sample)
+                    et_rng_uniform(&u, 1, o->seed, o->offset + (uint64_t)(s * B + b), 0.0f, 1.0f);
                 tok = pick(row, V, o, u, scratch);
                 gen[b * N + s] = tok;
                 count[b] = s + 1;
@@ -182,6 +198,7 @@ et_status et_llama_generate_embeds(et_llama *m, et_tensor *embeds, et_tensor *ma
         }
         if (o->do_sample) o->offset += (uint64_t)B;
         steps = s + 1;
+        et_release(last);
         et_release(logits);
         logits = NULL;
         if (all_done || s + 1 == N) break;

@@ -265,9 +265,12 @@ et_llama_cache *et_llama_cache_new(const et_llama *m, int64_t batch, int64_t cap
     c->v = calloc((size_t)c->n_layers, sizeof(*c->v));
     ET_ASSERT(c->k && c->v, "out of host memory");
     const int64_t sh[4] = {batch, capacity, m->cfg.num_key_value_heads, m->cfg.head_dim};
+    const et_device dev = m->embed_tokens->device;  // keys and values live with the model
     for (int i = 0; i < c->n_layers; i++) {
-        c->k[i] = et_zeros(m->act_dtype, 4, sh);
-        c->v[i] = et_zeros(m->act_dtype, 4, sh);
+        c->k[i] = et_empty_on(dev, m->act_dtype, 4, sh);
+        c->v[i] = et_empty_on(dev, m->act_dtype, 4, sh);
+        et_fill_(c->k[i], 0);
+        et_fill_(c->v[i], 0);
     }
     c->mask = et_zeros(ET_I32, 2, (int64_t[]){batch, capacity});
     return c;
@@ -287,10 +290,13 @@ static void cache_write(et_tensor *dst, const et_tensor *src, int64_t at) {
     ET_ASSERT(dst->dtype == src->dtype, "KV cache dtype %s, keys %s (set act_dtype before "
               "creating the cache)", et_dtype_name(dst->dtype), et_dtype_name(src->dtype));
     const int64_t B = src->shape[0], T = src->shape[1], S = dst->shape[1];
-    const size_t row = (size_t)(src->numel / (B * T)) * et_dtype_size(src->dtype);
-    for (int64_t b = 0; b < B; b++)
-        memcpy((char *)et_data(dst) + ((size_t)(b * S + at)) * row,
-               (const char *)et_data(src) + (size_t)(b * T) * row, row * (size_t)T);
+    const int64_t row = src->numel / (B * T);  // elements per position
+    for (int64_t b = 0; b < B; b++) {  // views, so the copy runs where the cache lives
+        et_tensor *d = et_view_raw(dst, 1, (int64_t[]){T * row}, (b * S + at) * row);
+        et_tensor *s = et_view_raw(src, 1, (int64_t[]){T * row}, b * T * row);
+        et_copy_(d, s);
+        et_release(d), et_release(s);
+    }
 }
 
 // ---- forward --------------------------------------------------------------------

@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "core/autograd.h"
+#include "core/device.h"
 #include "core/fileio.h"
 #include "core/log.h"
 #include "core/ops.h"
@@ -15,6 +16,7 @@
 #include "data/preprocess.h"
 #include "data/store.h"
 #include "data/template.h"
+#include "train/device_move.h"
 #include "train/emo_model.h"
 #include "train/evaluator.h"
 #include "train/export.h"
@@ -118,6 +120,8 @@ int et_cli_generate(int argc, char **argv) {
         return et_cli_fail(st);
     }
     st = et_emo_model_load_checkpoint(&m, a.opt_val[3], c.output_dir, NULL, 0);
+    if (!st && !strcmp(c.device, "cuda"))  // train.device: generate on the GPU
+        st = et_emo_model_to_device(&m, (et_device){ET_CUDA, 0}, NULL);
     const et_template *tmpl = NULL;
     if (!st && !m.tok) st = et_err(ET_ERR_INVALID, "config: model.tokenizer is empty");
     if (!st) st = et_template_get(et_eval_template_name(&c), &tmpl);
