@@ -5,7 +5,10 @@
 // ignored labels), then the loss and the gradient of every trainable (LoRA A and B of
 // every layer, projector, expert), then two AdamW steps and the updated trainables.
 // LoRA B starts random (not PEFT's zeros) so every A gets a gradient.
-// Tolerances (max-norm relative, per tensor): f32 1e-4; bf16 weights/activations 2e-2.
+// Tolerances (max-norm relative, per tensor): f32 1e-4; bf16 weights/activations 3e-2 (both
+// sides round at different points: the CPU composes LoRA from bf16 linears, the GPU fuses
+// it; measured on the emulator, the CPU's bf16 gradients are up to 1.5% and the GPU's up to
+// 2.6% off the f32 model's, and 2.4% apart from each other at the third iteration).
 // Runs with block recompute off and on (train.recompute), which must not change anything.
 // Failures name the tensor (HF/PEFT name) and the error. Exits 77 without a GPU, unless
 // EMOTUNE_TEST_HOST=1: then the "device" side runs on the CPU too (a check of this harness
@@ -175,6 +178,19 @@ static void run_case(const char *wdt, bool recompute, double tol) {
                vg, wg, (double)bytes / (1 << 20));
         et_release(lc), et_release(lg);
         if (it == 2) break;
+        // Both optimizers step from the CPU's gradients: AdamW's first step is about
+        // -lr g / (|g| + eps), so an element whose gradient is ~eps (cancellation noise,
+        // e.g. 7.1e-9 vs 6.5e-9 next to a max of 1.4e-2) moves by a different fraction of
+        // lr on either side however close the gradients are, and the two models would
+        // drift apart. The gradients were compared above; this compares the steps.
+        {
+            int nt = et_emo_model_trainables(&mc, NULL, NULL);
+            et_tensor *tc[512], *tg[512];
+            et_emo_model_trainables(&mc, NULL, tc);
+            et_emo_model_trainables(&mg, NULL, tg);
+            for (int i = 0; i < nt; i++)
+                if (tc[i]->grad && tg[i]->grad) et_copy_(tg[i]->grad, tc[i]->grad);
+        }
         et_adamw *oc = make_opt(&mc), *og = make_opt(&mg);  // one step, fresh state each time
         et_adamw_step(oc, 1.0);
         et_adamw_step(og, 1.0);
@@ -201,8 +217,8 @@ static void run_case(const char *wdt, bool recompute, double tol) {
 
 static void test_f32(void) { run_case("f32", false, 1e-4); }
 static void test_f32_recompute(void) { run_case("f32", true, 1e-4); }
-static void test_bf16(void) { run_case("bf16", false, 2e-2); }
-static void test_bf16_recompute(void) { run_case("bf16", true, 2e-2); }
+static void test_bf16(void) { run_case("bf16", false, 3e-2); }
+static void test_bf16_recompute(void) { run_case("bf16", true, 3e-2); }
 
 int main(void) {
     if (et_device_count(ET_CUDA) < 1) {

@@ -6,6 +6,9 @@
 #                                 run for SECONDS on its seed corpus
 #   tools/test.sh --cuda          CUDA build (-DEMOTUNE_CUDA=ON, sm_90) in build-cuda/ and, when
 #                                 nvidia-smi sees a GPU, its GPU suites (test_cuda_*)
+#   tools/test.sh --cuda-emu      the CUDA op layer over the host emulator of its kernels
+#                                 (-DEMOTUNE_CUDA_EMU=ON, kernels/cuda/emu) in build-emu/, and
+#                                 the GPU suites (test_cuda_*) against it; no GPU needed
 # Extra arguments go to ctest (e.g. -L golden, -R test_tensor).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +53,12 @@ case "$mode" in
     else
       echo "test.sh: no GPU here; the CUDA build compiled, its GPU suites were not run"
     fi
+    ;;
+  --cuda-emu)
+    shift
+    cmake -S . -B build-emu -DEMOTUNE_CUDA_EMU=ON -DCMAKE_BUILD_TYPE=Release
+    cmake --build build-emu -j"$jobs"
+    ctest --test-dir build-emu --output-on-failure -R 'test_cuda_' "$@"
     ;;
   *)
     cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
