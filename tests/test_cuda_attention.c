@@ -169,7 +169,12 @@ static void test_mma_deterministic(void) {
 
 static void test_cudnn(void) {
     if (!kc_cudnn_attention_available()) {
-        printf("  cuDNN attention unavailable here: cudnn cases skipped\n");
+        // EMOTUNE_ATTN=cudnn must still work: the op layer falls back to the flash kernels
+        // (a prefix mask goes through mask_prefix_lengths first; a note goes to stderr).
+        printf("  cuDNN attention unavailable here: cudnn cases skipped, fallback checked\n");
+        run_case(g_cases[1], ET_BF16, KC_ATTN_CUDNN);  // padding mask
+        run_case(g_cases[4], ET_F32, KC_ATTN_CUDNN);   // f32: never cuDNN
+        run_case(g_cases[8], ET_BF16, KC_ATTN_CUDNN);  // causal, no mask
         return;
     }
     // The benchmark shape must get plans (forward and backward); say why if not.
