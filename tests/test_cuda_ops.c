@@ -80,8 +80,9 @@ static void compare(const char *name, op_fn fn, const void *ctx, int n, input *i
     if (any) {
         et_tensor *gy = rnd(yc->dtype, yc->ndim, yc->shape, -1, 1);
         et_tensor *gyg = et_to_device(gy, GPU);
-        et_backward_grads(1, &yc, &gy);
-        et_backward_grads(1, &yg, &gyg);
+        // one call: a backward walks (and then frees) the whole tape, both forwards' nodes
+        et_tensor *outs[2] = {yc, yg}, *gys[2] = {gy, gyg};
+        et_backward_grads(2, outs, gys);
         for (int i = 0; i < n; i++) {
             if (!ins[i].grad) continue;
             snprintf(what, sizeof what, "%s grad of input %d", name, i);
@@ -238,6 +239,31 @@ static et_tensor *f_rms(et_tensor **in, const void *c) {
 static et_tensor *f_ln(et_tensor **in, const void *c) {
     return et_layernorm(in[0], in[1], in[2], ((const norm_ctx *)c)->eps);
 }
+// Fused residual add + norm: in = {x, res, w, b}. Returns the norm, or (sum_too) the
+// decoder's out = sum + silu(norm) so the sum and both gradient paths into it are compared.
+typedef struct {
+    double eps;
+    bool sum_too;
+} add_norm_ctx;
+static et_tensor *add_norm_out(const add_norm_ctx *c, et_tensor *y, et_tensor *s) {
+    if (!c->sum_too) {
+        et_release(s);
+        return y;
+    }
+    et_tensor *a = et_silu(y), *out = et_add(s, a);
+    et_release(a), et_release(y), et_release(s);
+    return out;
+}
+static et_tensor *f_add_rms(et_tensor **in, const void *c) {
+    const add_norm_ctx *a = c;
+    et_tensor *s, *y = et_add_rmsnorm(in[0], in[1], in[2], a->eps, &s);
+    return add_norm_out(a, y, s);
+}
+static et_tensor *f_add_ln(et_tensor **in, const void *c) {
+    const add_norm_ctx *a = c;
+    et_tensor *s, *y = et_add_layernorm(in[0], in[1], in[2], in[3], a->eps, &s);
+    return add_norm_out(a, y, s);
+}
 static void test_norms(void) {
     norm_ctx c = {1e-5};
     for (int d = 0; d < 2; d++) {
@@ -247,6 +273,14 @@ static void test_norms(void) {
                         {rnd(ET_F32, 1, s + 1, -1, 1), true}};
         compare("rmsnorm", f_rms, &c, 2, ins, tol_of(DTS[d]));
         compare("layernorm", f_ln, &c, 3, ins, tol_of(DTS[d]));
+        input fused[4] = {ins[0], {rnd(DTS[d], 2, s, -2, 2), true}, ins[1], ins[2]};
+        for (int k = 0; k < 2; k++) {
+            add_norm_ctx a = {1e-5, k == 1};
+            compare(k ? "add_rmsnorm sum" : "add_rmsnorm", f_add_rms, &a, 3, fused, tol_of(DTS[d]));
+            compare(k ? "add_layernorm sum" : "add_layernorm", f_add_ln, &a, 4, fused,
+                    tol_of(DTS[d]));
+        }
+        et_release(fused[1].t);
         for (int i = 0; i < 3; i++) et_release(ins[i].t);
     }
 }

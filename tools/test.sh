@@ -8,7 +8,9 @@
 #                                 nvidia-smi sees a GPU, its GPU suites (test_cuda_*)
 #   tools/test.sh --cuda-emu      the CUDA op layer over the host emulator of its kernels
 #                                 (-DEMOTUNE_CUDA_EMU=ON, kernels/cuda/emu) in build-emu/, and
-#                                 the GPU suites (test_cuda_*) against it; no GPU needed
+#                                 the GPU suites (test_cuda_*) and e2e_device against it; no
+#                                 GPU needed
+#   tools/test.sh --cuda-emu-asan the same GPU suites in an ASan+UBSan build (build-emu-asan/)
 # Extra arguments go to ctest (e.g. -L golden, -R test_tensor).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,7 +60,15 @@ case "$mode" in
     shift
     cmake -S . -B build-emu -DEMOTUNE_CUDA_EMU=ON -DCMAKE_BUILD_TYPE=Release
     cmake --build build-emu -j"$jobs"
-    ctest --test-dir build-emu --output-on-failure -R 'test_cuda_' "$@"
+    ctest --test-dir build-emu --output-on-failure -R 'test_cuda_|e2e_device' "$@"
+    ;;
+  --cuda-emu-asan)
+    shift
+    cmake -S . -B build-emu-asan -DEMOTUNE_CUDA_EMU=ON -DEMOTUNE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    cmake --build build-emu-asan -j"$jobs"
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+    export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1
+    ctest --test-dir build-emu-asan --output-on-failure -R 'test_cuda_' "$@"
     ;;
   *)
     cmake -S . -B build -DCMAKE_BUILD_TYPE=Release

@@ -74,12 +74,16 @@ extern "C" void kc_gemm_ab(int dt, int cdt, bool ta, bool tb, int64_t batch, int
     if (batch <= 0 || M <= 0 || N <= 0) return;
     int dev = et_cuda_current();
     cudaStream_t s = kc_stream();
-    if (K == 0) {  // empty product: C = beta C
+    if (K == 0) {  // empty product: C = beta C (+ bias), per batch entry (sc may be 0)
         size_t es = cdt == KC_F32 ? 4 : 2;
-        if (beta == 0)
-            ET_CUDA_CHECK(cudaMemsetAsync(C, 0, (size_t)(batch * M * N) * es, s));
-        else if (beta != 1)
-            kc_scale(cdt, C, C, batch * M * N, beta);
+        for (int64_t b = 0; b < (sc ? batch : 1); b++) {
+            char *Cb = (char *)C + (size_t)(b * sc) * es;
+            if (beta == 0)
+                ET_CUDA_CHECK(cudaMemsetAsync(Cb, 0, (size_t)(M * N) * es, s));
+            else if (beta != 1)
+                kc_scale(cdt, Cb, Cb, M * N, beta);
+            if (bias) kc_add_bcast(cdt, Cb, bias, Cb, M, N);
+        }
         return;
     }
     {

@@ -503,6 +503,16 @@ __global__ void iota_kernel(int32_t *p, int64_t m) {
         p[i] = (int32_t)i;
 }
 
+// Sort keys: an index outside [0, n) becomes n, so the radix sort over the low bits of
+// [0, n] keeps it apart from every valid row (its run is skipped: "ignored" rows).
+__global__ void clamp_keys_kernel(const int32_t *idx, int32_t *keys, int64_t m, int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < m;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int32_t k = idx[i];
+        keys[i] = k < 0 || k >= n ? (int32_t)n : k;
+    }
+}
+
 // One owner per run of equal sorted keys sums its rows in original index order (the
 // radix sort is stable), so the result does not depend on scheduling.
 template <class T>
@@ -524,20 +534,21 @@ extern "C" void kc_scatter_add_rows(int dt, const void *gy, const int32_t *idx, 
     size_t es = dt == KC_F32 ? 4 : 2;
     ET_CUDA_CHECK(cudaMemsetAsync(gw, 0, (size_t)(n * D) * es, s));
     if (m <= 0 || D <= 0) return;
-    int32_t *buf = (int32_t *)scratch_alloc((size_t)m * 3 * sizeof(int32_t));
-    int32_t *vals_in = buf, *keys_out = buf + m, *vals_out = buf + 2 * m;
+    int32_t *buf = (int32_t *)scratch_alloc((size_t)m * 4 * sizeof(int32_t));
+    int32_t *vals_in = buf, *keys_out = buf + m, *vals_out = buf + 2 * m, *keys_in = buf + 3 * m;
     iota_kernel<<<kc_blocks(m, THREADS), THREADS, 0, s>>>(vals_in, m);
     ET_KERNEL_CHECK();
-    int bits = 1;
+    clamp_keys_kernel<<<kc_blocks(m, THREADS), THREADS, 0, s>>>(idx, keys_in, m, n);
+    ET_KERNEL_CHECK();
+    int bits = 1;  // keys in [0, n]: (1 << bits) > n
     while (bits < 31 && ((int64_t)1 << bits) <= n) bits++;
     size_t tmp_bytes = 0;
-    ET_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, tmp_bytes, idx, keys_out, vals_in,
+    ET_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, tmp_bytes, keys_in, keys_out, vals_in,
                                                   vals_out, (int)m, 0, bits, s));
     void *tmp = scratch_alloc(tmp_bytes ? tmp_bytes : 1);
-    // Keys are non-negative (the op layer validates host indices), so an unsigned-style
-    // radix sort over the low bits is exact.
-    ET_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(tmp, tmp_bytes, idx, keys_out, vals_in, vals_out,
-                                                  (int)m, 0, bits, s));
+    // Clamped keys are in [0, n], so a radix sort over the low bits is exact.
+    ET_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(tmp, tmp_bytes, keys_in, keys_out, vals_in,
+                                                  vals_out, (int)m, 0, bits, s));
     dim3 g((unsigned)m, (unsigned)((D + THREADS - 1) / THREADS));
     DISPATCH_FLOAT(dt, run_sum_kernel<T><<<g, THREADS, 0, s>>>(keys_out, vals_out, (const T *)gy,
                                                                (T *)gw, m, n, D));

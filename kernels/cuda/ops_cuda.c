@@ -1142,6 +1142,91 @@ static et_tensor *cuda_layernorm(et_tensor *x, et_tensor *w, et_tensor *b, doubl
     return y;
 }
 
+// ---- fused residual add + norm (et_add_rmsnorm / et_add_layernorm) ----------------------
+// One kernel forms x + res (res converted to x's dtype first, as cuda_add does), writes it
+// to *sum and normalises it. The tape gets what the two plain ops record: cuda_add's node
+// for the sum, then the norm's node with the sum as its input.
+
+// The operands of a fused op on its device (res in x's dtype) and the sum's buffer.
+static et_device add_norm_prep(const char *op, et_tensor *x, et_tensor *res, et_tensor **sum,
+                               et_tensor **xc, et_tensor **rc, et_tensor **s) {
+    ET_ASSERT(sum, "%s: sum (the out-pointer for x + res) is NULL", op);
+    check_act(op, x, "x");
+    check_act(op, res, "res");
+    ET_ASSERT(et_same_shape(x, res), "%s: shapes differ: %s vs %s", op, shp(x).s, shp(res).s);
+    ET_ASSERT(x->ndim >= 1, "%s: x needs a dim, got %s", op, shp(x).s);
+    et_device dev = PICK(x, res);
+    *xc = as_dt(x, dev, x->dtype);
+    *rc = as_dt(res, dev, x->dtype);
+    *s = newt(dev, x->dtype, x->ndim, x->shape);
+    return dev;
+}
+
+// cuda_add's tape node for s = x + res.
+static void add_norm_record_sum(et_tensor *x, et_tensor *res, et_tensor *s, et_device dev) {
+    et_tensor *in[2] = {x, res};
+    if (!et_should_record(2, in)) return;
+    et_node *n = et_record("et_add", binary_backward, s, 2, in);
+    n->i[0] = KC_ADD, n->i[1] = x->dtype, n->i[2] = dev.index;
+}
+
+static et_tensor *cuda_add_rmsnorm(et_tensor *x, et_tensor *res, et_tensor *w, double eps,
+                                   et_tensor **sum) {
+    et_tensor *xc, *rc, *s;
+    et_device dev = add_norm_prep("et_add_rmsnorm", x, res, sum, &xc, &rc, &s);
+    int64_t D = et_last(x), rows = et_rows(x);
+    check_vec("et_add_rmsnorm", w, "w", D);
+    et_tensor *wc = as_dt(w, dev, ET_F32);
+    et_tensor *y = newt(dev, x->dtype, x->ndim, x->shape), *rstd = newt(dev, ET_F32, 1, &rows);
+    kc_rmsnorm_fwd(x->dtype, et_data(xc), et_data(rc), et_data(s), dp(wc), et_data(y),
+                   et_data(rstd), rows, D, (float)eps);
+    et_release(xc);
+    et_release(rc);
+    add_norm_record_sum(x, res, s, dev);
+    et_tensor *ins[2] = {s, w};
+    if (et_should_record(2, ins)) {
+        et_node *n = et_record("rmsnorm", rmsnorm_backward, y, 2, ins);
+        et_node_save(n, 0, s);
+        et_node_save(n, 1, wc);
+        et_node_save(n, 2, rstd);
+    }
+    et_release(wc);
+    et_release(rstd);
+    *sum = s;
+    return y;
+}
+
+static et_tensor *cuda_add_layernorm(et_tensor *x, et_tensor *res, et_tensor *w, et_tensor *b,
+                                     double eps, et_tensor **sum) {
+    et_tensor *xc, *rc, *s;
+    et_device dev = add_norm_prep("et_add_layernorm", x, res, sum, &xc, &rc, &s);
+    int64_t D = et_last(x), rows = et_rows(x);
+    check_vec("et_add_layernorm", w, "w", D);
+    check_vec("et_add_layernorm", b, "b", D);
+    et_tensor *wc = as_dt(w, dev, ET_F32), *bc = as_dt(b, dev, ET_F32);
+    et_tensor *y = newt(dev, x->dtype, x->ndim, x->shape);
+    et_tensor *mean = newt(dev, ET_F32, 1, &rows), *rstd = newt(dev, ET_F32, 1, &rows);
+    kc_layernorm_fwd(x->dtype, et_data(xc), et_data(rc), et_data(s), dp(wc), dp(bc), et_data(y),
+                     et_data(mean), et_data(rstd), rows, D, (float)eps);
+    et_release(xc);
+    et_release(rc);
+    add_norm_record_sum(x, res, s, dev);
+    et_tensor *ins[3] = {s, w, b};
+    if (et_should_record(3, ins)) {
+        et_node *n = et_record("layernorm", layernorm_backward, y, 3, ins);
+        et_node_save(n, 0, s);
+        et_node_save(n, 1, wc);
+        et_node_save(n, 2, mean);
+        et_node_save(n, 3, rstd);
+    }
+    et_release(wc);
+    et_release(bc);
+    et_release(mean);
+    et_release(rstd);
+    *sum = s;
+    return y;
+}
+
 // ---- rope / softmax / attention -----------------------------------------------------------
 
 // saved: 0 cos, 1 sin (f32 [BT, hd/2])
@@ -1566,6 +1651,8 @@ static const et_backend g_cuda = {
     .bilinear_sample = cuda_bilinear_sample,
     .dropout = cuda_dropout,
     .cast = cuda_cast,
+    .add_rmsnorm = cuda_add_rmsnorm,
+    .add_layernorm = cuda_add_layernorm,
     .lora_linear = cuda_lora_linear,
 };
 
