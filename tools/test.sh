@@ -5,7 +5,7 @@
 #   tools/test.sh --fuzz SECONDS  clang libFuzzer build in build-fuzz/, each fuzz target
 #                                 run for SECONDS on its seed corpus
 #   tools/test.sh --cuda          CUDA build (-DEMOTUNE_CUDA=ON, sm_90) in build-cuda/ and, when
-#                                 nvidia-smi sees a GPU, its GPU suites (test_cuda_*)
+#                                 nvidia-smi sees a GPU, its GPU suites (test_cuda_*, e2e_device)
 #   tools/test.sh --cuda-emu      the CUDA op layer over the host emulator of its kernels
 #                                 (-DEMOTUNE_CUDA_EMU=ON, kernels/cuda/emu) in build-emu/, and
 #                                 the GPU suites (test_cuda_*) and e2e_device against it; no
@@ -51,7 +51,7 @@ case "$mode" in
     cmake -S . -B build-cuda -DEMOTUNE_CUDA=ON -DCMAKE_BUILD_TYPE=Release
     cmake --build build-cuda -j"$jobs"
     if nvidia-smi -L > /dev/null 2>&1; then
-      ctest --test-dir build-cuda --output-on-failure -R 'test_cuda_' "$@"
+      ctest --test-dir build-cuda --output-on-failure -R 'test_cuda_|e2e_device' "$@"
     else
       echo "test.sh: no GPU here; the CUDA build compiled, its GPU suites were not run"
     fi
@@ -61,6 +61,8 @@ case "$mode" in
     cmake -S . -B build-emu -DEMOTUNE_CUDA_EMU=ON -DCMAKE_BUILD_TYPE=Release
     cmake --build build-emu -j"$jobs"
     ctest --test-dir build-emu --output-on-failure -R 'test_cuda_|e2e_device' "$@"
+    # the 7B-shaped LoRA step's code path at a reduced shape, bf16, against the CPU backend
+    build-emu/bench_cuda_step --reduced
     ;;
   --cuda-emu-asan)
     shift
