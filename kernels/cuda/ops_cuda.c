@@ -1077,26 +1077,32 @@ static void rmsnorm_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
     gx[1] = dw;
 }
 
-static et_tensor *cuda_rmsnorm(et_tensor *x, et_tensor *w, double eps) {
-    check_act("et_rmsnorm", x, "x");
-    ET_ASSERT(x->ndim >= 1, "et_rmsnorm: x needs a dim, got %s", shp(x).s);
-    int64_t D = et_last(x), rows = et_rows(x);
-    check_vec("et_rmsnorm", w, "w", D);
-    et_device dev = use(x);
+// y = rmsnorm(in) recorded with `in` as its input. Plain: in = x, res = NULL. Fused: the
+// kernel forms in = x + res (x, res on dev in in's dtype) and writes it into in's buffer.
+static et_tensor *rmsnorm_run(et_device dev, et_tensor *in, const et_tensor *x,
+                              const et_tensor *res, et_tensor *w, double eps) {
+    int64_t D = et_last(in), rows = et_rows(in);
     et_tensor *wc = as_dt(w, dev, ET_F32);
-    et_tensor *y = newt(dev, x->dtype, x->ndim, x->shape), *rstd = newt(dev, ET_F32, 1, &rows);
-    kc_rmsnorm_fwd(x->dtype, et_data(x), NULL, NULL, dp(wc), et_data(y), et_data(rstd), rows, D,
-                   (float)eps);
-    et_tensor *ins[2] = {x, w};
+    et_tensor *y = newt(dev, in->dtype, in->ndim, in->shape), *rstd = newt(dev, ET_F32, 1, &rows);
+    kc_rmsnorm_fwd(in->dtype, et_data(x), dp(res), res ? et_data(in) : NULL, dp(wc), et_data(y),
+                   et_data(rstd), rows, D, (float)eps);
+    et_tensor *ins[2] = {in, w};
     if (et_should_record(2, ins)) {
         et_node *n = et_record("rmsnorm", rmsnorm_backward, y, 2, ins);
-        et_node_save(n, 0, x);
+        et_node_save(n, 0, in);
         et_node_save(n, 1, wc);
         et_node_save(n, 2, rstd);
     }
     et_release(wc);
     et_release(rstd);
     return y;
+}
+
+static et_tensor *cuda_rmsnorm(et_tensor *x, et_tensor *w, double eps) {
+    check_act("et_rmsnorm", x, "x");
+    ET_ASSERT(x->ndim >= 1, "et_rmsnorm: x needs a dim, got %s", shp(x).s);
+    check_vec("et_rmsnorm", w, "w", et_last(x));
+    return rmsnorm_run(use(x), x, x, NULL, w, eps);
 }
 
 // saved: 0 x, 1 w (f32 or NULL), 2 mean, 3 rstd
@@ -1115,22 +1121,19 @@ static void layernorm_backward(et_node *n, const et_tensor *gy_, et_tensor **gx)
     gx[2] = db;
 }
 
-static et_tensor *cuda_layernorm(et_tensor *x, et_tensor *w, et_tensor *b, double eps) {
-    check_act("et_layernorm", x, "x");
-    ET_ASSERT(x->ndim >= 1, "et_layernorm: x needs a dim, got %s", shp(x).s);
-    int64_t D = et_last(x), rows = et_rows(x);
-    check_vec("et_layernorm", w, "w", D);
-    check_vec("et_layernorm", b, "b", D);
-    et_device dev = use(x);
+// layernorm's twin of rmsnorm_run.
+static et_tensor *layernorm_run(et_device dev, et_tensor *in, const et_tensor *x,
+                                const et_tensor *res, et_tensor *w, et_tensor *b, double eps) {
+    int64_t D = et_last(in), rows = et_rows(in);
     et_tensor *wc = as_dt(w, dev, ET_F32), *bc = as_dt(b, dev, ET_F32);
-    et_tensor *y = newt(dev, x->dtype, x->ndim, x->shape);
+    et_tensor *y = newt(dev, in->dtype, in->ndim, in->shape);
     et_tensor *mean = newt(dev, ET_F32, 1, &rows), *rstd = newt(dev, ET_F32, 1, &rows);
-    kc_layernorm_fwd(x->dtype, et_data(x), NULL, NULL, dp(wc), dp(bc), et_data(y), et_data(mean),
-                     et_data(rstd), rows, D, (float)eps);
-    et_tensor *ins[3] = {x, w, b};
+    kc_layernorm_fwd(in->dtype, et_data(x), dp(res), res ? et_data(in) : NULL, dp(wc), dp(bc),
+                     et_data(y), et_data(mean), et_data(rstd), rows, D, (float)eps);
+    et_tensor *ins[3] = {in, w, b};
     if (et_should_record(3, ins)) {
         et_node *n = et_record("layernorm", layernorm_backward, y, 3, ins);
-        et_node_save(n, 0, x);
+        et_node_save(n, 0, in);
         et_node_save(n, 1, wc);
         et_node_save(n, 2, mean);
         et_node_save(n, 3, rstd);
@@ -1140,6 +1143,14 @@ static et_tensor *cuda_layernorm(et_tensor *x, et_tensor *w, et_tensor *b, doubl
     et_release(mean);
     et_release(rstd);
     return y;
+}
+
+static et_tensor *cuda_layernorm(et_tensor *x, et_tensor *w, et_tensor *b, double eps) {
+    check_act("et_layernorm", x, "x");
+    ET_ASSERT(x->ndim >= 1, "et_layernorm: x needs a dim, got %s", shp(x).s);
+    check_vec("et_layernorm", w, "w", et_last(x));
+    check_vec("et_layernorm", b, "b", et_last(x));
+    return layernorm_run(use(x), x, x, NULL, w, b, eps);
 }
 
 // ---- fused residual add + norm (et_add_rmsnorm / et_add_layernorm) ----------------------
@@ -1174,24 +1185,11 @@ static et_tensor *cuda_add_rmsnorm(et_tensor *x, et_tensor *res, et_tensor *w, d
                                    et_tensor **sum) {
     et_tensor *xc, *rc, *s;
     et_device dev = add_norm_prep("et_add_rmsnorm", x, res, sum, &xc, &rc, &s);
-    int64_t D = et_last(x), rows = et_rows(x);
-    check_vec("et_add_rmsnorm", w, "w", D);
-    et_tensor *wc = as_dt(w, dev, ET_F32);
-    et_tensor *y = newt(dev, x->dtype, x->ndim, x->shape), *rstd = newt(dev, ET_F32, 1, &rows);
-    kc_rmsnorm_fwd(x->dtype, et_data(xc), et_data(rc), et_data(s), dp(wc), et_data(y),
-                   et_data(rstd), rows, D, (float)eps);
+    check_vec("et_add_rmsnorm", w, "w", et_last(x));
+    add_norm_record_sum(x, res, s, dev);
+    et_tensor *y = rmsnorm_run(dev, s, xc, rc, w, eps);
     et_release(xc);
     et_release(rc);
-    add_norm_record_sum(x, res, s, dev);
-    et_tensor *ins[2] = {s, w};
-    if (et_should_record(2, ins)) {
-        et_node *n = et_record("rmsnorm", rmsnorm_backward, y, 2, ins);
-        et_node_save(n, 0, s);
-        et_node_save(n, 1, wc);
-        et_node_save(n, 2, rstd);
-    }
-    et_release(wc);
-    et_release(rstd);
     *sum = s;
     return y;
 }
@@ -1200,29 +1198,12 @@ static et_tensor *cuda_add_layernorm(et_tensor *x, et_tensor *res, et_tensor *w,
                                      double eps, et_tensor **sum) {
     et_tensor *xc, *rc, *s;
     et_device dev = add_norm_prep("et_add_layernorm", x, res, sum, &xc, &rc, &s);
-    int64_t D = et_last(x), rows = et_rows(x);
-    check_vec("et_add_layernorm", w, "w", D);
-    check_vec("et_add_layernorm", b, "b", D);
-    et_tensor *wc = as_dt(w, dev, ET_F32), *bc = as_dt(b, dev, ET_F32);
-    et_tensor *y = newt(dev, x->dtype, x->ndim, x->shape);
-    et_tensor *mean = newt(dev, ET_F32, 1, &rows), *rstd = newt(dev, ET_F32, 1, &rows);
-    kc_layernorm_fwd(x->dtype, et_data(xc), et_data(rc), et_data(s), dp(wc), dp(bc), et_data(y),
-                     et_data(mean), et_data(rstd), rows, D, (float)eps);
+    check_vec("et_add_layernorm", w, "w", et_last(x));
+    check_vec("et_add_layernorm", b, "b", et_last(x));
+    add_norm_record_sum(x, res, s, dev);
+    et_tensor *y = layernorm_run(dev, s, xc, rc, w, b, eps);
     et_release(xc);
     et_release(rc);
-    add_norm_record_sum(x, res, s, dev);
-    et_tensor *ins[3] = {s, w, b};
-    if (et_should_record(3, ins)) {
-        et_node *n = et_record("layernorm", layernorm_backward, y, 3, ins);
-        et_node_save(n, 0, s);
-        et_node_save(n, 1, wc);
-        et_node_save(n, 2, mean);
-        et_node_save(n, 3, rstd);
-    }
-    et_release(wc);
-    et_release(bc);
-    et_release(mean);
-    et_release(rstd);
     *sum = s;
     return y;
 }

@@ -674,10 +674,11 @@ void kc_avg_pool2d_bwd(int dt, const void *gy, void *gx, int64_t B, int64_t H, i
     free(acc);
 }
 
-// img (B, C, H, W) -> cols (B, (H/p)(W/p), C p p): patch (py, px), feature (c, ky, kx).
-void kc_im2col(int dt, const void *img, void *cols, int64_t B, int64_t C, int64_t H, int64_t W,
-               int p) {
-    CHECK_FLOAT(dt);
+// Copies between an image (B, C, H, W) and its patch columns (B, (H/p)(W/p), C p p): patch
+// (py, px), feature (c, ky, kx). to_cols: img -> cols, else cols -> img (pixels outside
+// every patch are left as they are).
+static void patch_copy(int dt, const void *img, void *cols, bool to_cols, int64_t B, int64_t C,
+                       int64_t H, int64_t W, int p) {
     size_t es = dt_size(dt);
     int64_t ph = H / p, pw = W / p, K = C * p * p;
     for (int64_t b = 0; b < B; b++)
@@ -686,31 +687,29 @@ void kc_im2col(int dt, const void *img, void *cols, int64_t B, int64_t C, int64_
                 for (int64_t c = 0; c < C; c++)
                     for (int ky = 0; ky < p; ky++)
                         for (int kx = 0; kx < p; kx++) {
-                            int64_t src = ((b * C + c) * H + py * p + ky) * W + px * p + kx;
-                            int64_t dst = ((b * ph + py) * pw + px) * K + (c * p + ky) * p + kx;
-                            memcpy((char *)cols + (size_t)dst * es,
-                                   (const char *)img + (size_t)src * es, es);
+                            int64_t pix = ((b * C + c) * H + py * p + ky) * W + px * p + kx;
+                            int64_t col = ((b * ph + py) * pw + px) * K + (c * p + ky) * p + kx;
+                            char *ip = (char *)img + (size_t)pix * es;
+                            char *cp = (char *)cols + (size_t)col * es;
+                            if (to_cols)
+                                memcpy(cp, ip, es);
+                            else
+                                memcpy(ip, cp, es);
                         }
+}
+
+void kc_im2col(int dt, const void *img, void *cols, int64_t B, int64_t C, int64_t H, int64_t W,
+               int p) {
+    CHECK_FLOAT(dt);
+    patch_copy(dt, img, cols, true, B, C, H, W, p);
 }
 
 // The adjoint of kc_im2col: pixels outside every patch get 0.
 void kc_col2im(int dt, const void *cols, void *img, int64_t B, int64_t C, int64_t H, int64_t W,
                int p) {
     CHECK_FLOAT(dt);
-    size_t es = dt_size(dt);
-    int64_t ph = H / p, pw = W / p, K = C * p * p;
     for (int64_t i = 0; i < B * C * H * W; i++) st(img, dt, i, 0.f);
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t py = 0; py < ph; py++)
-            for (int64_t px = 0; px < pw; px++)
-                for (int64_t c = 0; c < C; c++)
-                    for (int ky = 0; ky < p; ky++)
-                        for (int kx = 0; kx < p; kx++) {
-                            int64_t dst = ((b * C + c) * H + py * p + ky) * W + px * p + kx;
-                            int64_t src = ((b * ph + py) * pw + px) * K + (c * p + ky) * p + kx;
-                            memcpy((char *)img + (size_t)dst * es,
-                                   (const char *)cols + (size_t)src * es, es);
-                        }
+    patch_copy(dt, img, (void *)cols, false, B, C, H, W, p);
 }
 
 // torch grid_sample (bilinear, zeros padding, align_corners=False) at pts (x, y) in [-1, 1].
