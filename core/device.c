@@ -5,17 +5,18 @@
 
 #include "status.h"
 
-#ifdef EMOTUNE_HAVE_CUDA
-void et_cuda_register(void);  // kernels/cuda/runtime.cu
-#endif
-
 static const et_backend *g_backends[2];
+static void (*g_providers[2])(void);  // lazy initialisers offered by backends from above
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void init_backends(void) {
-#ifdef EMOTUNE_HAVE_CUDA
-    et_cuda_register();
-#endif
+    for (int t = 0; t < 2; t++)
+        if (g_providers[t]) g_providers[t]();
+}
+
+void et_backend_provide(et_device_type type, void (*init)(void)) {
+    ET_ASSERT((unsigned)type < 2, "et_backend_provide: device type %d", (int)type);
+    g_providers[type] = init;
 }
 
 void et_backend_register(et_device_type type, const et_backend *b) {

@@ -1,15 +1,17 @@
 // core/device.h - the backend table: how core/ reaches a non-CPU device (CUDA).
 // defines: et_backend, et_adamw_tensor, et_backend_get, et_backend_ops, et_backend_register,
+//          et_backend_provide,
 // et_device_count,
 //          et_device_sync, et_to_device, et_on_device, ET_ON_DEVICE, ET_DISPATCH
 //
 // Contract
-// - The CPU code path never goes through this table. A backend (kernels/cuda) fills one
-//   et_backend per device type and registers it with et_backend_register; in a build
-//   with EMOTUNE_HAVE_CUDA the CUDA backend registers itself lazily on the first
-//   et_backend_get(ET_CUDA) (core/device.c calls et_cuda_register), so no constructor or
-//   link-order trick is needed. Without a GPU (or without the CUDA build) the table of
-//   ET_CUDA stays NULL and et_device_count(ET_CUDA) is 0.
+// - The CPU code path never goes through this table. A backend (the CUDA library) fills one
+//   et_backend per device type and registers it with et_backend_register. Core never
+//   names a backend: the backend offers a lazy initialiser with et_backend_provide (the
+//   CUDA library does so from a constructor in its op layer, pulled into every
+//   program by a link option), and core runs it once on the first et_backend_get, so a
+//   process that never touches a GPU never initialises CUDA. Without a GPU (or without
+//   the CUDA build) the table of ET_CUDA stays NULL and et_device_count(ET_CUDA) is 0.
 // - Op entries have the signatures of core/ops.h and the same contract (new reference
 //   returned, inputs borrowed, autograd recorded by the backend itself). A NULL entry is an
 //   op the backend lacks: ET_DISPATCH aborts with the op's name.
@@ -102,7 +104,7 @@ typedef struct et_backend {
                               et_tensor **sum);
     et_tensor *(*add_layernorm)(et_tensor *x, et_tensor *res, et_tensor *w, et_tensor *b,
                                 double eps, et_tensor **sum);
-    // LoRA linear (train/nn.c): y = x W^T (+ b) + s (xl A^T) B^T as one tape node; xl is the
+    // LoRA linear (train/models/nn.c): y = x W^T (+ b) + s (xl A^T) B^T as one tape node; xl is the
     // dropped-out input of the branch, or NULL when the branch reads x itself.
     et_tensor *(*lora_linear)(et_tensor *x, et_tensor *w, et_tensor *b, et_tensor *a, et_tensor *bb,
                               et_tensor *xl, double s);
@@ -114,6 +116,9 @@ const et_backend *et_backend_get(et_device_type type);
 // build cannot drive is a programmer error).
 const et_backend *et_backend_ops(et_device_type type, const char *what);
 void et_backend_register(et_device_type type, const et_backend *b);
+// Offers a lazy initialiser for a device type (called before main, from a constructor);
+// core calls it once, on the first et_backend_get, and it may call et_backend_register.
+void et_backend_provide(et_device_type type, void (*init)(void));
 // Number of usable devices of a type (1 for ET_CPU; 0 when the backend is absent).
 int et_device_count(et_device_type type);
 void et_device_sync(et_device dev);  // no-op on the CPU

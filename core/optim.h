@@ -30,7 +30,7 @@
 //   f64 is CPU only). State tensors (m, v, master) live with their parameter; the step
 //   counters stay on the CPU. CPU parameters are updated here (OpenMP over elements of
 //   large parameters); the device parameters of a step are collected per device and
-//   updated by one multi-tensor AdamW call of the backend (kernels/cuda: a fused kernel,
+//   updated by one multi-tensor AdamW call of the backend (the CUDA library: a fused kernel,
 //   several parameters per launch, same arithmetic as here). A grad must live on its
 //   parameter's device.
 //

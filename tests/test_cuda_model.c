@@ -16,8 +16,8 @@
 #include "../core/device.h"
 #include "../core/optim.h"
 #include "../core/rng.h"
-#include "../train/device_move.h"
-#include "../train/emo_model.h"
+#include "train/io/device_move.h"
+#include "train/emo_model.h"
 #include "../train/runconfig.h"
 #include "test_util.h"
 

@@ -17,7 +17,7 @@ int main(void) {
 #include "../core/device.h"
 #include "../core/ops.h"
 #include "../core/rng.h"
-#include "../train/nn.h"
+#include "train/models/nn.h"
 
 #define MAXIN 6
 
@@ -155,7 +155,7 @@ static void test_linear(void) {
     }
 }
 
-// The LoRA Linear of train/nn.c: the GPU runs the backend's fused op (cuda_lora_linear),
+// The LoRA Linear of train/models/nn.c: the GPU runs the backend's fused op (cuda_lora_linear),
 // the CPU its own fused op (f32) or the composed ops (bf16). in: x, W, b, A, B.
 typedef struct {
     double dropout;

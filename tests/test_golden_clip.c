@@ -20,9 +20,9 @@
 #include "../core/ops.h"
 #include "../core/safetensors.h"
 #include "../core/status.h"
-#include "../train/clip.h"
-#include "../train/lora.h"
-#include "../train/projector.h"
+#include "train/models/clip.h"
+#include "train/models/lora.h"
+#include "train/models/projector.h"
 #include "test_util.h"
 
 #define TOL 1e-4

@@ -23,9 +23,10 @@
 #include "../core/ops.h"
 #include "../core/safetensors.h"
 #include "../core/status.h"
-#include "../train/generate.h"
-#include "../train/llama.h"
-#include "../train/loader.h"
+#include "train/models/generate.h"
+#include "train/models/llama.h"
+#include "train/io/llama_load.h"
+#include "train/io/hf_weights.h"
 #include "test_util.h"
 
 #define DIR EMOTUNE_SOURCE_DIR "/tests/golden/llama/"

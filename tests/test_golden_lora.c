@@ -22,8 +22,8 @@
 #include "../core/ops.h"
 #include "../core/safetensors.h"
 #include "../core/status.h"
-#include "../train/lora.h"
-#include "../train/nn.h"
+#include "train/models/lora.h"
+#include "train/models/nn.h"
 #include "test_util.h"
 
 #define TOL 1e-4

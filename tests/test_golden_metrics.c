@@ -1,4 +1,4 @@
-// tests/test_golden_metrics.c - train/metrics.c against EmoLA's rules and the `rouge` package
+// tests/test_golden_metrics.c - train/eval/metrics.c against EmoLA's rules and the `rouge` package
 // (fixtures in tests/golden/metrics/, written by tools/golden/gen_metrics.py).
 //
 // Every emotion and AU case must parse to exactly the class / AU set the Python rules give
@@ -8,7 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "../core/fileio.h"
-#include "../train/metrics.h"
+#include "train/eval/metrics.h"
 #include "test_util.h"
 
 #define DIR EMOTUNE_SOURCE_DIR "/tests/golden/metrics/"

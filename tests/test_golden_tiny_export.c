@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "../core/autograd.h"
+#include "train/io/llama_load.h"
 #include "../core/fileio.h"
 #include "../core/ops.h"
 #include "../core/safetensors.h"
@@ -36,8 +37,8 @@
 #include "../data/dataloader.h"
 #include "../data/dataset.h"
 #include "../data/template.h"
-#include "../train/emo_model.h"
-#include "../train/export.h"
+#include "train/emo_model.h"
+#include "train/io/export.h"
 #include "../train/runconfig.h"
 #include "test_util.h"
 

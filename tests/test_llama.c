@@ -11,9 +11,9 @@
 #include "../core/autograd.h"
 #include "../core/ops.h"
 #include "../core/safetensors.h"
-#include "../train/config.h"
-#include "../train/generate.h"
-#include "../train/llama.h"
+#include "train/models/config.h"
+#include "train/models/generate.h"
+#include "train/models/llama.h"
 #include "test_util.h"
 
 #define DIR EMOTUNE_SOURCE_DIR "/tests/golden/llama/"

@@ -15,9 +15,10 @@
 #include <unistd.h>
 
 #include "../core/safetensors.h"
+#include "train/io/llama_load.h"
 #include "../core/status.h"
-#include "../train/llava_load.h"
-#include "../train/mllm.h"
+#include "train/io/llava_load.h"
+#include "train/models/mllm.h"
 #include "test_util.h"
 
 #define GDIR EMOTUNE_SOURCE_DIR "/tests/golden/llava"

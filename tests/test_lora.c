@@ -11,8 +11,8 @@
 #include "../core/rng.h"
 #include "../core/safetensors.h"
 #include "../core/status.h"
-#include "../train/lora.h"
-#include "../train/nn.h"
+#include "train/models/lora.h"
+#include "train/models/nn.h"
 #include "test_util.h"
 
 static void make_layer(et_linear_layer *l, const char *name, int64_t out, int64_t in, et_dtype dt) {

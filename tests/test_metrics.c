@@ -1,4 +1,4 @@
-// tests/test_metrics.c - unit tests of train/metrics.c: F1/UAR/WAR edge cases, the AU
+// tests/test_metrics.c - unit tests of train/eval/metrics.c: F1/UAR/WAR edge cases, the AU
 // single-class exclusion, empty input, ROUGE-L by hand, label parsing errors, class-name
 // mapping, metrics JSON and the confusion-matrix PNG.
 #include <cjson/cJSON.h>
@@ -6,7 +6,7 @@
 
 #include "../core/fileio.h"
 #include "../data/image.h"
-#include "../train/metrics.h"
+#include "train/eval/metrics.h"
 #include "test_util.h"
 
 static char g_dir[256];

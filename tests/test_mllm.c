@@ -10,8 +10,8 @@
 #include "../core/autograd.h"
 #include "../core/ops.h"
 #include "../core/status.h"
-#include "../train/llama.h"
-#include "../train/mllm.h"
+#include "train/models/llama.h"
+#include "train/models/mllm.h"
 #include "test_util.h"
 
 enum { H = 16, V = 32, N = 3, P = 2, IMG = -200 };

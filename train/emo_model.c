@@ -1,12 +1,13 @@
 // train/emo_model.c - see emo_model.h
 #include "emo_model.h"
+#include "train/io/llama_load.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/rng.h"
-#include "../core/safetensors.h"
-#include "checkpoint.h"
+#include "core/rng.h"
+#include "core/safetensors.h"
+#include "train/checkpoint.h"
 
 static et_status build_decoder(const et_run_config *c, et_emo_model *m, et_dtype wdt) {
     if (c->llava_path[0]) {

@@ -21,16 +21,16 @@
 #ifndef ET_TRAIN_EMO_MODEL_H
 #define ET_TRAIN_EMO_MODEL_H
 
-#include "../core/status.h"
-#include "../data/tokenizer.h"
-#include "clip.h"
-#include "face_prior.h"
-#include "llama.h"
-#include "llava_load.h"
-#include "lora.h"
-#include "mllm.h"
-#include "projector.h"
-#include "runconfig.h"
+#include "core/status.h"
+#include "data/tokenizer.h"
+#include "train/models/clip.h"
+#include "train/models/face_prior.h"
+#include "train/models/llama.h"
+#include "train/io/llava_load.h"
+#include "train/models/lora.h"
+#include "train/models/mllm.h"
+#include "train/models/projector.h"
+#include "train/runconfig.h"
 
 #define ET_EMO_MAX_GROUPS 3
 

@@ -7,7 +7,7 @@
 // - The file is a JSON object of sections (model, lora, data, synth, train, eval); every
 //   key is listed by et_run_config_help with its type, default and meaning. model.llm and
 //   model.vision are HF config objects (LlamaConfig fields; CLIPVisionConfig fields) passed
-//   through to train/config.h and train/clip.h, so any HF field is accepted there.
+//   through to train/models/config.h and train/models/clip.h, so any HF field is accepted there.
 // - Overrides: "section.key=value" strings (the CLI's trailing arguments), applied in order
 //   after the file. value is parsed as JSON when it is valid JSON (numbers, true/false,
 //   arrays, objects, "quoted strings"), else taken as a plain string. Keys inside

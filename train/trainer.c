@@ -18,8 +18,8 @@
 #include "../data/dataloader.h"
 #include "../data/store.h"
 #include "checkpoint.h"
-#include "device_move.h"
-#include "emo_model.h"
+#include "train/io/device_move.h"
+#include "train/emo_model.h"
 #include "progress.h"
 #include "tblog.h"
 

@@ -3,7 +3,7 @@
 # train with train.device=cuda -> eval and generate there, checked against the same run on
 # the CPU. Runs where the build has a CUDA backend and a device: a GPU, or the host emulator
 # of the CUDA kernel interface (-DEMOTUNE_CUDA_EMU=ON, kernels/cuda/emu), which runs
-# ops_cuda.c, train/device_move.c and the trainer's / evaluator's device paths in CI.
+# ops_cuda.c, train/io/device_move.c and the trainer's / evaluator's device paths in CI.
 # Exits 77 (skipped) when the build has no usable device.
 # Checks: per-step losses and grad norms within 1e-3 (relative) of the CPU run (f32 on both
 # sides; only summation orders differ); the device-trained weights evaluated on the device

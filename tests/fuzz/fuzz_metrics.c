@@ -1,4 +1,4 @@
-// tests/fuzz/fuzz_metrics.c - libFuzzer target for the text parsers of train/metrics.c.
+// tests/fuzz/fuzz_metrics.c - libFuzzer target for the text parsers of train/eval/metrics.c.
 // The input is split at NUL bytes into a prediction, a reference and a label; each goes
 // through et_emola_emotion, et_emola_aus, et_rouge_l, both label parsers and an emotion and
 // an AU accumulator.
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../train/metrics.h"
+#include "train/eval/metrics.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -32,12 +32,12 @@
 #include "../../core/ops.h"
 #include "../../core/optim.h"
 #include "../../core/rng.h"
-#include "../../train/clip.h"
-#include "../../train/device_move.h"
-#include "../../train/llama.h"
-#include "../../train/lora.h"
-#include "../../train/mllm.h"
-#include "../../train/projector.h"
+#include "train/models/clip.h"
+#include "train/io/device_move.h"
+#include "train/models/llama.h"
+#include "train/models/lora.h"
+#include "train/models/mllm.h"
+#include "train/models/projector.h"
 
 #ifndef EMOTUNE_HAVE_CUDA
 int main(void) {

@@ -12,8 +12,8 @@
 
 #include "../../core/autograd.h"
 #include "../../core/ops.h"
-#include "../../train/llama.h"
-#include "../../train/lora.h"
+#include "train/models/llama.h"
+#include "train/models/lora.h"
 
 static double clock_s(clockid_t id) {
     struct timespec ts;

@@ -18,7 +18,7 @@
 
 #include "cli.h"
 #include "core/fileio.h"
-#include "train/evaluator.h"
+#include "train/eval/evaluator.h"
 #include "train/runconfig.h"
 #include "train/trainer.h"
 

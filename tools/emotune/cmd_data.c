@@ -16,12 +16,13 @@
 #include "data/preprocess.h"
 #include "data/store.h"
 #include "data/template.h"
-#include "train/device_move.h"
+#include "train/io/device_move.h"
 #include "train/emo_model.h"
-#include "train/evaluator.h"
-#include "train/export.h"
-#include "train/generate.h"
-#include "train/llama.h"
+#include "train/eval/evaluator.h"
+#include "train/io/export.h"
+#include "train/models/generate.h"
+#include "train/models/llama.h"
+#include "train/io/llama_load.h"
 #include "train/runconfig.h"
 
 int et_cli_prepare(int argc, char **argv);

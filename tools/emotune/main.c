@@ -11,8 +11,8 @@
 #include "core/log.h"
 #include "data/synth.h"
 #include "train/emo_model.h"
-#include "train/evaluator.h"
-#include "train/export.h"
+#include "train/eval/evaluator.h"
+#include "train/io/export.h"
 #include "train/runconfig.h"
 #include "train/trainer.h"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tools/golden/gen_metrics.py - golden cases for train/metrics.c (EmoLA's FABA-Bench metrics).
+"""tools/golden/gen_metrics.py - golden cases for train/eval/metrics.c (EmoLA's FABA-Bench metrics).
 
 Writes tests/golden/metrics/:
   emotion_cases.jsonl  one emotion sample per line: prediction, label, reference, the class

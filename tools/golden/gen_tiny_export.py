@@ -21,7 +21,7 @@ Then, in torch (f32, eager attention):
   - Image tokens: the tower's hidden_states[-2] without CLS (LLaVA select_layer -2, patch),
     the projector mlp2x_gelu (Linear, GELU, Linear; model.mm_projector.{0,2}); the expert
     token: model.landmark_expert.{0,2} (same MLP) on the landmarks, ONE token placed right
-    after the visual tokens; spliced at the <image> placeholder (-200) as train/mllm.c does
+    after the visual tokens; spliced at the <image> placeholder (-200) as train/models/mllm.c does
     (text embeddings from embed_tokens, right padding with zeros, positions 0..n-1).
   - logits_peft: the PeftModel with inputs_embeds; logits_peft_merged: after PEFT's
     merge_and_unload; logits_merged_export: emotune's merged/ loaded by LlamaForCausalLM.
@@ -113,7 +113,7 @@ def mlp2x_gelu(sd, prefix, din, h):
 
 
 def splice(embed, ids_list, image_tokens, prior_tokens):
-    """train/mllm.c's et_mllm_splice: text, [visual tokens, prior token] at the placeholder."""
+    """train/models/mllm.c's et_mllm_splice: text, [visual tokens, prior token] at the placeholder."""
     rows = []
     for b, ids in enumerate(ids_list):
         ids = ids.long()

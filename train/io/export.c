@@ -1,0 +1,431 @@
+// train/io/export.c - see export.h
+#include "export.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/autograd.h"
+#include "core/fileio.h"
+#include "core/ops.h"
+#include "core/safetensors.h"
+
+et_export_opts et_export_defaults(const et_llama *m) {
+    et_export_opts o = {m->weight_dtype, 5000000000LL, false};
+    return o;
+}
+
+static const char *torch_dtype_name(et_dtype dt) {
+    switch (dt) {
+        case ET_BF16:
+            return "bfloat16";
+        case ET_F16:
+            return "float16";
+        default:
+            return "float32";
+    }
+}
+
+char *et_export_llama_config_json(const et_llama_config *g, et_dtype dt) {
+    cJSON *r = cJSON_CreateObject();
+    cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
+    cJSON_AddItemToArray(arch, cJSON_CreateString("LlamaForCausalLM"));
+    cJSON_AddStringToObject(r, "model_type", "llama");
+    cJSON_AddBoolToObject(r, "attention_bias", g->attention_bias);
+    cJSON_AddNumberToObject(r, "attention_dropout", 0.0);
+    if (g->bos_token_id >= 0) cJSON_AddNumberToObject(r, "bos_token_id", g->bos_token_id);
+    if (g->n_eos == 1) {
+        cJSON_AddNumberToObject(r, "eos_token_id", g->eos_token_ids[0]);
+    } else if (g->n_eos > 1) {
+        cJSON *e = cJSON_AddArrayToObject(r, "eos_token_id");
+        for (int i = 0; i < g->n_eos; i++)
+            cJSON_AddItemToArray(e, cJSON_CreateNumber(g->eos_token_ids[i]));
+    }
+    if (g->pad_token_id >= 0) cJSON_AddNumberToObject(r, "pad_token_id", g->pad_token_id);
+    cJSON_AddNumberToObject(r, "head_dim", (double)g->head_dim);
+    cJSON_AddStringToObject(r, "hidden_act", "silu");
+    cJSON_AddNumberToObject(r, "hidden_size", (double)g->hidden_size);
+    cJSON_AddNumberToObject(r, "initializer_range", 0.02);
+    cJSON_AddNumberToObject(r, "intermediate_size", (double)g->intermediate_size);
+    cJSON_AddNumberToObject(r, "max_position_embeddings", (double)g->max_position_embeddings);
+    cJSON_AddBoolToObject(r, "mlp_bias", g->mlp_bias);
+    cJSON_AddNumberToObject(r, "num_attention_heads", (double)g->num_attention_heads);
+    cJSON_AddNumberToObject(r, "num_hidden_layers", (double)g->num_hidden_layers);
+    cJSON_AddNumberToObject(r, "num_key_value_heads", (double)g->num_key_value_heads);
+    cJSON_AddNumberToObject(r, "pretraining_tp", 1);
+    cJSON_AddNumberToObject(r, "rms_norm_eps", g->rms_norm_eps);
+    if (g->rope_kind == ET_ROPE_DEFAULT) {
+        cJSON_AddNullToObject(r, "rope_scaling");
+    } else {
+        cJSON *s = cJSON_AddObjectToObject(r, "rope_scaling");
+        cJSON_AddStringToObject(s, "rope_type",
+                                g->rope_kind == ET_ROPE_LINEAR ? "linear" : "llama3");
+        cJSON_AddNumberToObject(s, "factor", g->rope_factor);
+        if (g->rope_kind == ET_ROPE_LLAMA3) {
+            cJSON_AddNumberToObject(s, "low_freq_factor", g->rope_low_freq_factor);
+            cJSON_AddNumberToObject(s, "high_freq_factor", g->rope_high_freq_factor);
+            cJSON_AddNumberToObject(s, "original_max_position_embeddings",
+                                    (double)g->rope_original_max_pos);
+        }
+    }
+    cJSON_AddNumberToObject(r, "rope_theta", g->rope_theta);
+    cJSON_AddBoolToObject(r, "tie_word_embeddings", g->tie_word_embeddings);
+    cJSON_AddStringToObject(r, "torch_dtype", torch_dtype_name(dt));
+    cJSON_AddBoolToObject(r, "use_cache", true);
+    cJSON_AddNumberToObject(r, "vocab_size", (double)g->vocab_size);
+    char *s = cJSON_Print(r);
+    cJSON_Delete(r);
+    ET_ASSERT(s, "out of memory");
+    return s;
+}
+
+// ---- tensor list ----------------------------------------------------------------
+
+typedef struct {
+    int n, cap;
+    char (*names)[192];
+    et_tensor **t;  // owned, in the target dtype
+} tlist;
+
+static void tl_add(tlist *l, const char *name, const char *suffix, et_tensor *t) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->names = realloc(l->names, sizeof(*l->names) * (size_t)l->cap);
+        l->t = realloc(l->t, sizeof(*l->t) * (size_t)l->cap);
+        ET_ASSERT(l->names && l->t, "out of memory");
+    }
+    snprintf(l->names[l->n], sizeof l->names[0], "%s%s", name, suffix);
+    l->t[l->n++] = t;
+}
+
+static void tl_free(tlist *l) {
+    for (int i = 0; i < l->n; i++) et_release(l->t[i]);
+    free(l->names), free(l->t);
+}
+
+static et_tensor *as_dtype(const et_tensor *x, et_dtype dt) {
+    et_tensor *y = et_empty(dt, x->ndim, x->shape);
+    et_copy_(y, x);
+    return y;
+}
+
+// W (+ scale * B @ A when an unmerged adapter is present and with_lora) in f32, then
+// rounded into dt.
+static et_tensor *merged_weight(const et_linear_layer *l, et_dtype dt, bool with_lora) {
+    if (!with_lora || !l->lora_a || !l->lora_b || l->merged) return as_dtype(l->weight, dt);
+    et_tensor *w = as_dtype(l->weight, ET_F32);
+    et_tensor *a = as_dtype(l->lora_a, ET_F32), *b = as_dtype(l->lora_b, ET_F32);
+    et_tensor *d = et_matmul(b, a, false, false);  // [out, r] @ [r, in] -> [out, in]
+    float *pw = ET_DATA(float, w);
+    const float *pd = ET_DATA(const float, d);
+    const float s = (float)l->lora_scale;
+    for (int64_t i = 0; i < w->numel; i++) pw[i] += s * pd[i];
+    et_release(a), et_release(b), et_release(d);
+    if (dt == ET_F32) return w;
+    et_tensor *o = as_dtype(w, dt);
+    et_release(w);
+    return o;
+}
+
+static void add_linear(tlist *l, const et_linear_layer *y, et_dtype dt, bool with_lora) {
+    tl_add(l, y->name, ".weight", merged_weight(y, dt, with_lora));
+    if (y->bias) tl_add(l, y->name, ".bias", as_dtype(y->bias, dt));
+}
+
+static void build_list(const et_llama *m, et_dtype dt, bool with_lora, tlist *l) {
+    tl_add(l, "model.embed_tokens.weight", "", as_dtype(m->embed_tokens, dt));
+    for (int i = 0; i < (int)m->cfg.num_hidden_layers; i++) {
+        const et_llama_layer *y = &m->layers[i];
+        char p[96];
+        snprintf(p, sizeof p, "model.layers.%d.", i);
+        tl_add(l, p, "input_layernorm.weight", as_dtype(y->input_norm, dt));
+        add_linear(l, &y->q_proj, dt, with_lora);
+        add_linear(l, &y->k_proj, dt, with_lora);
+        add_linear(l, &y->v_proj, dt, with_lora);
+        add_linear(l, &y->o_proj, dt, with_lora);
+        tl_add(l, p, "post_attention_layernorm.weight", as_dtype(y->post_norm, dt));
+        add_linear(l, &y->gate_proj, dt, with_lora);
+        add_linear(l, &y->up_proj, dt, with_lora);
+        add_linear(l, &y->down_proj, dt, with_lora);
+    }
+    tl_add(l, "model.norm.weight", "", as_dtype(m->norm, dt));
+    if (!m->cfg.tie_word_embeddings) add_linear(l, &m->lm_head, dt, with_lora);
+}
+
+// ---- files ----------------------------------------------------------------------
+
+static et_status write_text(const char *path, const char *text) {
+    FILE *fp = fopen(path, "wb");
+    if (!fp) return et_err(ET_ERR_IO, "%s: cannot create (%s)", path, strerror(errno));
+    size_t n = strlen(text);
+    bool ok = fwrite(text, 1, n, fp) == n;
+    ok = (fflush(fp) == 0) && ok;
+    ok = (fsync(fileno(fp)) == 0) && ok;
+    ok = (fclose(fp) == 0) && ok;
+    return ok ? NULL : et_err(ET_ERR_IO, "%s: write failed", path);
+}
+
+// Removes a flat directory and the files in it (best effort).
+static void remove_flat_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char p[4200];
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static bool dir_nonempty(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    struct dirent *e;
+    bool any = false;
+    while (!any && (e = readdir(d))) any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return any;
+}
+
+static et_status write_all(const char *tmp, const char *config_text, int64_t max_shard_bytes,
+                           tlist *l) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", tmp);
+    et_status s = write_text(path, config_text);
+    if (s) return s;
+    // Shard assignment, as transformers' shard_checkpoint.
+    int *shard = malloc(sizeof(int) * (size_t)l->n);
+    ET_ASSERT(shard, "out of memory");
+    int n_shards = 0;
+    int64_t cur = 0, total = 0;
+    for (int i = 0; i < l->n; i++) {
+        const int64_t sz = (int64_t)et_nbytes(l->t[i]);
+        if (n_shards == 0 || (cur > 0 && cur + sz > max_shard_bytes)) n_shards++, cur = 0;
+        shard[i] = n_shards - 1;
+        cur += sz, total += sz;
+    }
+    const char *meta[2] = {"format", "pt"};
+    const char **names = malloc(sizeof(char *) * (size_t)l->n);
+    et_tensor **ts = malloc(sizeof(et_tensor *) * (size_t)l->n);
+    ET_ASSERT(names && ts, "out of memory");
+    cJSON *ix = cJSON_CreateObject(), *wm = NULL;
+    cJSON *md = cJSON_AddObjectToObject(ix, "metadata");
+    cJSON_AddNumberToObject(md, "total_size", (double)total);
+    wm = cJSON_AddObjectToObject(ix, "weight_map");
+    for (int k = 0; k < n_shards && !s; k++) {
+        char fname[96];
+        if (n_shards == 1)
+            snprintf(fname, sizeof fname, "model.safetensors");
+        else
+            snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", k + 1, n_shards);
+        int n = 0;
+        for (int i = 0; i < l->n; i++)
+            if (shard[i] == k) {
+                names[n] = l->names[i], ts[n++] = l->t[i];
+                cJSON_AddStringToObject(wm, l->names[i], fname);
+            }
+        snprintf(path, sizeof path, "%s/%s", tmp, fname);
+        s = et_st_save(path, n, names, ts, 1, meta);
+    }
+    if (!s && n_shards > 1) {
+        char *txt = cJSON_Print(ix);
+        ET_ASSERT(txt, "out of memory");
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", tmp);
+        s = write_text(path, txt);
+        free(txt);
+    }
+    cJSON_Delete(ix);
+    free(shard), free(names), free(ts);
+    return s;
+}
+
+// Writes config_text and l into "<dir>.tmp.<pid>", then renames it to dir (see export.h).
+static et_status write_checkpoint(const char *dir, const char *config_text, int64_t max_shard_bytes,
+                                  tlist *l) {
+    if (strlen(dir) > 4000) return et_err(ET_ERR_INVALID, "export: path too long");
+    if (dir_nonempty(dir))
+        return et_err(ET_ERR_IO, "export %s: the directory exists and is not empty", dir);
+    char tmp[4100];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid());
+    remove_flat_dir(tmp);  // a leftover from a crashed run of this pid
+    if (mkdir(tmp, 0755))
+        return et_err(ET_ERR_IO, "export %s: cannot create %s (%s)", dir, tmp, strerror(errno));
+    et_status s = write_all(tmp, config_text, max_shard_bytes, l);
+    if (!s && rename(tmp, dir))
+        s = et_err(ET_ERR_IO, "export %s: rename from %s failed (%s)", dir, tmp, strerror(errno));
+    if (s) remove_flat_dir(tmp);
+    return s;
+}
+
+static bool export_dtype_ok(et_dtype dt) { return dt == ET_F32 || dt == ET_BF16 || dt == ET_F16; }
+
+et_status et_export_merged_llama(const char *dir, const et_llama *m, const et_export_opts *opts) {
+    et_export_opts o = opts ? *opts : et_export_defaults(m);
+    if (!export_dtype_ok(o.dtype))
+        return et_err(ET_ERR_INVALID, "export %s: dtype %s is not f32, bf16 or f16", dir,
+                      et_dtype_name(o.dtype));
+    if (o.max_shard_bytes <= 0)
+        return et_err(ET_ERR_INVALID, "export %s: max_shard_bytes must be positive", dir);
+    if (!o.without_lora && m->cfg.tie_word_embeddings && m->lm_head.lora_a && !m->lm_head.merged)
+        return et_err(ET_ERR_UNSUPPORTED,
+                      "export %s: lm_head carries a LoRA adapter but is tied to embed_tokens", dir);
+    if (o.without_lora) {
+        for (int i = 0; i < (int)m->cfg.num_hidden_layers; i++) {
+            const et_llama_layer *y = &m->layers[i];
+            const et_linear_layer *ls[7] = {&y->q_proj,    &y->k_proj,  &y->v_proj,   &y->o_proj,
+                                            &y->gate_proj, &y->up_proj, &y->down_proj};
+            for (int j = 0; j < 7; j++)
+                if (ls[j]->merged && ls[j]->lora_a)
+                    return et_err(ET_ERR_INVALID,
+                                  "export %s: %s has its adapter merged; the base weights are "
+                                  "not available (unmerge first)",
+                                  dir, ls[j]->name);
+        }
+        if (m->lm_head.merged && m->lm_head.lora_a)
+            return et_err(ET_ERR_INVALID, "export %s: lm_head has its adapter merged", dir);
+    }
+    tlist l = {0, 0, NULL, NULL};
+    et_no_grad_begin();
+    build_list(m, o.dtype, !o.without_lora, &l);
+    et_no_grad_end();
+    char *cfg = et_export_llama_config_json(&m->cfg, o.dtype);
+    et_status s = write_checkpoint(dir, cfg, o.max_shard_bytes, &l);
+    free(cfg);
+    tl_free(&l);
+    return s;
+}
+
+// ---- CLIP vision tower ------------------------------------------------------------
+
+char *et_export_clip_config_json(const et_clip_config *g, et_dtype dt) {
+    cJSON *r = cJSON_CreateObject();
+    cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
+    cJSON_AddItemToArray(arch, cJSON_CreateString("CLIPVisionModel"));
+    cJSON_AddStringToObject(r, "model_type", "clip_vision_model");
+    cJSON_AddNumberToObject(r, "attention_dropout", 0.0);
+    cJSON_AddNumberToObject(r, "dropout", 0.0);
+    cJSON_AddStringToObject(r, "hidden_act", g->act == ET_CLIP_GELU ? "gelu" : "quick_gelu");
+    cJSON_AddNumberToObject(r, "hidden_size", (double)g->hidden_size);
+    cJSON_AddNumberToObject(r, "image_size", (double)g->image_size);
+    cJSON_AddNumberToObject(r, "initializer_factor", 1.0);
+    cJSON_AddNumberToObject(r, "initializer_range", 0.02);
+    cJSON_AddNumberToObject(r, "intermediate_size", (double)g->intermediate_size);
+    cJSON_AddNumberToObject(r, "layer_norm_eps", g->layer_norm_eps);
+    cJSON_AddNumberToObject(r, "num_attention_heads", (double)g->num_heads);
+    cJSON_AddNumberToObject(r, "num_channels", (double)g->num_channels);
+    cJSON_AddNumberToObject(r, "num_hidden_layers", (double)g->num_layers);
+    cJSON_AddNumberToObject(r, "patch_size", (double)g->patch_size);
+    cJSON_AddStringToObject(r, "torch_dtype", torch_dtype_name(dt));
+    char *s = cJSON_Print(r);
+    cJSON_Delete(r);
+    ET_ASSERT(s, "out of memory");
+    return s;
+}
+
+static void add_clip_linear(tlist *l, const char *p, int layer, const char *mod,
+                            const et_linear_layer *y, et_dtype dt) {
+    char name[192];
+    snprintf(name, sizeof name, "%sencoder.layers.%d.%s", p, layer, mod);
+    tl_add(l, name, ".weight", as_dtype(y->weight, dt));
+    if (y->bias) tl_add(l, name, ".bias", as_dtype(y->bias, dt));
+}
+
+et_status et_export_clip_vision(const char *dir, const et_clip_vision *v, et_dtype dt) {
+    if (!export_dtype_ok(dt))
+        return et_err(ET_ERR_INVALID, "export %s: dtype %s is not f32, bf16 or f16", dir,
+                      et_dtype_name(dt));
+    const char *p = "vision_model.";
+    const int64_t D = v->cfg.hidden_size;
+    tlist l = {0, 0, NULL, NULL};
+    et_no_grad_begin();
+    char name[192];
+    snprintf(name, sizeof name, "%sembeddings.", p);
+    tl_add(&l, name, "class_embedding", as_dtype(v->class_embedding, dt));
+    tl_add(&l, name, "patch_embedding.weight", as_dtype(v->patch_weight, dt));
+    tl_add(&l, name, "position_embedding.weight", as_dtype(v->pos_embedding, dt));
+    tl_add(&l, p, "pre_layrnorm.weight", as_dtype(v->pre_ln_w, dt));
+    tl_add(&l, p, "pre_layrnorm.bias", as_dtype(v->pre_ln_b, dt));
+    for (int i = 0; i < (int)v->cfg.num_layers; i++) {
+        const et_clip_layer *y = &v->layers[i];
+        char q[192];
+        snprintf(q, sizeof q, "%sencoder.layers.%d.", p, i);
+        add_clip_linear(&l, p, i, "self_attn.k_proj", &y->k, dt);
+        add_clip_linear(&l, p, i, "self_attn.v_proj", &y->v, dt);
+        add_clip_linear(&l, p, i, "self_attn.q_proj", &y->q, dt);
+        add_clip_linear(&l, p, i, "self_attn.out_proj", &y->o, dt);
+        tl_add(&l, q, "layer_norm1.weight", as_dtype(y->ln1_w, dt));
+        tl_add(&l, q, "layer_norm1.bias", as_dtype(y->ln1_b, dt));
+        add_clip_linear(&l, p, i, "mlp.fc1", &y->fc1, dt);
+        add_clip_linear(&l, p, i, "mlp.fc2", &y->fc2, dt);
+        tl_add(&l, q, "layer_norm2.weight", as_dtype(y->ln2_w, dt));
+        tl_add(&l, q, "layer_norm2.bias", as_dtype(y->ln2_b, dt));
+    }
+    // The tower has no post_layernorm (LLaVA never applies it): identity LayerNorm.
+    et_tensor *one = et_empty(dt, 1, &D), *zero = et_empty(dt, 1, &D);
+    et_fill_(one, 1.0);
+    et_fill_(zero, 0.0);
+    tl_add(&l, p, "post_layernorm.weight", one);
+    tl_add(&l, p, "post_layernorm.bias", zero);
+    et_no_grad_end();
+    char *cfg = et_export_clip_config_json(&v->cfg, dt);
+    et_status s = write_checkpoint(dir, cfg, INT64_MAX, &l);
+    free(cfg);
+    tl_free(&l);
+    return s;
+}
+
+// ---- a whole trained model ----------------------------------------------------------
+
+et_status et_export_emo_model(const char *out, const et_emo_model *m, unsigned what) {
+    if (strlen(out) > 4000) return et_err(ET_ERR_INVALID, "export: path too long");
+    char p[4200];
+    ET_TRY(et_mkdirs(out));
+    if ((what & ET_EXPORT_ADAPTER) && m->has_lora) {
+        snprintf(p, sizeof p, "%s/adapter", out);
+        ET_TRY(et_mkdirs(p));
+        ET_TRY(et_lora_save_adapter(p, &m->lora, m->n_linears, m->linears));
+    }
+    if (what & ET_EXPORT_TRAINABLES) {
+        int n = 0;
+        const char **names = malloc(sizeof(*names) * (size_t)(m->n_trainables + 1));
+        et_tensor **ts = malloc(sizeof(*ts) * (size_t)(m->n_trainables + 1));
+        ET_ASSERT(names && ts, "out of memory");
+        for (int g = 0; g < m->n_groups; g++) {
+            if (!strcmp(m->groups[g].name, "lora")) continue;
+            for (int i = 0; i < m->groups[g].n; i++)
+                names[n] = m->groups[g].names[i], ts[n++] = m->groups[g].params[i];
+        }
+        snprintf(p, sizeof p, "%s/non_lora_trainables.safetensors", out);
+        et_status s = n ? et_save_trainables(p, n, names, ts) : NULL;
+        free(names), free(ts);
+        ET_TRY(s);
+    }
+    if (what & ET_EXPORT_BASE) {
+        snprintf(p, sizeof p, "%s/base/llm", out);
+        ET_TRY(et_mkdirs(p));
+        et_export_opts eo = et_export_defaults(m->llm);
+        eo.without_lora = true;
+        ET_TRY(et_export_merged_llama(p, m->llm, &eo));
+        if (m->mllm.vision) {
+            snprintf(p, sizeof p, "%s/base/vision", out);
+            ET_TRY(et_mkdirs(p));
+            ET_TRY(et_export_clip_vision(p, m->mllm.vision, m->mllm.vision->patch_weight->dtype));
+        }
+    }
+    if (what & ET_EXPORT_MERGED) {
+        snprintf(p, sizeof p, "%s/merged", out);
+        ET_TRY(et_mkdirs(p));
+        et_export_opts eo = et_export_defaults(m->llm);
+        ET_TRY(et_export_merged_llama(p, m->llm, &eo));
+    }
+    return NULL;
+}
