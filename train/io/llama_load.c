@@ -55,15 +55,17 @@ et_status et_llama_config_load_sub(const char *path, const char *key, et_llama_c
     cJSON *sub = cJSON_GetObjectItemCaseSensitive(root, key);
     et_status s = NULL;
     if (!cJSON_IsObject(sub)) {
-        s = et_err(ET_ERR_FORMAT, "%s: field '%s': expected an object with the LLaMA config",
-                   path, key);
+        s = et_err(ET_ERR_FORMAT, "%s: field '%s': expected an object with the LLaMA config", path,
+                   key);
     } else {
         // LlamaConfig's defaults for the fields et_llama_config_parse requires.
         static const struct {
             const char *name;
             double value;
-        } k_defaults[] = {{"vocab_size", 32000},       {"hidden_size", 4096},
-                          {"intermediate_size", 11008}, {"num_hidden_layers", 32},
+        } k_defaults[] = {{"vocab_size", 32000},
+                          {"hidden_size", 4096},
+                          {"intermediate_size", 11008},
+                          {"num_hidden_layers", 32},
                           {"num_attention_heads", 32}};
         for (size_t i = 0; i < sizeof k_defaults / sizeof *k_defaults; i++) {
             cJSON *v = cJSON_GetObjectItemCaseSensitive(sub, k_defaults[i].name);
@@ -107,8 +109,8 @@ et_status et_llama_load_ex(const char *dir, const char *config_key, const char *
     char tied[256];
     snprintf(tied, sizeof tied, "%slm_head.weight", tensor_prefix);
     const char *const ignore_tied[] = {tied};
-    const et_ckpt_ignore ig = {1, ignore_suffix, cfg.tie_word_embeddings ? 1 : 0, ignore_tied,
-                               n_ignore_prefix, ignore_prefix};
+    const et_ckpt_ignore ig = {1,           ignore_suffix,   cfg.tie_word_embeddings ? 1 : 0,
+                               ignore_tied, n_ignore_prefix, ignore_prefix};
     et_status s = et_ckpt_load_all_ex(ck, c.n, c.w, weight_dtype, &ig);
     cat_free(&c);
     et_ckpt_close(ck);
@@ -120,4 +122,3 @@ et_status et_llama_load_ex(const char *dir, const char *config_key, const char *
     *out = m;
     return NULL;
 }
-

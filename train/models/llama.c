@@ -1,5 +1,4 @@
 // train/models/llama.c - see llama.h
-#include "core/fileio.h"
 #include "llama.h"
 
 #include <errno.h>
@@ -9,6 +8,7 @@
 #include <string.h>
 
 #include "core/autograd.h"
+#include "core/fileio.h"
 #include "core/ops.h"
 #include "core/rng.h"
 
@@ -147,7 +147,7 @@ void et_llama_free(et_llama *m) {
         et_llama_layer *L = &m->layers[i];
         et_release(L->input_norm);
         et_release(L->post_norm);
-        et_linear_layer *ls[] = {&L->q_proj, &L->k_proj, &L->v_proj, &L->o_proj,
+        et_linear_layer *ls[] = {&L->q_proj,    &L->k_proj,  &L->v_proj,   &L->o_proj,
                                  &L->gate_proj, &L->up_proj, &L->down_proj};
         for (size_t j = 0; j < sizeof ls / sizeof *ls; j++) et_linear_layer_free(ls[j]);
     }
@@ -194,11 +194,13 @@ void et_llama_cache_free(et_llama_cache *c) {
 
 // dst [B, S_max, ...] rows [at, at+T) <- src [B, T, ...] (same dtype, contiguous).
 static void cache_write(et_tensor *dst, const et_tensor *src, int64_t at) {
-    ET_ASSERT(dst->dtype == src->dtype, "KV cache dtype %s, keys %s (set act_dtype before "
-              "creating the cache)", et_dtype_name(dst->dtype), et_dtype_name(src->dtype));
+    ET_ASSERT(dst->dtype == src->dtype,
+              "KV cache dtype %s, keys %s (set act_dtype before "
+              "creating the cache)",
+              et_dtype_name(dst->dtype), et_dtype_name(src->dtype));
     const int64_t B = src->shape[0], T = src->shape[1], S = dst->shape[1];
     const int64_t row = src->numel / (B * T);  // elements per position
-    for (int64_t b = 0; b < B; b++) {  // views, so the copy runs where the cache lives
+    for (int64_t b = 0; b < B; b++) {          // views, so the copy runs where the cache lives
         et_tensor *d = et_view_raw(dst, 1, (int64_t[]){T * row}, (b * S + at) * row);
         et_tensor *s = et_view_raw(src, 1, (int64_t[]){T * row}, b * T * row);
         et_copy_(d, s);
@@ -217,16 +219,16 @@ static et_tensor *reshape4(et_tensor *x, int64_t a, int64_t b, int64_t c, int64_
 
 // One decoder layer. x [B, T, H], pos i32 [B, T], mask [B, T] or NULL (ignored with a
 // cache: the cache's mask covers every key). -> [B, T, H]
-static et_tensor *layer_forward(et_llama *m, int li, et_tensor *x, et_tensor *pos,
-                                et_tensor *mask, et_llama_cache *cache, et_rng_stream *rng) {
+static et_tensor *layer_forward(et_llama *m, int li, et_tensor *x, et_tensor *pos, et_tensor *mask,
+                                et_llama_cache *cache, et_rng_stream *rng) {
     const et_llama_config *g = &m->cfg;
     et_llama_layer *L = &m->layers[li];
     const int64_t B = x->shape[0], T = x->shape[1], nh = g->num_attention_heads,
                   nkv = g->num_key_value_heads, hd = g->head_dim;
-    et_tensor *n1 = et_rmsnorm(x, L->input_norm, g->rms_norm_eps);   // [B, T, H]
-    et_tensor *q = et_linear_layer_forward(&L->q_proj, n1, rng);     // [B, T, nh*hd]
-    et_tensor *k = et_linear_layer_forward(&L->k_proj, n1, rng);     // [B, T, nkv*hd]
-    et_tensor *v = et_linear_layer_forward(&L->v_proj, n1, rng);     // [B, T, nkv*hd]
+    et_tensor *n1 = et_rmsnorm(x, L->input_norm, g->rms_norm_eps);  // [B, T, H]
+    et_tensor *q = et_linear_layer_forward(&L->q_proj, n1, rng);    // [B, T, nh*hd]
+    et_tensor *k = et_linear_layer_forward(&L->k_proj, n1, rng);    // [B, T, nkv*hd]
+    et_tensor *v = et_linear_layer_forward(&L->v_proj, n1, rng);    // [B, T, nkv*hd]
     et_release(n1);
     et_tensor *q4 = reshape4(q, B, T, nh, hd), *k4 = reshape4(k, B, T, nkv, hd);
     et_tensor *v4 = reshape4(v, B, T, nkv, hd);
@@ -241,7 +243,7 @@ static et_tensor *layer_forward(et_llama *m, int li, et_tensor *x, et_tensor *po
         int64_t S = cache->len + T;
         ks = et_narrow(cache->k[li], 1, 0, S);  // [B, S, nkv, hd]
         vs = et_narrow(cache->v[li], 1, 0, S);
-        ms = et_narrow(cache->mask, 1, 0, S);   // [B, S]
+        ms = et_narrow(cache->mask, 1, 0, S);  // [B, S]
         et_release(kr), et_release(v4);
     }
     et_tensor *a = et_attention(qr, ks, vs, ms, true, 1.0 / sqrt((double)hd));  // [B,T,nh,hd]
@@ -259,7 +261,7 @@ static et_tensor *layer_forward(et_llama *m, int li, et_tensor *x, et_tensor *po
     et_release(n2);
     et_tensor *s = et_swiglu(gt, up);
     et_release(gt), et_release(up);
-    et_tensor *d = et_linear_layer_forward(&L->down_proj, s, rng);    // [B, T, H]
+    et_tensor *d = et_linear_layer_forward(&L->down_proj, s, rng);  // [B, T, H]
     et_release(s);
     et_tensor *out = et_add(h, d);
     et_release(h), et_release(d);
@@ -271,8 +273,8 @@ static et_tensor *layer_block(void *ctx, int n, et_tensor *const *in) {
     (void)n;
     et_llama_ckpt_ctx *c = ctx;
     et_rng_stream local = c->rng;
-    et_tensor *y = layer_forward(c->model, c->layer, in[0], in[1], in[2], NULL,
-                                 c->has_rng ? &local : NULL);
+    et_tensor *y =
+        layer_forward(c->model, c->layer, in[0], in[1], in[2], NULL, c->has_rng ? &local : NULL);
     c->rng_end = local.offset;
     return y;
 }
@@ -310,9 +312,8 @@ et_tensor *et_llama_embed(et_llama *m, et_tensor *ids) {
     return y;
 }
 
-et_tensor *et_llama_forward_embeds(et_llama *m, et_tensor *x, et_tensor *pos,
-                                   et_tensor *key_mask, et_llama_cache *cache,
-                                   et_rng_stream *rng) {
+et_tensor *et_llama_forward_embeds(et_llama *m, et_tensor *x, et_tensor *pos, et_tensor *key_mask,
+                                   et_llama_cache *cache, et_rng_stream *rng) {
     const et_llama_config *g = &m->cfg;
     ET_ASSERT(x->ndim == 3 && x->shape[2] == g->hidden_size,
               "et_llama_forward_embeds: x must be [B, T, %lld]", (long long)g->hidden_size);
@@ -320,15 +321,15 @@ et_tensor *et_llama_forward_embeds(et_llama *m, et_tensor *x, et_tensor *pos,
     ET_ASSERT(!pos || (pos->ndim == 2 && pos->shape[0] == B && pos->shape[1] == T &&
                        pos->dtype == ET_I32),
               "et_llama_forward_embeds: pos must be i32 [B, T]");
-    ET_ASSERT(!key_mask || (key_mask->ndim == 2 && key_mask->shape[0] == B &&
-                            key_mask->shape[1] == T),
-              "et_llama_forward_embeds: key_mask must be [B, T] (new tokens only)");
+    ET_ASSERT(
+        !key_mask || (key_mask->ndim == 2 && key_mask->shape[0] == B && key_mask->shape[1] == T),
+        "et_llama_forward_embeds: key_mask must be [B, T] (new tokens only)");
     if (cache) {
         ET_ASSERT(cache->batch == B, "KV cache batch %lld, input batch %lld",
                   (long long)cache->batch, (long long)B);
         ET_ASSERT(cache->len + T <= cache->capacity,
-                  "KV cache full: %lld cached + %lld new > capacity %lld",
-                  (long long)cache->len, (long long)T, (long long)cache->capacity);
+                  "KV cache full: %lld cached + %lld new > capacity %lld", (long long)cache->len,
+                  (long long)T, (long long)cache->capacity);
         et_no_grad_begin();
         int32_t *cm = ET_DATA(int32_t, cache->mask);
         for (int64_t b = 0; b < B; b++)
@@ -381,7 +382,7 @@ et_tensor *et_llama_loss(et_tensor *logits, et_tensor *labels) {
                   labels->shape[0] == logits->shape[0] && labels->shape[1] == logits->shape[1],
               "et_llama_loss: logits [B, T, V] and labels i32 [B, T]");
     const int64_t B = logits->shape[0], T = logits->shape[1], V = logits->shape[2];
-    if (T < 2) return et_zeros(ET_F32, 0, NULL);  // no target to predict: 0, as HF's empty mean
+    if (T < 2) return et_zeros(ET_F32, 0, NULL);     // no target to predict: 0, as HF's empty mean
     et_tensor *sl = et_narrow(logits, 1, 0, T - 1);  // [B, T-1, V]
     et_tensor *s2 = et_reshape(sl, 2, (int64_t[]){B * (T - 1), V});
     et_tensor *tg = et_empty(ET_I32, 1, (int64_t[]){B * (T - 1)});

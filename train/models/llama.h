@@ -36,9 +36,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "core/status.h"
 #include "core/tensor.h"
-#include "config.h"
 #include "nn.h"
 
 struct et_llama;
@@ -47,33 +47,33 @@ typedef struct {
     struct et_llama *model;
     int layer;
     bool has_rng;
-    et_rng_stream rng;     // LoRA dropout stream at the start of the layer
-    uint64_t rng_end;      // offset after the layer (set by the first run)
+    et_rng_stream rng;  // LoRA dropout stream at the start of the layer
+    uint64_t rng_end;   // offset after the layer (set by the first run)
 } et_llama_ckpt_ctx;
 
 typedef struct {
-    et_tensor *input_norm;       // [H]
-    et_linear_layer q_proj;      // weight [nh*hd, H], bias [nh*hd] with attention_bias
-    et_linear_layer k_proj;      // weight [nkv*hd, H]
-    et_linear_layer v_proj;      // weight [nkv*hd, H]
-    et_linear_layer o_proj;      // weight [H, nh*hd], bias [H] with attention_bias
-    et_tensor *post_norm;        // [H]
-    et_linear_layer gate_proj;   // weight [I, H], bias [I] with mlp_bias
-    et_linear_layer up_proj;     // weight [I, H]
-    et_linear_layer down_proj;   // weight [H, I]
-    bool recompute;              // run under et_checkpoint when training
-    et_llama_ckpt_ctx ckpt;      // recompute state (internal)
+    et_tensor *input_norm;      // [H]
+    et_linear_layer q_proj;     // weight [nh*hd, H], bias [nh*hd] with attention_bias
+    et_linear_layer k_proj;     // weight [nkv*hd, H]
+    et_linear_layer v_proj;     // weight [nkv*hd, H]
+    et_linear_layer o_proj;     // weight [H, nh*hd], bias [H] with attention_bias
+    et_tensor *post_norm;       // [H]
+    et_linear_layer gate_proj;  // weight [I, H], bias [I] with mlp_bias
+    et_linear_layer up_proj;    // weight [I, H]
+    et_linear_layer down_proj;  // weight [H, I]
+    bool recompute;             // run under et_checkpoint when training
+    et_llama_ckpt_ctx ckpt;     // recompute state (internal)
 } et_llama_layer;
 
 typedef struct et_llama {
     et_llama_config cfg;
     et_dtype weight_dtype;
     et_dtype act_dtype;
-    et_tensor *embed_tokens;   // [V, H]
-    et_llama_layer *layers;    // [L]
-    et_tensor *norm;           // [H]
-    et_linear_layer lm_head;   // weight [V, H] (tied: the embed_tokens tensor)
-    et_tensor *inv_freq;       // f32 [hd/2], rope scaling applied
+    et_tensor *embed_tokens;  // [V, H]
+    et_llama_layer *layers;   // [L]
+    et_tensor *norm;          // [H]
+    et_linear_layer lm_head;  // weight [V, H] (tied: the embed_tokens tensor)
+    et_tensor *inv_freq;      // f32 [hd/2], rope scaling applied
 } et_llama;
 
 typedef struct {
@@ -81,9 +81,9 @@ typedef struct {
     int64_t capacity;  // S_max positions
     int64_t len;       // positions filled so far
     int n_layers;
-    et_tensor **k;     // [L] of [B, S_max, nkv, hd] in act_dtype
-    et_tensor **v;     // [L] of [B, S_max, nkv, hd]
-    et_tensor *mask;   // i32 [B, S_max], 1 = real token
+    et_tensor **k;    // [L] of [B, S_max, nkv, hd] in act_dtype
+    et_tensor **v;    // [L] of [B, S_max, nkv, hd]
+    et_tensor *mask;  // i32 [B, S_max], 1 = real token
 } et_llama_cache;
 
 // Allocates the struct and names every Linear; no weight tensors yet (the loader in
@@ -107,9 +107,8 @@ et_tensor *et_llama_embed(et_llama *m, et_tensor *ids);
 // x [B, T, H] (act_dtype) -> logits [B, T, V]. pos i32 [B, T] or NULL; key_mask i32/u8
 // [B, T] or NULL; cache NULL (training / full sequence) or a cache to read and extend;
 // rng: LoRA dropout stream (NULL = no dropout).
-et_tensor *et_llama_forward_embeds(et_llama *m, et_tensor *x, et_tensor *pos,
-                                   et_tensor *key_mask, et_llama_cache *cache,
-                                   et_rng_stream *rng);
+et_tensor *et_llama_forward_embeds(et_llama *m, et_tensor *x, et_tensor *pos, et_tensor *key_mask,
+                                   et_llama_cache *cache, et_rng_stream *rng);
 // ids i32 [B, T] -> logits [B, T, V]; as et_llama_forward_embeds.
 et_tensor *et_llama_forward(et_llama *m, et_tensor *ids, et_tensor *pos, et_tensor *key_mask,
                             et_llama_cache *cache, et_rng_stream *rng);
