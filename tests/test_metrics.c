@@ -376,7 +376,7 @@ static void test_confusion_png(void) {
     for (int i = 0; i < 9; i++) add_ok(ev, "The face shows joy.", "Happiness", NULL);
     add_ok(ev, "The face shows fear.", "Happiness", NULL);
     add_ok(ev, "The face shows fear.", "Fear", NULL);
-    et_status s = et_emo_eval_write_confusion_png(ev, path, 0);
+    et_status s = et_emo_eval_write_confusion_png(ev, path, 0, "test.json");
     CHECK(s == NULL, "%s", et_status_msg(s));
     et_image im = {0};
     s = et_image_decode_file(path, NULL, &im);
@@ -405,12 +405,12 @@ static void test_confusion_png(void) {
         CHECK(white > 10, "no digit drawn in cell (0,0)");
         free(im.data);
     }
-    s = et_emo_eval_write_confusion_png(ev, path, 8);
+    s = et_emo_eval_write_confusion_png(ev, path, 8, NULL);
     CHECK(et_status_code(s) == ET_ERR_INVALID);
     et_status_free(s);
     et_emo_eval_free(ev);
     ev = new_eval(ET_EVAL_AU, NULL, 0, NULL, 0);
-    s = et_emo_eval_write_confusion_png(ev, path, 0);
+    s = et_emo_eval_write_confusion_png(ev, path, 0, "test.json");
     CHECK(et_status_code(s) == ET_ERR_INVALID);
     et_status_free(s);
     et_emo_eval_free(ev);

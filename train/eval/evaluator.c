@@ -351,7 +351,8 @@ et_status et_eval_run(const et_run_config *c, const char *checkpoint, et_eval_su
     }
     if (!st && !au) {
         snprintf(path, sizeof path, "%s/confusion.png", out->output_dir);
-        st = et_emo_eval_write_confusion_png(ev, path, 0);
+        const char *slash = strrchr(c->eval_data, '/');
+        st = et_emo_eval_write_confusion_png(ev, path, 0, slash ? slash + 1 : c->eval_data);
     }
 done:
     if (pred) fclose(pred);
