@@ -242,7 +242,7 @@ et_status et_plot_confusion_png(const char *path, const et_plot_confusion *cm) {
             char num[32], pct[32];
             snprintf(num, sizeof num, "%lld", (long long)n);
             snprintf(pct, sizeof pct, "%.0f%%", 100 * v);
-            const int show_pct = row > 0 && cell >= 40;
+            const int show_pct = n > 0 && cell >= 40;
             const int h = 7 * s2 + (show_pct ? 4 + 7 : 0);
             int y = ty + (cell - h) / 2;
             if (et_plot_text_width(num, s2) <= cell - 4)
@@ -406,6 +406,12 @@ et_status et_plot_curves_png(const char *path, const char *title, int n_loss,
     const int H = top + ph + gap + ph + 62;
     et_image im = et_plot_canvas(W, H);
     const char *t = title && *title ? title : "training curves";
+    char cut[96];
+    const size_t fit = (W - 24) / (ADVANCE * 2);  // characters that fit: keep the end
+    if (strlen(t) > fit) {
+        snprintf(cut, sizeof cut, "...%s", t + strlen(t) - (fit - 3));
+        t = cut;
+    }
     et_plot_text(&im, (W - et_plot_text_width(t, 2)) / 2, 14, t, 2, k_black);
     draw_panel(&im, left, top, pw, ph, xr, n_loss, loss, "loss", 0);
     draw_panel(&im, left, top + ph + gap, pw, ph, xr, n_lr, lr, "learning rate", 2);
