@@ -139,14 +139,14 @@ static void test_curves_from_metrics(void) {
         CHECK(!memcmp(px(&im, 0, 14), ref.data, (size_t)im.width * 16 * 3), "title band");
         free(ref.data);
         // the loss panel's y axis stops near the largest kept loss (3.0), not at 100: the top
-        // tick label is "3.0" (step 0.5), right-aligned 9 px left of the panel at x = 150
+        // tick label is "3.0" (step 0.5), right-aligned 9 px left of the panel at x = 160
         et_image lab = et_plot_canvas(60, 16);
         et_plot_text(&lab, 51 - et_plot_text_width("3.0", 2), 0, "3.0", 2, black);
         bool found = false;
         for (int y = 48; y < 48 + 280 - 16 && !found; y++) {
             bool same = true;
             for (int r = 0; r < 16 && same; r++)
-                same = !memcmp(px(&im, 150 - 60, y + r), px(&lab, 0, r), 51 * 3);  // not the tick
+                same = !memcmp(px(&im, 160 - 60, y + r), px(&lab, 0, r), 51 * 3);  // not the tick
             found = same;
         }
         CHECK(found, "tick label 3.0 on the loss axis");
@@ -214,10 +214,40 @@ static void test_curves_from_metrics(void) {
         // "no data" in grey, centred in the lower panel
         int grey = 0;
         for (int y = 48 + 280 + 76; y < 48 + 280 + 76 + 280; y++)
-            for (int x = 150; x < 1000 - 24; x++) grey += px(&im, x, y)[0] == 110;
+            for (int x = 160; x < 1000 - 44; x++) grey += px(&im, x, y)[0] == 110;
         CHECK(grey > 50, "no data label: %d grey pixels", grey);
         free(im.data);
     }
+}
+
+// Extreme values draw without trouble: huge and tiny numbers, a flat series, far-apart steps,
+// a non-finite value (null), an inf that JSON cannot hold arrives as a huge number.
+static void test_curves_extremes(void) {
+    char jsonl[512], png[512];
+    snprintf(jsonl, sizeof jsonl, "%s/extreme.jsonl", g_dir);
+    snprintf(png, sizeof png, "%s/extreme.png", g_dir);
+    write_text(jsonl,
+               "{\"step\":0,\"loss\":1e30,\"lr\":1e-20}\n"
+               "{\"step\":1,\"loss\":-1e30,\"lr\":1e-20}\n"
+               "{\"step\":1000000000000,\"loss\":null,\"lr\":1.0000001e-20}\n"
+               "{\"step\":1000000000001,\"loss\":1.7e308,\"lr\":1e-20}\n");
+    et_status s = et_plot_metrics_curves(jsonl, png, "");
+    CHECK(!s, "%s", et_status_msg(s));
+    et_status_free(s);
+    et_image im = {0};
+    s = et_image_decode_file(png, NULL, &im);
+    CHECK(!s && im.width == 1000 && count_rgb(&im, 44, 160, 44) > 100, "lr drawn: %s",
+          et_status_msg(s));
+    et_status_free(s);
+    free(im.data);
+    // a title longer than the picture keeps its end
+    char title[400];
+    memset(title, 'x', sizeof title - 1);
+    title[sizeof title - 1] = 0;
+    memcpy(title + sizeof title - 6, "/run1", 5);
+    s = et_plot_metrics_curves(jsonl, png, title);
+    CHECK(!s, "%s", et_status_msg(s));
+    et_status_free(s);
 }
 
 int main(void) {
@@ -226,6 +256,7 @@ int main(void) {
     RUN(test_glyph_table);
     RUN(test_text_pixels);
     RUN(test_curves_from_metrics);
+    RUN(test_curves_extremes);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);

@@ -277,7 +277,8 @@ static double nice_step(double range, int n) {
     return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
 }
 
-// A tick value with as many decimals as the step needs; small or huge steps in e-notation.
+// A tick value with as many decimals as the step needs; small or huge values in e-notation
+// with as many mantissa decimals as tell neighbouring ticks apart.
 static void fmt_tick(double v, double step, char *buf, size_t size) {
     if (fabs(v) < step * 1e-6) {
         snprintf(buf, size, "0");
@@ -285,11 +286,19 @@ static void fmt_tick(double v, double step, char *buf, size_t size) {
     }
     double big = fmax(fabs(v), step);
     if (step < 1e-3 || big >= 1e6) {
-        snprintf(buf, size, "%.1e", v);
+        int dec = (int)(floor(log10(big)) - floor(log10(step)));
+        snprintf(buf, size, "%.*e", dec < 1 ? 1 : dec > 6 ? 6 : dec, v);
     } else {
         int dec = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
         snprintf(buf, size, "%.*f", dec, v);
     }
+}
+
+// Values beyond this are drawn as gaps, like NaN: the axis arithmetic must stay finite.
+#define PLOT_MAX_ABS 1e300
+
+static bool plottable(double x, double y) {
+    return isfinite(x) && isfinite(y) && fabs(x) < PLOT_MAX_ABS && fabs(y) < PLOT_MAX_ABS;
 }
 
 typedef struct {
@@ -300,8 +309,8 @@ static range_t series_range(int n, const et_plot_series *s, bool use_x) {
     range_t r = {INFINITY, -INFINITY};
     for (int i = 0; i < n; i++)
         for (int j = 0; j < s[i].n; j++) {
+            if (!plottable(s[i].x[j], s[i].y[j])) continue;
             double v = use_x ? s[i].x[j] : s[i].y[j];
-            if (!isfinite(v) || !isfinite(s[i].y[j])) continue;
             r.lo = fmin(r.lo, v), r.hi = fmax(r.hi, v);
         }
     return r;
@@ -317,7 +326,7 @@ static void draw_panel(et_image *im, int x0, int y0, int w, int h, range_t xr, i
     // the frame
     fill_rect(im, x0, y0, w, 1, k_black), fill_rect(im, x0, y0 + h - 1, w, 1, k_black);
     fill_rect(im, x0, y0, 1, h, k_black), fill_rect(im, x0 + w - 1, y0, 1, h, k_black);
-    et_plot_text_up(im, x0 - 122, y0 + h / 2 + et_plot_text_width(ylabel, 2) / 2, ylabel, 2,
+    et_plot_text_up(im, x0 - 140, y0 + h / 2 + et_plot_text_width(ylabel, 2) / 2, ylabel, 2,
                     k_black);
     if (!(yr.lo <= yr.hi)) {
         et_plot_text(im, x0 + (w - et_plot_text_width("no data", 2)) / 2, y0 + h / 2 - 7, "no data",
@@ -337,7 +346,9 @@ static void draw_panel(et_image *im, int x0, int y0, int w, int h, range_t xr, i
 #define PY(v) (y0 + h - 1 - in - ((v)-yr.lo) / (yr.hi - yr.lo) * (h - 1 - 2 * in))
     // y ticks and grid
     double ys = nice_step(yr.hi - yr.lo, 5);
-    for (double v = ceil(yr.lo / ys) * ys; v <= yr.hi + ys * 1e-9; v += ys) {
+    const double y_first = ceil(yr.lo / ys) * ys;
+    for (int i = 0; i < 40 && y_first + i * ys <= yr.hi + ys * 1e-9; i++) {
+        const double v = y_first + i * ys;
         int y = (int)lround(PY(v));
         fill_rect(im, x0 + 1, y, w - 2, 1, k_grid);
         fill_rect(im, x0 - 5, y, 5, 1, k_black);
@@ -346,9 +357,18 @@ static void draw_panel(et_image *im, int x0, int y0, int w, int h, range_t xr, i
         et_plot_text(im, x0 - 9 - et_plot_text_width(t, 2), y - 7, t, 2, k_black);
     }
     // x ticks and grid
-    double xs = nice_step(xr.hi - xr.lo, 7);
-    if (xs < 1) xs = 1;  // steps are whole numbers
-    for (double v = ceil(xr.lo / xs) * xs; v <= xr.hi + xs * 1e-9; v += xs) {
+    // as many x ticks as their labels leave room for (up to 7)
+    double xs = 1;
+    for (int want = 7; want >= 2; want--) {
+        xs = nice_step(xr.hi - xr.lo, want);
+        if (xs < 1) xs = 1;  // steps are whole numbers
+        char t[32];
+        fmt_tick(xr.hi, xs, t, sizeof t);
+        if ((xr.hi - xr.lo) / xs * (et_plot_text_width(t, 2) + 24) <= w) break;
+    }
+    const double x_first = ceil(xr.lo / xs) * xs;
+    for (int i = 0; i < 40 && x_first + i * xs <= xr.hi + xs * 1e-9; i++) {
+        const double v = x_first + i * xs;
         int x = (int)lround(PX(v));
         fill_rect(im, x, y0 + 1, 1, h - 2, k_grid);
         fill_rect(im, x, y0 + h, 1, 5, k_black);
@@ -366,7 +386,7 @@ static void draw_panel(et_image *im, int x0, int y0, int w, int h, range_t xr, i
         double px = 0, py = 0;
         int points = 0;
         for (int j = 0; j < s[i].n; j++) {
-            if (!isfinite(s[i].x[j]) || !isfinite(s[i].y[j])) {
+            if (!plottable(s[i].x[j], s[i].y[j])) {
                 have_prev = false;
                 continue;
             }
@@ -377,7 +397,7 @@ static void draw_panel(et_image *im, int x0, int y0, int w, int h, range_t xr, i
         if (points == 0) continue;
         if (points <= 40 || s[i].n <= 40)  // few points: mark each
             for (int j = 0; j < s[i].n; j++)
-                if (isfinite(s[i].x[j]) && isfinite(s[i].y[j]))
+                if (plottable(s[i].x[j], s[i].y[j]))
                     fill_rect(im, (int)lround(PX(s[i].x[j])) - 2, (int)lround(PY(s[i].y[j])) - 2, 5,
                               5, col);
         // legend entry, top right
@@ -401,7 +421,7 @@ et_status et_plot_curves_png(const char *path, const char *title, int n_loss,
     range_t xr = {fmin(xa.lo, xb.lo), fmax(xa.hi, xb.hi)};
     if (!(xr.lo <= xr.hi)) return et_err(ET_ERR_INVALID, "%s: no finite point to plot", path);
     if (xr.hi - xr.lo < 1) xr.lo -= 1, xr.hi += 1;
-    const int W = 1000, left = 150, right = 24, ph = 280, top = 48, gap = 76;
+    const int W = 1000, left = 160, right = 44, ph = 280, top = 48, gap = 76;
     const int pw = W - left - right;
     const int H = top + ph + gap + ph + 62;
     et_image im = et_plot_canvas(W, H);
