@@ -6,8 +6,9 @@
 
 #include "../core/fileio.h"
 #include "../data/image.h"
-#include "train/eval/metrics.h"
 #include "test_util.h"
+#include "train/eval/metrics.h"
+#include "train/eval/plot.h"
 
 static char g_dir[256];
 
@@ -369,6 +370,23 @@ static void test_json(void) {
     et_emo_eval_free(ev);
 }
 
+// The pixel at (x, y).
+static const uint8_t *px(const et_image *im, int x, int y) {
+    return im->data + ((size_t)y * im->width + x) * 3;
+}
+
+// Pixels of the band [y0, y0 + h) equal those of text drawn alone at (x, y0) on white.
+static bool band_shows(const et_image *im, int x, int y0, int h, const char *text, int scale) {
+    et_image ref = et_plot_canvas(im->width, h);
+    const uint8_t black[3] = {0, 0, 0};
+    et_plot_text(&ref, x, 0, text, scale, black);
+    bool same = true;
+    for (int y = 0; y < h && same; y++)
+        same = !memcmp(px(im, 0, y0 + y), px(&ref, 0, y), (size_t)im->width * 3);
+    free(ref.data);
+    return same;
+}
+
 static void test_confusion_png(void) {
     char path[512];
     snprintf(path, sizeof path, "%s/confusion.png", g_dir);
@@ -376,41 +394,108 @@ static void test_confusion_png(void) {
     for (int i = 0; i < 9; i++) add_ok(ev, "The face shows joy.", "Happiness", NULL);
     add_ok(ev, "The face shows fear.", "Happiness", NULL);
     add_ok(ev, "The face shows fear.", "Fear", NULL);
-    et_status s = et_emo_eval_write_confusion_png(ev, path, 0);
+    et_status s = et_emo_eval_write_confusion_png(ev, path, 0, "test.json");
     CHECK(s == NULL, "%s", et_status_msg(s));
     et_image im = {0};
     s = et_image_decode_file(path, NULL, &im);
     CHECK(s == NULL, "%s", et_status_msg(s));
     if (!s) {
-        // layout: 10 name characters of 12 px + 8 left, 26 px top, 64 px cells, 8 px pad
-        int left = 128, top = 26, cell = 64;
-        CHECK(im.width == left + 7 * cell + 8 && im.height == top + 7 * cell + 8, "%dx%d", im.width,
-              im.height);
-        // a cell corner (no text there): shade by row-normalised value
-        const uint8_t *c00 = im.data + ((size_t)(top + 3) * im.width + left + 3) * 3;
-        const uint8_t *c06 = im.data + ((size_t)(top + 3) * im.width + left + 6 * cell + 3) * 3;
-        const uint8_t *c11 = im.data + ((size_t)(top + cell + 3) * im.width + left + cell + 3) * 3;
-        const uint8_t *c66 =
-            im.data + ((size_t)(top + 6 * cell + 3) * im.width + left + 6 * cell + 3) * 3;
-        CHECK(c00[0] < c06[0] && c06[0] < 255, "0.9 darker than 0.1: %d %d", c00[0], c06[0]);
-        CHECK(c11[0] == 255 && c11[1] == 255 && c11[2] == 255, "an empty row is white");
-        CHECK(c66[0] == 8 && c66[1] == 48 && c66[2] == 107, "1.0 is the full colour");
-        // the count "9" is drawn in white on the dark cell: some white pixel inside it
-        int white = 0;
-        for (int y = top + 20; y < top + 44; y++)
-            for (int x = left + 20; x < left + 44; x++) {
-                const uint8_t *p = im.data + ((size_t)y * im.width + x) * 3;
-                white += p[0] == 255 && p[1] == 255 && p[2] == 255;
+        // the title: centred, scale 2, 12 px from the top, with the eval name and accuracy
+        const char *title = "confusion matrix: test.json, accuracy 90.91% (11 samples)";
+        int tw = et_plot_text_width(title, 2);
+        CHECK(im.width >= tw + 24, "width %d fits the title (%d)", im.width, tw);
+        CHECK(band_shows(&im, (im.width - tw) / 2, 12, 16, title, 2), "title band");
+        // the grid's top-left corner: the first cell-border pixel (200, 200, 200)
+        int gx = -1, gy = -1;
+        for (int y = 0; y < im.height && gy < 0; y++)
+            for (int x = 0; x < im.width; x++) {
+                const uint8_t *p = px(&im, x, y);
+                if (p[0] == 200 && p[1] == 200 && p[2] == 200) {
+                    gx = x, gy = y;
+                    break;
+                }
             }
-        CHECK(white > 10, "no digit drawn in cell (0,0)");
+        const int cell = 64;
+        CHECK(gx > 100 && gy > 28 && gx + 7 * cell < im.width && gy + 7 * cell < im.height,
+              "grid at %d,%d in %dx%d", gx, gy, im.width, im.height);
+        if (gx > 0 && gy > 0 && gx + 7 * cell < im.width && gy + 7 * cell < im.height) {
+            // cell corners (no text there): shade by row-normalised value; rows are true
+            // classes (Happiness = class 0), columns predictions (Fear = class 6)
+            const uint8_t *c00 = px(&im, gx + 3, gy + 3);
+            const uint8_t *c06 = px(&im, gx + 6 * cell + 3, gy + 3);
+            const uint8_t *c11 = px(&im, gx + cell + 3, gy + cell + 3);
+            const uint8_t *c66 = px(&im, gx + 6 * cell + 3, gy + 6 * cell + 3);
+            CHECK(c00[0] < c06[0] && c06[0] < 255, "0.9 darker than 0.1: %d %d", c00[0], c06[0]);
+            CHECK(c11[0] == 255 && c11[1] == 255 && c11[2] == 255, "an empty row is white");
+            CHECK(c66[0] == 8 && c66[1] == 48 && c66[2] == 107, "1.0 is the full colour");
+            // no "no class" column: every answer named a class
+            const uint8_t *past = px(&im, gx + 7 * cell + 1, gy + 3);
+            CHECK(past[0] == 255 && past[1] == 255 && past[2] == 255, "7 columns only");
+            // the count "9" in white on the dark cell (0, 0), "90%" under it
+            int white = 0;
+            for (int y = gy + 16; y < gy + 48; y++)
+                for (int x = gx + 16; x < gx + 48; x++) {
+                    const uint8_t *p = px(&im, x, y);
+                    white += p[0] == 255 && p[1] == 255 && p[2] == 255;
+                }
+            CHECK(white > 10, "no digits drawn in cell (0,0)");
+            // "true class" turned on the left, "predicted class" centred under the column
+            // names: ink left of the row names and in the last text band
+            int ink_left = 0, ink_bottom = 0;
+            for (int y = gy; y < gy + 7 * cell; y++)
+                for (int x = 0; x < 12 + 22; x++) ink_left += px(&im, x, y)[0] == 0;
+            CHECK(ink_left > 40, "y axis label: %d ink pixels", ink_left);
+            const int lab_w = et_plot_text_width("predicted class", 2);
+            for (int y = im.height - 40; y < im.height; y++)
+                for (int x = gx; x < gx + 7 * cell; x++) ink_bottom += px(&im, x, y)[0] == 0;
+            CHECK(ink_bottom > 100, "x axis label: %d ink pixels", ink_bottom);
+            // the x label is exactly "predicted class" at scale 2
+            int ly = -1;
+            for (int y = gy + 7 * cell; y < im.height && ly < 0; y++)
+                for (int x = gx + (7 * cell - lab_w) / 2; x < gx + (7 * cell + lab_w) / 2; x++)
+                    if (px(&im, x, y)[0] == 0 && y > im.height - 40) {
+                        ly = y;
+                        break;
+                    }
+            CHECK(ly > 0 && band_shows(&im, gx + (7 * cell - lab_w) / 2, ly - 0, 14,
+                                       "predicted class", 2),
+                  "x label band at %d", ly);
+        }
         free(im.data);
     }
-    s = et_emo_eval_write_confusion_png(ev, path, 8);
+    s = et_emo_eval_write_confusion_png(ev, path, 8, NULL);
     CHECK(et_status_code(s) == ET_ERR_INVALID);
     et_status_free(s);
     et_emo_eval_free(ev);
+    // answers that name no class get their own column
+    ev = new_eval(ET_EVAL_EMOTION, NULL, 0, NULL, 0);
+    add_ok(ev, "The face shows joy.", "Happiness", NULL);
+    add_ok(ev, "neutral face", "Neutral", NULL);  // EmoLA's rules find no class in it
+    s = et_emo_eval_write_confusion_png(ev, path, 0, NULL);
+    CHECK(s == NULL, "%s", et_status_msg(s));
+    s = s ? s : et_image_decode_file(path, NULL, &im);
+    CHECK(s == NULL, "%s", et_status_msg(s));
+    if (!s) {
+        const char *title = "confusion matrix, accuracy 50.00% (2 samples)";
+        int tw = et_plot_text_width(title, 2);
+        CHECK(band_shows(&im, (im.width - tw) / 2, 12, 16, title, 2), "title without a name");
+        int right = -1;  // the last cell-border column on the first grid row
+        for (int y = 0; y < im.height && right < 0; y++)
+            for (int x = im.width - 1; x >= 0; x--) {
+                const uint8_t *p = px(&im, x, y);
+                if (p[0] == 200 && p[1] == 200 && p[2] == 200) {
+                    right = x;
+                    break;
+                }
+            }
+        CHECK(right == im.width - 13, "an 8th column reaches the right margin: %d of %d", right,
+              im.width);
+        free(im.data);
+    }
+    et_status_free(s);
+    et_emo_eval_free(ev);
     ev = new_eval(ET_EVAL_AU, NULL, 0, NULL, 0);
-    s = et_emo_eval_write_confusion_png(ev, path, 0);
+    s = et_emo_eval_write_confusion_png(ev, path, 0, NULL);
     CHECK(et_status_code(s) == ET_ERR_INVALID);
     et_status_free(s);
     et_emo_eval_free(ev);

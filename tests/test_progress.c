@@ -1,6 +1,11 @@
 // tests/test_progress.c - the progress bar: exact rendered lines for given steps and times
 // (injected clock), ETA and smoothed-rate math, TTY redraw throttling and padding, non-TTY
 // line throttling (every N % / M seconds), time and number formatting.
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <unistd.h>
+
 #include "../core/status.h"
 #include "../train/progress.h"
 #include "test_util.h"
@@ -39,7 +44,10 @@ static void cap_close(capture *c) {
     CHECK(!strcmp((got), (want)), "\n    got  [%s]\n    want [%s]", (got), (want))
 
 static et_progress *bar(int64_t total, FILE *out, fake_clock *clk, int tty, int width) {
-    et_progress_options o = {.is_tty = tty, .width = width, .clock = fake_now, .clock_ctx = clk};
+    et_progress_options o = {.mode = tty ? ET_PROGRESS_TTY : ET_PROGRESS_PLAIN,
+                             .width = width,
+                             .clock = fake_now,
+                             .clock_ctx = clk};
     return et_progress_new_ex(total, out, &o);
 }
 
@@ -98,7 +106,7 @@ static void test_ema_eta(void) {
     capture c;
     cap_open(&c);
     fake_clock clk = {0};
-    et_progress_options o = {.is_tty = 0,
+    et_progress_options o = {.mode = ET_PROGRESS_PLAIN,
                              .width = 10,
                              .ema_alpha = 0.5,
                              .log_interval_secs = 1e9,
@@ -134,8 +142,8 @@ static void test_ema_eta(void) {
     cap_close(&c);
 }
 
-// TTY: in-place redraws, at most one per tty_interval, padding over a longer line; the final
-// line shows the mean rate.
+// TTY: in-place redraws ("\r" ... "\x1b[K"), at most one per tty_interval; the update that
+// reaches the total prints the final line (mean rate) once, and finish adds nothing.
 static void test_tty_redraw(void) {
     capture c;
     cap_open(&c);
@@ -153,17 +161,16 @@ static void test_tty_redraw(void) {
     et_progress_update(p, 3, 0, NULL, NULL);  // sample 10/s: ema 0.3*10 + 0.7*1 = 3.7
     clk.t = 3.0;
     v = 0.5;
-    et_progress_update(p, 100, 1, k, &v);  // sample 97/1.8: ema 18.76
+    et_progress_update(p, 100, 1, k, &v);  // the final line: mean rate 100/3
     clk.t = 4.0;
-    et_progress_finish(p);                 // mean rate 100/4
+    et_progress_finish(p);                 // printed already: nothing
     et_progress_finish(p);                 // idempotent
-    et_progress_update(p, 100, 1, k, &v);  // after finish: nothing drawn
+    et_progress_update(p, 100, 1, k, &v);  // after the end: nothing drawn
     et_progress_free(p);
     CHECK_STR(cap_text(&c),
-              "\rtrain   1%|..........| 1/100 [00:01<01:39, 1.0 it/s] loss 2"
-              "\rtrain   3%|..........| 3/100 [00:01<00:26, 3.7 it/s]       "
-              "\rtrain 100%|##########| 100/100 [00:03<00:00, 18.8 it/s] loss 0.5"
-              "\rtrain 100%|##########| 100/100 [00:04<00:00, 25.0 it/s] loss 0.5\n");
+              "\rtrain   1%|..........| 1/100 [00:01<01:39, 1.0 it/s] loss 2\x1b[K"
+              "\rtrain   3%|..........| 3/100 [00:01<00:26, 3.7 it/s]\x1b[K"
+              "\rtrain 100%|##########| 100/100 [00:03<00:00, 33.3 it/s] loss 0.5\x1b[K\n");
     cap_close(&c);
 }
 
@@ -192,8 +199,14 @@ static void test_non_tty_percent_throttle(void) {
     }
     CHECK(strstr(out, "train  50%|#####.....| 50/100 [00:50<00:50, 1.0 it/s] loss 0.02\n"),
           "50%% line:\n%s", out);
-    et_progress_finish(p);
-    CHECK(strstr(cap_text(&c), "100/100 [01:40<00:00, 1.0 it/s] loss 0.01\n"), "final line");
+    et_progress_finish(p);  // the update at 100/100 printed the final line: once
+    out = cap_text(&c);
+    const char *fin =
+        strstr(out, "train 100%|##########| 100/100 [01:40<00:00, 1.0 it/s] loss 0.01\n");
+    CHECK(fin && !strstr(fin + 30, "100/100"), "one final line:\n%s", out);
+    lines = 0;
+    for (const char *q = out; (q = strchr(q, '\n')); q++) lines++;
+    CHECK(lines == 11, "%d lines after finish", lines);
     et_progress_free(p);
     cap_close(&c);
 }
@@ -259,7 +272,7 @@ static void test_no_rate_yet_and_resume(void) {
 
     cap_open(&c);
     clk.t = 50;
-    et_progress_options o = {.is_tty = 0,
+    et_progress_options o = {.mode = ET_PROGRESS_PLAIN,
                              .width = 10,
                              .label = "eval",
                              .initial_step = 500,
@@ -272,7 +285,7 @@ static void test_no_rate_yet_and_resume(void) {
     et_progress_finish(p);  // mean (600 - 500) / 20
     CHECK_STR(cap_text(&c),
               "eval  60%|######....| 600/1000 [00:10<00:40, 10.0 it/s]\n"
-              "eval  60%|######....| 600/1000 [00:20<00:00, 5.0 it/s]\n");
+              "eval  60%|######....| 600/1000 [00:20, 5.0 it/s] -- stopped at step 600/1000\n");
     et_progress_free(p);
     cap_close(&c);
 }
@@ -285,7 +298,7 @@ static void test_tty_free_unfinished_and_autodetect(void) {
     clk.t = 1;
     et_progress_update(p, 5, 0, NULL, NULL);
     et_progress_free(p);  // leaves the cursor on a fresh line
-    CHECK_STR(cap_text(&c), "\rtrain  50%|##..| 5/10 [00:01<00:01, 5.0 it/s]\n");
+    CHECK_STR(cap_text(&c), "\rtrain  50%|##..| 5/10 [00:01<00:01, 5.0 it/s]\x1b[K\n");
     cap_close(&c);
 
     // A memory stream is not a TTY: auto-detection gives newline-terminated lines; the real
@@ -307,13 +320,13 @@ static void test_tty_columns(void) {
     cap_open(&c);
     fake_clock clk = {0};
     et_progress_options o = {
-        .is_tty = 1, .width = 4, .columns = 21, .clock = fake_now, .clock_ctx = &clk};
+        .mode = ET_PROGRESS_TTY, .width = 4, .columns = 21, .clock = fake_now, .clock_ctx = &clk};
     et_progress *p = et_progress_new_ex(10, c.fp, &o);
     clk.t = 1;
     et_progress_update(p, 5, 0, NULL, NULL);
     et_progress_finish(p);
     et_progress_free(p);
-    CHECK_STR(cap_text(&c), "\rtrain  50%|##..| 5/1\rtrain  50%|##..| 5/1\n");
+    CHECK_STR(cap_text(&c), "\rtrain  50%|##..| 5/1\x1b[K\rtrain  50%|##..| 5/1\x1b[K\n");
     cap_close(&c);
 }
 
@@ -330,6 +343,127 @@ static void test_clamping(void) {
     cap_close(&c);
 }
 
+// A run that ends short of its total: no ETA (none would be true), the reason and the step.
+static void test_interrupted_line(void) {
+    capture c;
+    cap_open(&c);
+    fake_clock clk = {0};
+    et_progress *p = bar(20, c.fp, &clk, 0, 10);
+    const char *k[] = {"loss"};
+    double v = 1.25;
+    clk.t = 2;
+    et_progress_update(p, 5, 1, k, &v);
+    clk.t = 4;
+    et_progress_end(p, "interrupted");
+    et_progress_end(p, "interrupted");  // once
+    CHECK_STR(cap_text(&c),
+              "train  25%|##........| 5/20 [00:02<00:06, 2.5 it/s] loss 1.25\n"
+              "train  25%|##........| 5/20 [00:04, 1.2 it/s] loss 1.25 -- interrupted at step "
+              "5/20\n");
+    et_progress_free(p);
+    cap_close(&c);
+
+    // On a terminal: the line is redrawn in place with the reason, then ends.
+    cap_open(&c);
+    clk.t = 0;
+    p = bar(20, c.fp, &clk, 1, 4);
+    clk.t = 1;
+    et_progress_update(p, 4, 0, NULL, NULL);
+    clk.t = 2;
+    et_progress_end(p, "interrupted");
+    et_progress_free(p);
+    CHECK_STR(cap_text(&c),
+              "\rtrain  20%|....| 4/20 [00:01<00:04, 4.0 it/s]\x1b[K"
+              "\rtrain  20%|....| 4/20 [00:02, 2.0 it/s] -- interrupted at step 4/20\x1b[K\n");
+    cap_close(&c);
+
+    // A reason on a finished run changes nothing; unknown totals name the step.
+    cap_open(&c);
+    clk.t = 0;
+    p = bar(0, c.fp, &clk, 0, 4);
+    clk.t = 1;
+    et_progress_update(p, 3, 0, NULL, NULL);
+    et_progress_end(p, "interrupted");
+    CHECK_STR(cap_text(&c),
+              "train 3 [00:01, 3.0 it/s]\ntrain 3 [00:01, 3.0 it/s] -- interrupted at step 3\n");
+    et_progress_free(p);
+    cap_close(&c);
+}
+
+// Zero-initialised options detect: a pseudo-terminal gets in-place redraws, a pipe gets plain
+// lines; TERM=dumb counts as no terminal. (The trainer and the evaluator pass options that only
+// set a label: they must redraw on a terminal.)
+static void test_autodetect_pty_and_pipe(void) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) || unlockpt(master)) {
+        printf("  (no pseudo-terminal here: pty part skipped)\n");
+        if (master >= 0) close(master);
+    } else {
+        int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+        CHECK(slave >= 0, "open the pty slave");
+        FILE *tty = fdopen(slave, "w");
+        const char *old = getenv("TERM");
+        char *saved = old ? strdup(old) : NULL;
+        setenv("TERM", "xterm", 1);
+        CHECK(et_progress_is_terminal(tty), "a pty with TERM=xterm is a terminal");
+        setenv("TERM", "dumb", 1);
+        CHECK(!et_progress_is_terminal(tty), "TERM=dumb is not");
+        setenv("TERM", "xterm", 1);
+        fake_clock clk = {0};
+        et_progress_options o = {
+            .label = "eval", .width = 4, .columns = 200, .clock = fake_now, .clock_ctx = &clk};
+        et_progress *p = et_progress_new_ex(8, tty, &o);
+        clk.t = 1;
+        et_progress_update(p, 2, 0, NULL, NULL);
+        clk.t = 2;
+        et_progress_update(p, 8, 0, NULL, NULL);
+        et_progress_finish(p);
+        et_progress_free(p);
+        fclose(tty);
+        if (saved)
+            setenv("TERM", saved, 1);
+        else
+            unsetenv("TERM");
+        free(saved);
+        char buf[512];
+        size_t got = 0;
+        struct pollfd pfd = {.fd = master, .events = POLLIN};
+        while (got < sizeof(buf) - 1 && poll(&pfd, 1, 200) > 0) {  // the pty hands out pieces
+            ssize_t n = read(master, buf + got, sizeof(buf) - 1 - got);
+            if (n <= 0) break;
+            got += (size_t)n;
+        }
+        buf[got] = 0;
+        // the terminal's line discipline turns "\n" into "\r\n"
+        CHECK_STR(buf,
+                  "\reval  25%|#...| 2/8 [00:01<00:03, 2.0 it/s]\x1b[K"
+                  "\reval 100%|####| 8/8 [00:02<00:00, 4.0 it/s]\x1b[K\r\n");
+        close(master);
+    }
+
+    int fds[2];
+    CHECK(pipe(fds) == 0, "pipe");
+    FILE *w = fdopen(fds[1], "w");
+    CHECK(!et_progress_is_terminal(w), "a pipe is not a terminal");
+    fake_clock clk = {0};
+    et_progress_options o = {.label = "train", .width = 4, .clock = fake_now, .clock_ctx = &clk};
+    et_progress *p = et_progress_new_ex(8, w, &o);
+    clk.t = 1;
+    et_progress_update(p, 2, 0, NULL, NULL);
+    clk.t = 2;
+    et_progress_update(p, 8, 0, NULL, NULL);
+    et_progress_finish(p);
+    et_progress_free(p);
+    fclose(w);
+    char buf[512];
+    ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
+    buf[n > 0 ? n : 0] = 0;
+    close(fds[0]);
+    CHECK_STR(buf,
+              "train  25%|#...| 2/8 [00:01<00:03, 2.0 it/s]\n"
+              "train 100%|####| 8/8 [00:02<00:00, 4.0 it/s]\n");
+}
+
 int main(void) {
     RUN(test_format_time);
     RUN(test_format_value);
@@ -343,5 +477,7 @@ int main(void) {
     RUN(test_tty_free_unfinished_and_autodetect);
     RUN(test_tty_columns);
     RUN(test_clamping);
+    RUN(test_interrupted_line);
+    RUN(test_autodetect_pty_and_pipe);
     return test_summary();
 }

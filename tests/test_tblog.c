@@ -562,6 +562,84 @@ static void test_metrics_errors(void) {
     CHECK(!et_metrics_log_close(NULL), "close(NULL)");
 }
 
+// et_tblog_read_scalars: the golden file written by TensorBoard reads back as the cases were
+// written (values rounded to f32, steps incl. 2^40 + 5 and -1, wall times, the UTF-8 tag; the
+// text events are skipped); a flipped byte or a cut file is an ET_ERR_FORMAT naming the record.
+static void test_read_scalars(void) {
+    et_tblog_scalar_event *ev = NULL;
+    int n = 0;
+    et_status s = et_tblog_read_scalars(GOLDEN, &ev, &n);
+    CHECK(!s, "%s", et_status_msg(s));
+    CHECK(n == 16, "golden: %d scalars", n);
+    if (n == 16) {
+        CHECK(!strcmp(ev[0].tag, "train/loss") && ev[0].step == 0 && ev[0].value == 2.5f &&
+                  ev[0].wall_time == 1700000000.0,
+              "0: %s %lld %g %f", ev[0].tag, (long long)ev[0].step, (double)ev[0].value,
+              ev[0].wall_time);
+        CHECK(ev[1].value == (float)(1.0 / 3.0) && ev[1].wall_time == 1700000000.125, "1");
+        CHECK(!strcmp(ev[2].tag, "train/lr") && ev[2].step == 300 && ev[2].value == 9.9e-05f, "2");
+        CHECK(ev[3].step == ((int64_t)1 << 40) + 5 && ev[3].value == 0.0f, "3: big step");
+        CHECK(isnan(ev[5].value) && isinf(ev[6].value) && ev[7].value < 0 && isinf(ev[7].value),
+              "nan / inf / -inf");
+        CHECK(!strcmp(ev[10].tag, "edge/neg_step") && ev[10].step == -1 && ev[10].value == -7.25f,
+              "negative step: %lld", (long long)ev[10].step);
+        CHECK(strlen(ev[11].tag) == 200 && !strncmp(ev[11].tag, "long/xxx", 8), "long tag");
+        CHECK(!strcmp(ev[12].tag, "\xc3\xa9motion/\xf0\x9f\x98\x80") && ev[12].value == 42.0f,
+              "utf-8 tag");
+        CHECK(!strcmp(ev[13].tag, "m/a") && !strcmp(ev[15].tag, "m/c") && ev[15].step == 500 &&
+                  ev[15].value == 1e6f && ev[14].value == -2.0f,
+              "one event with 3 values");
+    }
+    free(ev);
+
+    // write -> read with this writer, then damage the file
+    char path[256];
+    tmp_path(path, sizeof(path), "readback.tfevents");
+    et_tblog *tb = NULL;
+    CHECK(!et_tblog_open_file(path, NULL, &tb), "open");
+    if (!tb) return;
+    const char *tags[] = {"eval/accuracy", "eval/uar"};
+    double vals[] = {0.875, 0.5};
+    CHECK(!et_tblog_scalars(tb, 40, 2, tags, vals), "scalars");
+    CHECK(!et_tblog_text(tb, "note", 40, "skipped by the reader"), "text");
+    CHECK(!et_tblog_scalar(tb, "eval/rouge_l", 80, 0.25), "scalar");
+    CHECK(!et_tblog_close(tb), "close");
+    ev = NULL;
+    s = et_tblog_read_scalars(path, &ev, &n);
+    CHECK(!s && n == 3, "%d: %s", n, et_status_msg(s));
+    if (!s && n == 3)
+        CHECK(!strcmp(ev[0].tag, "eval/accuracy") && ev[0].step == 40 && ev[0].value == 0.875f &&
+                  !strcmp(ev[1].tag, "eval/uar") && ev[1].value == 0.5f &&
+                  !strcmp(ev[2].tag, "eval/rouge_l") && ev[2].step == 80 && ev[2].value == 0.25f,
+              "read back");
+    free(ev);
+    size_t len = 0;
+    uint8_t *b = slurp(path, &len);
+    if (!b) return;
+    FILE *fp = fopen(path, "wb");
+    b[len - 6] ^= 0x40;  // inside the last record's data
+    fwrite(b, 1, len, fp);
+    fclose(fp);
+    s = et_tblog_read_scalars(path, &ev, &n);
+    CHECK(et_status_code(s) == ET_ERR_FORMAT && strstr(et_status_msg(s), "CRC") &&
+              strstr(et_status_msg(s), path) && ev == NULL && n == 0,
+          "flipped byte: %s", et_status_msg(s));
+    et_status_free(s);
+    fp = fopen(path, "wb");
+    b[len - 6] ^= 0x40;
+    fwrite(b, 1, len - 3, fp);  // cut
+    fclose(fp);
+    s = et_tblog_read_scalars(path, &ev, &n);
+    CHECK(et_status_code(s) == ET_ERR_FORMAT && strstr(et_status_msg(s), "cut short"),
+          "cut file: %s", et_status_msg(s));
+    et_status_free(s);
+    free(b);
+    s = et_tblog_read_scalars("/nonexistent/events", &ev, &n);
+    CHECK(et_status_code(s) == ET_ERR_IO && strstr(et_status_msg(s), "/nonexistent/events"),
+          "missing file");
+    et_status_free(s);
+}
+
 int main(void) {
     snprintf(g_dir, sizeof(g_dir), "/tmp/et_tblog_XXXXXX");
     if (!mkdtemp(g_dir)) {
@@ -572,6 +650,7 @@ int main(void) {
     RUN(test_crc32c_slicing_matches_bitwise);
     RUN(test_golden_bytes);
     RUN(test_scalar_encoding);
+    RUN(test_read_scalars);
     RUN(test_open_names_and_dirs);
     RUN(test_buffering);
     RUN(test_open_errors);

@@ -62,8 +62,7 @@ struct et_progress {
     int64_t sample_step;
 
     bool drawn;           // something was printed
-    bool finished;        // et_progress_finish ran
-    size_t tty_last_len;  // length of the line on screen (TTY)
+    bool finished;        // the final line was printed (step reached total, or end ran)
     double last_draw_t;   // time of the last print
     int64_t last_bucket;  // non-TTY: percent bucket of the last line
 };
@@ -77,15 +76,22 @@ static double mono_clock(void *ctx) {
 
 static double now_s(const et_progress *p) { return p->clock(p->clock_ctx); }
 
+bool et_progress_is_terminal(FILE *out) {
+    if (!out || !isatty(fileno(out))) return false;
+    const char *term = getenv("TERM");
+    return !term || strcmp(term, "dumb") != 0;
+}
+
 et_progress *et_progress_new_ex(int64_t total_steps, FILE *out, const et_progress_options *opt) {
-    et_progress_options o = opt ? *opt : (et_progress_options){.is_tty = -1};
+    et_progress_options o = opt ? *opt : (et_progress_options){.mode = ET_PROGRESS_AUTO};
     et_progress *p = calloc(1, sizeof(*p));
     ET_ASSERT(p, "out of memory");
     p->label = strdup(o.label ? o.label : "train");
     ET_ASSERT(p->label, "out of memory");
     p->total = total_steps > 0 ? total_steps : 0;
     p->out = out ? out : stderr;
-    p->is_tty = o.is_tty < 0 ? isatty(fileno(p->out)) != 0 : o.is_tty != 0;
+    p->is_tty = o.mode == ET_PROGRESS_TTY ||
+                (o.mode == ET_PROGRESS_AUTO && et_progress_is_terminal(p->out));
     p->width = o.width > 0 ? o.width : 20;
     p->columns = o.columns > 0 ? o.columns : 0;
     p->tty_interval = o.tty_interval_secs > 0 ? o.tty_interval_secs : 0.1;
@@ -155,8 +161,10 @@ static void format_rate(bool has, double rate, char *buf, size_t size) {
     }
 }
 
-// Renders the line for time `now` into p->line; final: mean rate over the run, ETA 0.
-static void render(et_progress *p, double now, bool final) {
+// Renders the line for time `now` into p->line. final: the mean rate over the run instead of
+// the smoothed one; a run that ended short of its total shows no ETA but "-- <reason> at step
+// N/M" after the metrics.
+static void render(et_progress *p, double now, bool final, const char *reason) {
     strbuf *b = &p->line;
     b->len = 0;
     double elapsed = now - p->start_t;
@@ -169,11 +177,12 @@ static void render(et_progress *p, double now, bool final) {
     char el[32], eta[32], rt[48];
     et_progress_format_time(elapsed, el, sizeof(el));
     format_rate(has, rate, rt, sizeof(rt));
+    const bool short_end = final && p->total > 0 && p->step < p->total;
     if (p->total > 0) {
         int64_t s = p->step < 0 ? 0 : p->step > p->total ? p->total : p->step;
         int pct = (int)((double)s * 100.0 / (double)p->total);
         int fill = (int)((double)s * p->width / (double)p->total);
-        if (final || s >= p->total)
+        if (s >= p->total)
             et_progress_format_time(0, eta, sizeof(eta));
         else if (has && rate > 0)
             et_progress_format_time((double)(p->total - s) / rate, eta, sizeof(eta));
@@ -181,21 +190,31 @@ static void render(et_progress *p, double now, bool final) {
             snprintf(eta, sizeof(eta), "?");
         sb_printf(b, "%s %3d%%|", p->label, pct);
         for (int i = 0; i < p->width; i++) sb_printf(b, "%c", i < fill ? '#' : '.');
-        sb_printf(b, "| %lld/%lld [%s<%s, %s]", (long long)p->step, (long long)p->total, el, eta,
-                  rt);
+        if (short_end)
+            sb_printf(b, "| %lld/%lld [%s, %s]", (long long)p->step, (long long)p->total, el, rt);
+        else
+            sb_printf(b, "| %lld/%lld [%s<%s, %s]", (long long)p->step, (long long)p->total, el,
+                      eta, rt);
     } else {
         sb_printf(b, "%s %lld [%s, %s]", p->label, (long long)p->step, el, rt);
     }
     sb_printf(b, "%s", p->metrics.s);
+    if (short_end)
+        sb_printf(b, " -- %s at step %lld/%lld", reason && *reason ? reason : "stopped",
+                  (long long)p->step, (long long)p->total);
+    else if (final && p->total <= 0 && reason && *reason)
+        sb_printf(b, " -- %s at step %lld", reason, (long long)p->step);
 }
 
 size_t et_progress_render(et_progress *p, char *buf, size_t size) {
-    render(p, now_s(p), false);
+    render(p, now_s(p), false, NULL);
     if (size) snprintf(buf, size, "%s", p->line.s);
     return p->line.len;
 }
 
-// Prints p->line: in place on a TTY, as a full line otherwise (newline: end the TTY line).
+// Prints p->line: in place on a TTY ("\r", the line cut to the terminal width, then "\x1b[K"
+// clears what a longer earlier line left), as a full line otherwise (newline: end the TTY
+// line).
 static void emit(et_progress *p, double now, bool newline) {
     if (p->is_tty) {
         size_t len = p->line.len;
@@ -205,8 +224,7 @@ static void emit(et_progress *p, double now, bool newline) {
         if (cols > 1 && len > (size_t)cols - 1) len = (size_t)cols - 1;
         fputc('\r', p->out);
         fwrite(p->line.s, 1, len, p->out);
-        for (size_t i = len; i < p->tty_last_len; i++) fputc(' ', p->out);
-        p->tty_last_len = len;
+        fputs("\x1b[K", p->out);
         if (newline) fputc('\n', p->out);
     } else {
         fputs(p->line.s, p->out);
@@ -245,30 +263,36 @@ void et_progress_update(et_progress *p, int64_t step, int n, const char *const *
         p->sample_step = step;
     }
     if (p->finished) return;
-    if (p->is_tty) {
+    if (p->total > 0 && step >= p->total) {  // the final line, once, with the mean rate
+        render(p, now, true, NULL);
+        emit(p, now, true);
+        p->finished = true;
+    } else if (p->is_tty) {
         if (!p->drawn || now - p->last_draw_t >= p->tty_interval) {
-            render(p, now, false);
+            render(p, now, false, NULL);
             emit(p, now, false);
         }
     } else {
         int64_t bucket = percent_bucket(p);
         if (!p->drawn || (p->total > 0 && bucket > p->last_bucket) ||
             now - p->last_draw_t >= p->log_interval) {
-            render(p, now, false);
+            render(p, now, false, NULL);
             emit(p, now, false);
             p->last_bucket = bucket;
         }
     }
 }
 
-void et_progress_finish(et_progress *p) {
-    ET_ASSERT(p, "et_progress_finish needs a bar");
+void et_progress_end(et_progress *p, const char *reason) {
+    ET_ASSERT(p, "et_progress_end needs a bar");
     if (p->finished) return;
     double now = now_s(p);
-    render(p, now, true);
+    render(p, now, true, reason);
     emit(p, now, true);
     p->finished = true;
 }
+
+void et_progress_finish(et_progress *p) { et_progress_end(p, NULL); }
 
 void et_progress_free(et_progress *p) {
     if (!p) return;

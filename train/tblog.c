@@ -458,6 +458,173 @@ et_status et_tblog_close(et_tblog *tb) {
     return s;
 }
 
+// ---- reading scalars back ---------------------------------------------------------------------
+
+typedef struct {
+    const uint8_t *p;
+    size_t n, i;
+} pb_reader;
+
+static bool rd_varint(pb_reader *r, uint64_t *v) {
+    *v = 0;
+    for (int shift = 0; shift < 70 && r->i < r->n; shift += 7) {
+        uint8_t b = r->p[r->i++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return true;
+    }
+    return false;
+}
+
+// The next field: its number, wire type and (wire types 1, 2, 5) payload; varints in *v.
+static bool rd_field(pb_reader *r, int *field, int *wt, const uint8_t **data, size_t *len,
+                     uint64_t *v) {
+    uint64_t key;
+    if (!rd_varint(r, &key) || key >> 3 == 0 || key >> 3 > INT32_MAX) return false;
+    *field = (int)(key >> 3), *wt = (int)(key & 7);
+    size_t size;
+    switch (*wt) {
+        case 0:
+            return rd_varint(r, v);
+        case 1:
+            size = 8;
+            break;
+        case 5:
+            size = 4;
+            break;
+        case 2: {
+            uint64_t l;
+            if (!rd_varint(r, &l) || l > r->n - r->i) return false;
+            size = (size_t)l;
+            break;
+        }
+        default:
+            return false;  // groups (3, 4) are not used by tensorboard.Event
+    }
+    if (size > r->n - r->i) return false;
+    *data = r->p + r->i, *len = size;
+    r->i += size;
+    return true;
+}
+
+typedef struct {
+    et_tblog_scalar_event *v;
+    int n, cap;
+} scalar_list;
+
+// One Summary.Value; keeps it when it has a simple_value.
+static bool read_value(const uint8_t *p, size_t n, int64_t step, double wall, scalar_list *out) {
+    pb_reader r = {p, n, 0};
+    et_tblog_scalar_event e = {.step = step, .wall_time = wall};
+    bool has_value = false;
+    while (r.i < r.n) {
+        int f, wt;
+        const uint8_t *d = NULL;
+        size_t l = 0;
+        uint64_t v = 0;
+        if (!rd_field(&r, &f, &wt, &d, &l, &v)) return false;
+        if (f == VALUE_TAG && wt == 2) {
+            size_t k = l < sizeof(e.tag) - 1 ? l : sizeof(e.tag) - 1;
+            memcpy(e.tag, d, k);
+            e.tag[k] = 0;
+        } else if (f == VALUE_SIMPLE_VALUE && wt == 5) {
+            uint32_t bits =
+                (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
+            memcpy(&e.value, &bits, 4);
+            has_value = true;
+        }
+    }
+    if (!has_value) return true;
+    if (out->n == out->cap) {
+        out->cap = out->cap ? 2 * out->cap : 64;
+        et_tblog_scalar_event *nv = realloc(out->v, sizeof(*nv) * (size_t)out->cap);
+        ET_ASSERT(nv, "out of memory");
+        out->v = nv;
+    }
+    out->v[out->n++] = e;
+    return true;
+}
+
+static bool read_event(const uint8_t *p, size_t n, scalar_list *out) {
+    pb_reader r = {p, n, 0};
+    int64_t step = 0;
+    double wall = 0;
+    const uint8_t *summary = NULL;
+    size_t summary_len = 0;
+    while (r.i < r.n) {  // step and wall time may follow the summary: collect first
+        int f, wt;
+        const uint8_t *d = NULL;
+        size_t l = 0;
+        uint64_t v = 0;
+        if (!rd_field(&r, &f, &wt, &d, &l, &v)) return false;
+        if (f == EVENT_WALL_TIME && wt == 1) memcpy(&wall, d, 8);
+        if (f == EVENT_STEP && wt == 0) step = (int64_t)v;
+        if (f == EVENT_SUMMARY && wt == 2) summary = d, summary_len = l;
+    }
+    if (!summary) return true;
+    pb_reader s = {summary, summary_len, 0};
+    while (s.i < s.n) {
+        int f, wt;
+        const uint8_t *d = NULL;
+        size_t l = 0;
+        uint64_t v = 0;
+        if (!rd_field(&s, &f, &wt, &d, &l, &v)) return false;
+        if (f == SUMMARY_VALUE && wt == 2 && !read_value(d, l, step, wall, out)) return false;
+    }
+    return true;
+}
+
+static uint64_t le_at(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+et_status et_tblog_read_scalars(const char *path, et_tblog_scalar_event **out, int *n_out) {
+    ET_ASSERT(path && out && n_out, "et_tblog_read_scalars: NULL argument");
+    *out = NULL, *n_out = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return et_err(ET_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
+    bytebuf b = {0};
+    uint8_t chunk[65536];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0) bb_put(&b, chunk, got);
+    bool rerr = ferror(fp) != 0;
+    fclose(fp);
+    if (rerr) {
+        free(b.p);
+        return et_err(ET_ERR_IO, "%s: read error", path);
+    }
+    scalar_list list = {0};
+    et_status st = NULL;
+    for (size_t pos = 0; pos < b.len && !st;) {
+        const uint8_t *h = b.p + pos;
+        if (b.len - pos < 12 || (uint32_t)le_at(h + 8, 4) != et_crc32c_mask(et_crc32c(0, h, 8))) {
+            st = et_err(ET_ERR_FORMAT, "%s: record at byte %zu: bad or cut length header", path,
+                        pos);
+            break;
+        }
+        uint64_t len = le_at(h, 8);
+        if (len > b.len - pos - 12 || b.len - pos - 12 - len < 4) {
+            st = et_err(ET_ERR_FORMAT, "%s: record at byte %zu: cut short (%llu bytes announced)",
+                        path, pos, (unsigned long long)len);
+            break;
+        }
+        if ((uint32_t)le_at(h + 12 + len, 4) != et_crc32c_mask(et_crc32c(0, h + 12, (size_t)len)))
+            st = et_err(ET_ERR_FORMAT, "%s: record at byte %zu: data CRC mismatch", path, pos);
+        else if (!read_event(h + 12, (size_t)len, &list))
+            st =
+                et_err(ET_ERR_FORMAT, "%s: record at byte %zu: not a tensorboard.Event", path, pos);
+        pos += 12 + (size_t)len + 4;
+    }
+    free(b.p);
+    if (st) {
+        free(list.v);
+        return st;
+    }
+    *out = list.v, *n_out = list.n;
+    return NULL;
+}
+
 // ---- JSONL metrics log -----------------------------------------------------------------------
 
 struct et_metrics_log {

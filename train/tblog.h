@@ -1,7 +1,8 @@
 // train/tblog.h - training logs: TensorBoard event files and a JSONL metrics log.
 // defines: et_tblog, et_tblog_options, et_tblog_open, et_tblog_open_ex, et_tblog_open_file,
 //          et_tblog_path, et_tblog_set_wall_time, et_tblog_scalar, et_tblog_scalars,
-//          et_tblog_text, et_tblog_flush, et_tblog_close, et_crc32c, et_crc32c_mask,
+//          et_tblog_text, et_tblog_flush, et_tblog_close, et_tblog_scalar_event,
+//          et_tblog_read_scalars, et_crc32c, et_crc32c_mask,
 //          et_metrics_log, et_metrics_log_open, et_metrics_log_write, et_metrics_log_close
 //
 // TensorBoard event files (written from the format, no TensorFlow code):
@@ -93,6 +94,22 @@ et_status et_tblog_flush(et_tblog *tb);
 // Flushes, closes and frees tb (NULL is a no-op). Returns the flush/close error, or an
 // ET_ERR_IO counting the events dropped after an earlier write error.
 et_status et_tblog_close(et_tblog *tb);
+
+// ---- reading an event file back ------------------------------------------------------------
+// Every scalar (Value with a simple_value) of the event file at path, in file order, with its
+// Event's step and wall time. Both CRCs of every record are checked; other events (the
+// file_version record, text) are read and skipped. *out is malloc'd (free it; NULL when there
+// is none). Tags longer than 255 bytes are cut. Errors: ET_ERR_IO (cannot open / read),
+// ET_ERR_FORMAT naming the file and the record's byte offset (cut record, CRC mismatch, a
+// record that does not parse as a tensorboard.Event); nothing is returned then.
+typedef struct {
+    int64_t step;
+    double wall_time;
+    char tag[256];
+    float value;
+} et_tblog_scalar_event;
+
+et_status et_tblog_read_scalars(const char *path, et_tblog_scalar_event **out, int *n);
 
 // ---- JSONL metrics log ----------------------------------------------------------------------
 typedef struct et_metrics_log et_metrics_log;

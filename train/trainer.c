@@ -22,6 +22,7 @@
 #include "train/emo_model.h"
 #include "progress.h"
 #include "tblog.h"
+#include "train/eval/plot.h"
 
 static volatile sig_atomic_t g_stop;
 void et_train_stop_request(void) { g_stop = 1; }
@@ -328,6 +329,18 @@ static et_status export_final(const et_run_config *c, run_t *r) {
     return NULL;
 }
 
+// <output_dir>/curves.png: loss and learning rate over the whole run (metrics.jsonl, resumed
+// parts included). A plot that cannot be drawn is a warning, never a failed run.
+static void write_curves(const et_run_config *c) {
+    char jsonl[4200], png[4200], title[4300];
+    snprintf(jsonl, sizeof jsonl, "%s/metrics.jsonl", c->output_dir);
+    snprintf(png, sizeof png, "%s/curves.png", c->output_dir);
+    snprintf(title, sizeof title, "training curves: %s", c->output_dir);
+    et_status st = et_plot_metrics_curves(jsonl, png, title);
+    if (st) et_warn("curves.png: %s", et_status_msg(st));
+    et_status_free(st);
+}
+
 static et_status train_loop(const et_run_config *c, run_t *r, et_train_state *state, int64_t total,
                             et_train_result *res) {
     et_emo_model *m = &r->model;
@@ -446,11 +459,13 @@ static et_status train_loop(const et_run_config *c, run_t *r, et_train_state *st
         }
         if (stop) {
             res->interrupted = true;
+            et_progress_end(r->bar, "interrupted");  // ends the bar's line before the warning
             et_warn("interrupted: checkpoint %s written; continue with --resume", res->checkpoint);
             break;
         }
     }
-    if (r->bar) et_progress_finish(r->bar);
+    if (r->bar) et_progress_end(r->bar, res->interrupted ? "interrupted" : st ? "stopped" : NULL);
+    write_curves(c);
     res->steps = state->step;
     res->total_steps = total;
     res->nan_skipped = state->nan_skipped;

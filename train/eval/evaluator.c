@@ -3,6 +3,8 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@
 #include "train/emo_model.h"
 #include "train/models/generate.h"
 #include "train/progress.h"
+#include "train/tblog.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -206,6 +209,103 @@ static et_status generate_batch(const et_run_config *c, et_emo_model *m, item_t 
     return st;
 }
 
+// The step of checkpoint dir: state.json's "step", else the number in a "step-N" name.
+static et_status checkpoint_step(const char *dir, int64_t *step) {
+    char path[4200], *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    et_status st = et_read_file(path, (size_t)1 << 20, &text, &len);
+    if (!st) {
+        cJSON *j = cJSON_Parse(text);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "step");
+        bool ok = cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 9e15;
+        if (ok) *step = (int64_t)v->valuedouble;
+        cJSON_Delete(j);
+        free(text);
+        if (ok) return NULL;
+    }
+    et_status_free(st);
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    size_t b = n;
+    while (b > 0 && dir[b - 1] != '/') b--;
+    char *end = NULL;
+    if (n - b > 5 && !strncmp(dir + b, "step-", 5)) {
+        long long v = strtoll(dir + b + 5, &end, 10);
+        if (end == dir + n && v >= 0) {
+            *step = v;
+            return NULL;
+        }
+    }
+    return et_err(ET_ERR_FORMAT,
+                  "%s: cannot tell the checkpoint's step (no \"step\" in state.json and the "
+                  "directory is not named step-N)",
+                  dir);
+}
+
+et_status et_eval_write_tensorboard(const char *checkpoint_dir, const char *output_dir,
+                                    const et_emo_eval_result *r, char *tb_dir, size_t cap,
+                                    int64_t *step_out) {
+    ET_ASSERT(checkpoint_dir && output_dir && r, "et_eval_write_tensorboard: NULL argument");
+    int64_t step = 0;
+    ET_TRY(checkpoint_step(checkpoint_dir, &step));
+    // the run directory: <run>/checkpoints/step-N names it; otherwise train.output_dir
+    char run[4096];
+    snprintf(run, sizeof run, "%s", checkpoint_dir);
+    size_t n = strlen(run);
+    while (n > 1 && run[n - 1] == '/') run[--n] = 0;
+    char *slash = strrchr(run, '/');
+    bool in_run = false;
+    if (slash) {
+        *slash = 0;  // run = the parent
+        char *parent = strrchr(run, '/');
+        const char *base = parent ? parent + 1 : run;
+        if (!strcmp(base, "checkpoints")) {
+            if (parent)
+                *parent = 0;
+            else
+                snprintf(run, sizeof run, ".");
+            if (!run[0]) snprintf(run, sizeof run, "/");
+            in_run = true;
+        }
+    }
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/tb", in_run ? run : output_dir);
+    const char *tags[8];
+    double vals[8];
+    int k = 0;
+#define ADD(tag, v)                                    \
+    do {                                               \
+        if (isfinite(v)) tags[k] = tag, vals[k++] = v; \
+    } while (0)
+    if (r->kind == ET_EVAL_EMOTION) {
+        ADD("eval/accuracy", r->accuracy);
+        ADD("eval/war", r->accuracy);
+        ADD("eval/uar", r->uar);
+    } else {
+        ADD("eval/f1_mean", r->f1_mean);
+        ADD("eval/au_acc_mean", r->au_acc_mean);
+    }
+    if (r->n_rouge > 0) {
+        ADD("eval/rouge_l", r->rouge_l_mean);
+        ADD("eval/rege", r->rege);
+    }
+    ADD("eval/n_samples", (double)r->n_samples);
+#undef ADD
+    et_tblog *tb = NULL;
+    ET_TRY(et_tblog_open(dir, &tb));
+    et_status st = et_tblog_scalars(tb, step, k, tags, vals);
+    et_status cs = et_tblog_close(tb);
+    if (!st)
+        st = cs;
+    else
+        et_status_free(cs);
+    if (st) return st;
+    if (tb_dir) snprintf(tb_dir, cap, "%s", dir);
+    if (step_out) *step_out = step;
+    return NULL;
+}
+
 et_status et_eval_run(const et_run_config *c, const char *checkpoint, et_eval_summary *out) {
     memset(out, 0, sizeof *out);
     const double t0 = now_s();
@@ -349,9 +449,22 @@ et_status et_eval_run(const et_run_config *c, const char *checkpoint, et_eval_su
         snprintf(path, sizeof path, "%s/metrics.json", out->output_dir);
         st = et_emo_eval_write_json(ev, path);
     }
+    if (!st && c->tensorboard) {  // the metrics beside the run's training curves
+        char tbd[4200];
+        int64_t step = 0;
+        et_status ts =
+            et_eval_write_tensorboard(ckpt, c->output_dir, &out->result, tbd, sizeof tbd, &step);
+        if (ts) {  // the metrics are in metrics.json: warn, do not fail the evaluation
+            et_warn("eval: TensorBoard: %s", et_status_msg(ts));
+            et_status_free(ts);
+        } else {
+            et_info("eval: metrics in TensorBoard under %s at step %lld", tbd, (long long)step);
+        }
+    }
     if (!st && !au) {
         snprintf(path, sizeof path, "%s/confusion.png", out->output_dir);
-        st = et_emo_eval_write_confusion_png(ev, path, 0);
+        const char *slash = strrchr(c->eval_data, '/');
+        st = et_emo_eval_write_confusion_png(ev, path, 0, slash ? slash + 1 : c->eval_data);
     }
 done:
     if (pred) fclose(pred);

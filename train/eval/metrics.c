@@ -10,9 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "data/image.h"
-#include "data/image_write.h"
 #include "data/unicode_tables.h"
+#include "plot.h"
 
 static void *xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
@@ -1097,99 +1096,36 @@ et_status et_emo_eval_write_json(const et_emo_eval *ev, const char *path) {
 
 // ---- confusion-matrix PNG -------------------------------------------------------------------
 
-// 5x7 glyphs for '0'-'9' and 'A'-'Z' (lower case is drawn as upper case), one byte per row,
-// bit 4 = leftmost column.
-static const uint8_t font5x7[36][7] = {
-    {0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E}, {0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E},
-    {0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F}, {0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E},
-    {0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02}, {0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E},
-    {0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E}, {0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08},
-    {0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E}, {0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C},
-    {0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11}, {0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E},
-    {0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E}, {0x1C, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1C},
-    {0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F}, {0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10},
-    {0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F}, {0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11},
-    {0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E}, {0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C},
-    {0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11}, {0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F},
-    {0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11}, {0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11},
-    {0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E}, {0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10},
-    {0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D}, {0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11},
-    {0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E}, {0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04},
-    {0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E}, {0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04},
-    {0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A}, {0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11},
-    {0x11, 0x11, 0x0A, 0x04, 0x04, 0x04, 0x04}, {0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F},
-};
-
-static void fill_rect(et_image *im, int x0, int y0, int w, int h, const uint8_t rgb[3]) {
-    for (int y = y0 < 0 ? 0 : y0; y < y0 + h && y < im->height; y++)
-        for (int x = x0 < 0 ? 0 : x0; x < x0 + w && x < im->width; x++)
-            memcpy(im->data + ((size_t)y * im->width + x) * 3, rgb, 3);
-}
-
-// Draw at most max_chars of s with its top-left at (x, y), each font pixel scale x scale.
-static void draw_text(et_image *im, int x, int y, const char *s, int max_chars, int scale,
-                      const uint8_t rgb[3]) {
-    for (int i = 0; s[i] && i < max_chars; i++) {
-        char c = s[i];
-        int g = -1;
-        if (c >= '0' && c <= '9') g = c - '0';
-        if (c >= 'A' && c <= 'Z') g = 10 + c - 'A';
-        if (c >= 'a' && c <= 'z') g = 10 + c - 'a';
-        if (g >= 0)
-            for (int row = 0; row < 7; row++)
-                for (int col = 0; col < 5; col++)
-                    if (font5x7[g][row] & (0x10 >> col))
-                        fill_rect(im, x + (i * 6 + col) * scale, y + row * scale, scale, scale,
-                                  rgb);
-    }
-}
-
-et_status et_emo_eval_write_confusion_png(const et_emo_eval *ev, const char *path, int cell_px) {
+et_status et_emo_eval_write_confusion_png(const et_emo_eval *ev, const char *path, int cell_px,
+                                          const char *eval_name) {
     ET_ASSERT(ev && path, "et_emo_eval_write_confusion_png: NULL argument");
     if (ev->kind != ET_EVAL_EMOTION)
         return et_err(ET_ERR_INVALID, "%s: an AU evaluation has no confusion matrix", path);
-    if (cell_px <= 0) cell_px = 64;
-    if (cell_px < 16 || cell_px > 512)
-        return et_err(ET_ERR_INVALID, "%s: cell size %d px out of range 16..512", path, cell_px);
-    int K = ev->n_classes;
-    int scale = cell_px >= 64 ? 2 : 1;
-    int adv = 6 * scale;                   // one character
-    int cell_chars = (cell_px - 4) / adv;  // characters that fit in a cell
-    int name_chars = 10;
-    int left = name_chars * adv + 8, top = 7 * scale + 12, pad = 8;
-    et_image im = {left + K * cell_px + pad, top + K * cell_px + pad, NULL};
-    im.data = xmalloc((size_t)im.width * im.height * 3);
-    memset(im.data, 255, (size_t)im.width * im.height * 3);
-    const uint8_t black[3] = {0, 0, 0}, white[3] = {255, 255, 255}, grid[3] = {200, 200, 200};
+    const int K = ev->n_classes;
+    int64_t counts[ET_EVAL_MAX_CLASSES * ET_EVAL_MAX_CLASSES], n = 0, correct = 0;
     for (int t = 0; t < K; t++) {
-        int64_t row = ev->unparsed[t];
-        for (int p = 0; p < K; p++) row += ev->confusion[t][p];
-        draw_text(&im, 4, top + t * cell_px + (cell_px - 7 * scale) / 2, ev->names[t], name_chars,
-                  scale, black);
+        n += ev->unparsed[t];
         for (int p = 0; p < K; p++) {
-            double v = row ? (double)ev->confusion[t][p] / (double)row : 0.0;
-            // white (0) to dark blue (1)
-            uint8_t rgb[3] = {(uint8_t)lround(255 - v * (255 - 8)),
-                              (uint8_t)lround(255 - v * (255 - 48)),
-                              (uint8_t)lround(255 - v * (255 - 107))};
-            int x = left + p * cell_px, y = top + t * cell_px;
-            fill_rect(&im, x, y, cell_px, cell_px, grid);
-            fill_rect(&im, x + 1, y + 1, cell_px - 2, cell_px - 2, rgb);
-            char digits[24];
-            snprintf(digits, sizeof digits, "%lld", (long long)ev->confusion[t][p]);
-            int nd = (int)strlen(digits);
-            if (nd <= cell_chars)
-                draw_text(&im, x + (cell_px - nd * adv + scale) / 2, y + (cell_px - 7 * scale) / 2,
-                          digits, nd, scale, v > 0.5 ? white : black);
+            counts[t * K + p] = ev->confusion[t][p];
+            n += ev->confusion[t][p];
+            if (p == t) correct += ev->confusion[t][p];
         }
     }
-    for (int p = 0; p < K; p++) {
-        int nc = (int)strlen(ev->names[p]);
-        if (nc > (cell_px - 10) / adv) nc = (cell_px - 10) / adv;  // keep a gap between columns
-        draw_text(&im, left + p * cell_px + (cell_px - nc * adv + scale) / 2, 6, ev->names[p], nc,
-                  scale, black);
-    }
-    et_status s = et_image_write_png(path, &im);
-    free(im.data);
-    return s;
+    char title[256], acc[48];
+    if (n > 0)
+        snprintf(acc, sizeof acc, "accuracy %.2f%% (%lld samples)",
+                 100.0 * (double)correct / (double)n, (long long)n);
+    else
+        snprintf(acc, sizeof acc, "no samples");
+    if (eval_name && *eval_name)
+        snprintf(title, sizeof title, "confusion matrix: %.160s, %s", eval_name, acc);
+    else
+        snprintf(title, sizeof title, "confusion matrix, %s", acc);
+    et_plot_confusion cm = {.title = title,
+                            .n_classes = K,
+                            .names = ev->name_ptrs,
+                            .counts = counts,
+                            .unparsed = ev->unparsed,
+                            .cell_px = cell_px};
+    return et_plot_confusion_png(path, &cm);
 }
