@@ -7,6 +7,7 @@
 #include <string.h>
 
 static int g_level = -1;
+static _Atomic int g_transient;  // a progress line is on stderr, unterminated
 
 static et_log_level level_from_env(void) {
     const char *s = getenv("EMOTUNE_LOG");
@@ -18,6 +19,8 @@ static et_log_level level_from_env(void) {
 }
 
 void et_log_set_level(et_log_level level) { g_level = (int)level; }
+
+void et_log_transient_line(int on) { g_transient = on ? 1 : 0; }
 
 et_log_level et_log_get_level(void) {
     if (g_level < 0) g_level = (int)level_from_env();
@@ -33,5 +36,5 @@ void et_log(et_log_level level, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s\n", line);
+    fprintf(stderr, "%s%s\n", g_transient ? "\r\x1b[K" : "", line);
 }

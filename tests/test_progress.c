@@ -8,6 +8,7 @@
 
 #include "../core/status.h"
 #include "../train/progress.h"
+#include "core/log.h"
 #include "test_util.h"
 
 typedef struct {
@@ -464,7 +465,39 @@ static void test_autodetect_pty_and_pipe(void) {
               "train 100%|####| 8/8 [00:02<00:00, 4.0 it/s]\n");
 }
 
+// A warning logged while the bar is drawn in place on stderr first clears the bar's line,
+// so it starts on a clean line (the bar redraws at its next update).
+static void test_log_clears_tty_line(void) {
+    int fds[2];
+    CHECK(pipe(fds) == 0, "pipe");
+    fflush(stderr);
+    int saved = dup(2);
+    CHECK(dup2(fds[1], 2) == 2, "dup2");
+    fake_clock clk = {0};
+    et_progress_options o = {.label = "train", .mode = ET_PROGRESS_TTY, .width = 4,
+                             .columns = 200, .clock = fake_now, .clock_ctx = &clk};
+    et_progress *p = et_progress_new_ex(8, stderr, &o);
+    clk.t = 1;
+    et_progress_update(p, 2, 0, NULL, NULL);
+    et_warn("step 2 skipped");
+    et_progress_free(p);  // unfinished: ends the line, and log lines stop clearing
+    et_warn("after");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fds[1]);
+    char buf[512];
+    ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
+    buf[n > 0 ? n : 0] = 0;
+    close(fds[0]);
+    CHECK_STR(buf,
+              "\rtrain  25%|#...| 2/8 [00:01<00:03, 2.0 it/s]\x1b[K"
+              "\r\x1b[K[emotune warn] step 2 skipped\n"
+              "\n[emotune warn] after\n");
+}
+
 int main(void) {
+    RUN(test_log_clears_tty_line);
     RUN(test_format_time);
     RUN(test_format_value);
     RUN(test_example_line);

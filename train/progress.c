@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/log.h"
 #include "../core/status.h"
 
 // A growing NUL-terminated string.
@@ -226,6 +227,7 @@ static void emit(et_progress *p, double now, bool newline) {
         fwrite(p->line.s, 1, len, p->out);
         fputs("\x1b[K", p->out);
         if (newline) fputc('\n', p->out);
+        if (p->out == stderr) et_log_transient_line(!newline);
     } else {
         fputs(p->line.s, p->out);
         fputc('\n', p->out);
@@ -299,6 +301,7 @@ void et_progress_free(et_progress *p) {
     if (p->is_tty && p->drawn && !p->finished) {
         fputc('\n', p->out);
         fflush(p->out);
+        if (p->out == stderr) et_log_transient_line(0);
     }
     free(p->metrics.s);
     free(p->line.s);
