@@ -506,7 +506,8 @@ static void test_bad_inputs(void) {
 // Offset of the first byte of entropy-coded data (after the SOS segment), or 0.
 static size_t scan_start(const membuf *b) {
     for (size_t i = 2; i + 3 < b->n; i++)
-        if (b->p[i] == 0xFF && b->p[i + 1] == 0xDA) return i + 2 + ((size_t)b->p[i + 2] << 8 | b->p[i + 3]);
+        if (b->p[i] == 0xFF && b->p[i + 1] == 0xDA)
+            return i + 2 + ((size_t)b->p[i + 2] << 8 | b->p[i + 3]);
     return 0;
 }
 

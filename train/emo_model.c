@@ -104,7 +104,9 @@ static et_status build(const et_run_config *c, et_emo_model *m) {
         vis = &m->vision;
     }
     if (vis) m->image_size = vis->cfg.image_size;
-    if (vis) ET_TRY(et_clip_check_select_layer(&vis->cfg, c->select_layer, "config: model.select_layer"));
+    if (vis)
+        ET_TRY(
+            et_clip_check_select_layer(&vis->cfg, c->select_layer, "config: model.select_layer"));
     m->use_images = vis && c->visual_tokens;
     if (!c->visual_tokens && pk == ET_PRIOR_NONE)
         return et_err(ET_ERR_INVALID,

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../core/fileio.h"
 
@@ -301,8 +302,8 @@ static et_status set_value(et_run_config *c, const entry_t *e, const cJSON *v, c
                 return et_err(ET_ERR_INVALID, "%s: %s must be an integer, got %s", where, e->key,
                               fmt_num(d, bv, sizeof bv));
             if (!(d >= e->lo && d <= e->hi))
-                return et_err(ET_ERR_INVALID, "%s: %s = %s is out of range [%s, %s]", where,
-                              e->key, fmt_num(d, bv, sizeof bv), fmt_num(e->lo, blo, sizeof blo),
+                return et_err(ET_ERR_INVALID, "%s: %s = %s is out of range [%s, %s]", where, e->key,
+                              fmt_num(d, bv, sizeof bv), fmt_num(e->lo, blo, sizeof blo),
                               fmt_num(e->hi, bhi, sizeof bhi));
             if (e->kind == K_INT)
                 *(int *)p = (int)d;
@@ -474,8 +475,10 @@ static et_status resolve_path(et_run_config *c, const entry_t *e, const char *ba
             rel += 2;
         } else if (rel[0] == '.' && rel[1] == '.' && (rel[2] == '/' || !rel[2])) {
             char *slash = strrchr(base, '/');
-            if (slash && slash != base) *slash = 0;
-            else snprintf(base, sizeof base, "/");
+            if (slash && slash != base)
+                *slash = 0;
+            else
+                snprintf(base, sizeof base, "/");
             rel += rel[2] ? 3 : 2;
         } else {
             break;
@@ -485,8 +488,9 @@ static et_status resolve_path(et_run_config *c, const entry_t *e, const char *ba
     int n = rel[0] ? snprintf(buf, sizeof buf, "%s%s%s", base, strcmp(base, "/") ? "/" : "", rel)
                    : snprintf(buf, sizeof buf, "%s", base);
     if (n < 0 || (size_t)n >= e->size)
-        return et_err(ET_ERR_INVALID, "%s: %s = \"%s\" resolved against %s is longer than %zu bytes",
-                      where, e->key, p, base_dir, e->size - 1);
+        return et_err(ET_ERR_INVALID,
+                      "%s: %s = \"%s\" resolved against %s is longer than %zu bytes", where, e->key,
+                      p, base_dir, e->size - 1);
     memcpy(p, buf, (size_t)n + 1);
     return NULL;
 }
@@ -541,8 +545,7 @@ static et_status parse_at(const char *json, const char *name, const char *base_d
             break;
         }
         if (!cJSON_IsObject(sec)) {
-            st = et_err(ET_ERR_INVALID, "%s: section \"%s\" must be an object", where,
-                        sec->string);
+            st = et_err(ET_ERR_INVALID, "%s: section \"%s\" must be an object", where, sec->string);
             break;
         }
         for (const cJSON *v = sec->child; !st && v; v = v->next) {
@@ -555,6 +558,12 @@ static et_status parse_at(const char *json, const char *name, const char *base_d
             if (!st && !cli && is_input_path(key)) st = resolve_path(out, e, base_dir, w);
         }
     }
+    // the rest (command-line values, defaults) are relative to the working directory:
+    // stored absolute too, so a saved config (a checkpoint's) reads back the same anywhere
+    char cwd[PATH_MAX];
+    if (!st && getcwd(cwd, sizeof cwd))
+        for (size_t i = 0; !st && i < sizeof input_paths / sizeof *input_paths; i++)
+            st = resolve_path(out, find_entry(input_paths[i]), cwd, "command line");
     if (!st)
         st = check_select_layer(out, from_cli(n_over, overrides, "model", "select_layer") ||
                                              from_cli(n_over, overrides, "model", "vision")

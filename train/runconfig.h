@@ -21,10 +21,11 @@
 //   against model.vision.num_hidden_layers when the config gives the tower's shape.
 // - Paths: a relative path in the file under one of the input keys (model.llm_path,
 //   model.vision_path, model.llava_path, model.tokenizer, data.train, data.eval, data.store,
-//   data.root, synth.dir) resolves against the directory of the config file and is stored
-//   absolute; outputs (train.output_dir, eval.output_dir) and every value given as an override
-//   stay as written, relative to the working directory. et_run_config_parse (a text without a
-//   file) resolves nothing.
+//   data.root, synth.dir) resolves against the directory of the config file; one given as an
+//   override (or a default) resolves against the working directory. Both are stored absolute,
+//   so a saved config reads back the same from anywhere. Outputs (train.output_dir,
+//   eval.output_dir) stay as written, relative to the working directory of the run.
+//   et_run_config_parse (a text without a file) resolves against the working directory.
 // - et_run_config_check_paths: before any work, every input path a command reads must exist;
 //   one error lists all that do not, each with its key.
 // - et_run_config_to_json writes the resolved config (every key, defaults included) as

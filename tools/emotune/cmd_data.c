@@ -48,9 +48,9 @@ int et_cli_prepare(int argc, char **argv) {
         return a.help ? 0 : 2;
     }
     et_run_config c;
-    if ((rc = et_cli_load_config(&a, "prepare", a.opt_val[1] ? ET_RC_NEED_MODEL
-                                                             : ET_RC_NEED_MODEL | ET_RC_NEED_TRAIN_DATA,
-                                 &c)))
+    if ((rc = et_cli_load_config(
+             &a, "prepare",
+             a.opt_val[1] ? ET_RC_NEED_MODEL : ET_RC_NEED_MODEL | ET_RC_NEED_TRAIN_DATA, &c)))
         return rc;
     et_status st = NULL;
     const char *data = a.opt_val[1] ? a.opt_val[1] : c.train_data;

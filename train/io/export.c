@@ -38,11 +38,15 @@ static const char *torch_dtype_name(et_dtype dt) {
 static cJSON *json_float(double v) {
     char buf[40];
     if (!isfinite(v)) return cJSON_CreateNull();
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) break;
+    if (v == floor(v) && fabs(v) < 1e16) {
+        snprintf(buf, sizeof buf, "%.1f", v);  // 500000.0, as Python writes it
+    } else {
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(buf, sizeof buf, "%.*g", prec, v);
+            if (strtod(buf, NULL) == v) break;
+        }
+        if (!strpbrk(buf, ".eE")) strncat(buf, ".0", sizeof buf - strlen(buf) - 1);
     }
-    if (!strpbrk(buf, ".eE")) strncat(buf, ".0", sizeof buf - strlen(buf) - 1);
     cJSON *r = cJSON_CreateRaw(buf);
     ET_ASSERT(r, "out of memory");
     return r;

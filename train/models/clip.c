@@ -338,8 +338,7 @@ static et_tensor *layer_forward(const et_clip_config *c, et_clip_layer *y, et_te
     return out;
 }
 
-et_status et_clip_check_select_layer(const et_clip_config *cfg, int select_layer,
-                                     const char *key) {
+et_status et_clip_check_select_layer(const et_clip_config *cfg, int select_layer, const char *key) {
     const int L = (int)cfg->num_layers;
     if (select_layer >= -(L + 1) && select_layer <= L) return NULL;
     return et_err(ET_ERR_INVALID,

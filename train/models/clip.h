@@ -97,8 +97,7 @@ et_status et_clip_vision_new_random(const et_clip_config *cfg, double std, uint6
 // Whether select_layer lies in [-(L+1), L] for cfg's L layers; the error names `key` (the
 // config key the value came from, e.g. "model.select_layer") and the valid range. Callers
 // check a user's value with it before the forward (which asserts).
-et_status et_clip_check_select_layer(const et_clip_config *cfg, int select_layer,
-                                     const char *key);
+et_status et_clip_check_select_layer(const et_clip_config *cfg, int select_layer, const char *key);
 // img: [B, C, S, S] -> [B, N, D] (ET_CLIP_PATCH) or [B, N+1, D] (ET_CLIP_CLS_PATCH).
 et_tensor *et_clip_vision_forward(et_clip_vision *m, et_tensor *img, int select_layer,
                                   et_clip_feature feature);
