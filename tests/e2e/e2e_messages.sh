@@ -72,6 +72,9 @@ expect "file key blamed on the file" "typo.json: unknown key \"train.epoch\"" \
   "$bin" train -c "$work/typo.json"
 expect "forgotten -c" 'train: no config given: pass -c FILE' "$bin" train train.epochs=1
 expect "forgotten -c (eval)" 'eval: no config given: pass -c FILE' "$bin" eval
+expect "forgotten -c (ablate)" 'ablate: no config given: pass -c FILE' \
+  "$bin" ablate --matrix "$src/configs/ablation/emola-prior.json" --out "$work/abl"
+[ ! -e "$work/abl" ] || fail "[forgotten -c (ablate)] wrote $work/abl"
 expect "missing path names its key" 'data.train +=.*/nope.json: No such file or directory' \
   "$bin" train -c "$cfg" data.train=nope.json
 out=$("$bin" train -c "$src/configs/emola-7b.json" 2>&1); rc=$?
