@@ -497,8 +497,9 @@ static et_status resolve_path(et_run_config *c, const entry_t *e, const char *ba
 
 // The vision tower's depth, when model.vision names it, bounds model.select_layer: the tower
 // has L + 1 hidden states (embeddings, then each layer), so k must lie in [-(L + 1), L].
+// (A tower loaded from model.vision_path / model.llava_path is checked when it is built.)
 static et_status check_select_layer(const et_run_config *c, const char *where) {
-    if (!c->vision_json) return NULL;
+    if (!c->vision_json || c->vision_path[0] || c->llava_path[0]) return NULL;
     cJSON *v = cJSON_Parse(c->vision_json);
     const cJSON *nl = cJSON_GetObjectItemCaseSensitive(v, "num_hidden_layers");
     et_status st = NULL;
