@@ -124,13 +124,33 @@ static void jpeg_on_error(j_common_ptr c) {
     longjmp(e->jb, 1);
 }
 
-// Warnings (msg_level -1): a premature end of data is fatal, the rest are counted.
+// Whether a libjpeg warning (code, formatted text) means the compressed scan is damaged, so
+// the rows it decodes are garbage (Pillow raises "broken data stream"): bad Huffman or
+// arithmetic code, premature end of a data segment, a lost restart marker ("Corrupt JPEG
+// data: ..."), invalid SOS parameters, an inconsistent progression. Extraneous bytes before
+// a marker and a bad ICC marker leave the pixels intact. (Matched on the text as well as
+// the code: JWRN_ARITH_BAD_CODE exists only in some libjpeg builds.)
+static bool jpeg_warning_is_corrupt(int code, const char *text) {
+    if (code == JWRN_EXTRANEOUS_DATA || code == JWRN_BOGUS_ICC) return false;
+    return code == JWRN_BOGUS_PROGRESSION || code == JWRN_NOT_SEQUENTIAL ||
+           code == JWRN_HIT_MARKER || code == JWRN_HUFF_BAD_CODE || code == JWRN_MUST_RESYNC ||
+           !strncmp(text, "Corrupt JPEG data", 17);
+}
+
+// Warnings (msg_level -1): a premature end of data or a damaged scan is fatal, the rest
+// (extraneous bytes before a marker, ...) are counted.
 static void jpeg_on_message(j_common_ptr c, int level) {
     jpeg_err *e = (jpeg_err *)c->err;
     if (level >= 0) return;  // trace messages
     if (c->err->msg_code == JWRN_JPEG_EOF) {
         snprintf(e->msg, sizeof(e->msg), "the data ends before the image does");
         e->truncated = true;
+        longjmp(e->jb, 1);
+    }
+    char w[JMSG_LENGTH_MAX];
+    c->err->format_message(c, w);
+    if (jpeg_warning_is_corrupt(c->err->msg_code, w)) {
+        snprintf(e->msg, sizeof(e->msg), "the compressed scan is damaged (libjpeg: %.150s)", w);
         longjmp(e->jb, 1);
     }
     c->err->num_warnings++;

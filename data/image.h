@@ -32,9 +32,14 @@
 //   (ET_ERR_UNSUPPORTED), too many pixels (ET_ERR_NOMEM). On failure *out is zeroed.
 // - Truncation: a JPEG whose data ends early is an error (libjpeg only warns, "Premature
 //   end of JPEG file", and pads with grey; we turn that warning into an error, as Pillow
-//   raises "image file is truncated"). Other libjpeg warnings ("Corrupt JPEG data: N
-//   extraneous bytes before marker") are tolerated, as Pillow tolerates them. A PNG whose
-//   image data ends early, or with a bad CRC in a critical chunk, is an error.
+//   raises "image file is truncated"). A damaged compressed scan is an error too: libjpeg's
+//   corrupt-data warnings (bad Huffman or arithmetic code, premature end of a data segment,
+//   a lost restart marker, invalid SOS parameters, an inconsistent progression) would
+//   decode to garbage rows, where Pillow raises "broken data stream" and LLaVA skips the
+//   file; the message names the file and libjpeg's warning. Harmless warnings (N extraneous
+//   bytes before a marker, a bad ICC marker, an unknown JFIF revision) are tolerated, as
+//   Pillow tolerates them. A PNG whose image data ends early, or with a bad CRC in a
+//   critical chunk, is an error.
 // - Thread-safe: no global state (libjpeg/libpng errors longjmp to per-call buffers).
 #ifndef ET_IMAGE_H
 #define ET_IMAGE_H

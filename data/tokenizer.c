@@ -1006,8 +1006,19 @@ et_status et_tokenizer_from_json(const char *json, size_t len, const char *name,
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
-        (void)end;
         return LERR(ET_ERR_FORMAT, ": invalid JSON near line %d", json_line(json, len, at));
+    }
+    // Anything but whitespace after the value is refused, as HF's tokenizers (serde_json:
+    // "trailing characters") does: a file with two documents or appended junk is a mistake.
+    const char *tail = end ? end : json + len;
+    while (tail < json + len && (*tail == ' ' || *tail == '\t' || *tail == '\n' || *tail == '\r'))
+        tail++;
+    if (tail < json + len) {
+        cJSON_Delete(root);
+        return LERR(ET_ERR_FORMAT,
+                    ": trailing data after the JSON object at line %d (byte %td of %zu); the file "
+                    "must hold one JSON object only",
+                    json_line(json, len, tail), tail - json, len);
     }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);

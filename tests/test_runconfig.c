@@ -3,6 +3,7 @@
 // resolved config round-tripping through JSON.
 #include <unistd.h>
 
+#include "../core/fileio.h"
 #include "../train/runconfig.h"
 #include "test_util.h"
 
@@ -35,11 +36,18 @@ static void test_defaults(void) {
     CHECK(!strcmp(c.lora_targets[6], "down_proj") && c.llm_json == NULL);
     CHECK(!strcmp(c.lr_scheduler, "cosine") && c.warmup_ratio == 0.03 && c.keep_last == 2);
     et_run_config_free(&c);
-    // an empty object is the defaults
+    // an empty object is the defaults, with the relative input path among them (synth.dir)
+    // made absolute against the working directory
     et_run_config d;
     CHECK(!parse("{}", 0, NULL, &d));
+    char cwd[4096], want[4200];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    snprintf(want, sizeof want, "%s/runs/synth", cwd);
+    CHECK(!strcmp(d.synth_dir, want), "synth.dir %s, want %s", d.synth_dir, want);
     char *a = NULL, *b = NULL;
     et_run_config_default(&c);
+    CHECK(!strcmp(c.synth_dir, "runs/synth"), "%s", c.synth_dir);
+    snprintf(c.synth_dir, sizeof c.synth_dir, "%.500s", want);
     a = et_run_config_to_json(&c), b = et_run_config_to_json(&d);
     CHECK(!strcmp(a, b));
     free(a), free(b);
@@ -147,6 +155,146 @@ static void test_round_trip(void) {
     et_run_config_free(&c);
 }
 
+// Messages name where a value came from and what to change (issue 12, point 5).
+static void test_messages(void) {
+    // a key typed on the command line is blamed on the command line, with the nearest key
+    expect_err("{}", "train.epoch=3", "command line: unknown key \"train.epoch\"",
+               "did you mean \"train.epochs\"?");
+    expect_err("{\"train\": {\"epoch\": 3}}", NULL, "cfg.json: unknown key \"train.epoch\"",
+               "train.epochs");
+    // section and name weigh apart: trian.lr is train.lr, not data.train
+    expect_err("{}", "trian.lr=1", "command line: unknown key \"trian.lr\"",
+               "(did you mean \"train.lr\"?)");
+    expect_err("{\"trian\": {\"lr\": 1}}", NULL, "cfg.json: unknown key \"trian.lr\"",
+               "(did you mean \"train.lr\"?)");
+    expect_err("{}", "model.lr=1", "unknown key \"model.lr\"", "(did you mean \"train.lr\"?)");
+    expect_err("{}", "lr=1", "unknown key \"lr\"", "(did you mean \"train.lr\"?)");
+    expect_err("{\"trian\": 3}", NULL, "cfg.json: unknown section \"trian\"",
+               "(did you mean \"train\"?)");
+    expect_err("{}", "data.tarin=x.json", "(did you mean \"data.train\"?)", NULL);
+    // a bad value typed on the command line names the command line, one in the file the file
+    expect_err("{\"train\": {\"lr\": \"fast\"}}", NULL, "cfg.json: train.lr must be a number",
+               NULL);
+    expect_err("{\"train\": {\"lr\": 0.1}}", "train.lr=fast",
+               "command line: train.lr must be a number", NULL);
+    // numbers print as typed: integers as integers, no 1.04858e+06
+    expect_err("{}", "train.epochs=2000000", "train.epochs = 2000000 is out of range [1, 1048576]",
+               NULL);
+    expect_err("{}", "train.batch_size=2.5", "train.batch_size must be an integer, got 2.5", NULL);
+    expect_err("{}", "train.lr=12.000001", "train.lr = 12.000001 is out of range [0, 10]", NULL);
+    expect_err("{}", "data.max_len=1e30", "[8, 16777216]", NULL);
+    // select_layer outside the tower given by model.vision
+    const char *vis = "{\"model\": {\"vision\": {\"num_hidden_layers\": 3}}}";
+    expect_err(vis, "model.select_layer=-5",
+               "command line: model.select_layer = -5 is out of range for the 3-layer vision "
+               "tower",
+               "use -4..3");
+    expect_err("{\"model\": {\"vision\": {\"num_hidden_layers\": 3}, \"select_layer\": 4}}", NULL,
+               "cfg.json: model.select_layer = 4", "use -4..3");
+    et_run_config c;
+    const char *ok[] = {"model.select_layer=-4"};
+    CHECK(!parse(vis, 1, ok, &c), "select_layer -4 of 3 layers refused");
+    et_run_config_free(&c);
+}
+
+// Relative input paths in a file resolve against the file's directory (stored absolute);
+// outputs and command-line values stay relative to the working directory.
+static void test_paths(void) {
+    char dir[256], sub[300], path[400], cwd[4096];
+    snprintf(dir, sizeof dir, "/tmp/et_test_rc_paths_%d", (int)getpid());
+    snprintf(sub, sizeof sub, "%s/configs", dir);
+    CHECK(!et_mkdirs(sub));
+    snprintf(path, sizeof path, "%s/run.json", sub);
+    const char *json =
+        "{\"model\": {\"tokenizer\": \"tok/tokenizer.json\", \"llm_path\": \"./llm\",\n"
+        "  \"vision_path\": \"/abs/clip\", \"llava_path\": \"../../ckpt/llava\"},\n"
+        " \"data\": {\"train\": \"../data/train.json\", \"eval\": \"d/test.json\", \"root\": "
+        "\"..\",\n"
+        "  \"store\": \"s.h5\"},\n"
+        " \"synth\": {\"dir\": \"../runs/synth\"},\n"
+        " \"train\": {\"output_dir\": \"runs/x\"}, \"eval\": {\"output_dir\": \"ev\"}}";
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs(json, f);
+    fclose(f);
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    CHECK(!chdir("/"));  // the working directory must not matter
+    char real[4096], want[4600];
+    CHECK(realpath(sub, real) != NULL);
+    et_run_config c;
+    et_status st = et_run_config_load(path, 0, NULL, &c);
+    CHECK(!st, "%s", et_status_msg(st));
+    if (!st) {
+        snprintf(want, sizeof want, "%s/tok/tokenizer.json", real);
+        CHECK(!strcmp(c.tokenizer, want), "tokenizer %s, want %s", c.tokenizer, want);
+        snprintf(want, sizeof want, "%s/llm", real);
+        CHECK(!strcmp(c.llm_path, want), "llm_path %s", c.llm_path);
+        CHECK(!strcmp(c.vision_path, "/abs/clip"), "absolute paths stay: %s", c.vision_path);
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", real);
+        *strrchr(parent, '/') = 0;  // dir
+        snprintf(want, sizeof want, "%s/data/train.json", parent);
+        CHECK(!strcmp(c.train_data, want), "data.train %s, want %s", c.train_data, want);
+        CHECK(!strcmp(c.data_root, parent), "data.root %s, want %s", c.data_root, parent);
+        snprintf(want, sizeof want, "%s/runs/synth", parent);
+        CHECK(!strcmp(c.synth_dir, want), "synth.dir %s", c.synth_dir);
+        snprintf(want, sizeof want, "%s/d/test.json", real);
+        CHECK(!strcmp(c.eval_data, want), "data.eval %s", c.eval_data);
+        snprintf(want, sizeof want, "%s/s.h5", real);
+        CHECK(!strcmp(c.store, want), "data.store %s", c.store);
+        char grand[4096];
+        snprintf(grand, sizeof grand, "%s", parent);
+        *strrchr(grand, '/') = 0;
+        snprintf(want, sizeof want, "%s/ckpt/llava", grand);
+        CHECK(!strcmp(c.llava_path, want), "llava_path %s, want %s", c.llava_path, want);
+        // outputs: relative to the working directory, as written
+        CHECK(!strcmp(c.output_dir, "runs/x") && !strcmp(c.eval_output_dir, "ev"), "%s %s",
+              c.output_dir, c.eval_output_dir);
+        CHECK(!strcmp(c.source, path), "source %s", c.source);
+        et_run_config_free(&c);
+    }
+    // command-line values are relative to the working directory (here "/")
+    const char *ov[] = {"model.tokenizer=my/tok.json", "data.train=t.json", "data.root=../r"};
+    st = et_run_config_load(path, 3, ov, &c);
+    CHECK(!st, "%s", et_status_msg(st));
+    if (!st) {
+        CHECK(!strcmp(c.tokenizer, "/my/tok.json") && !strcmp(c.train_data, "/t.json") &&
+                  !strcmp(c.data_root, "/r"),
+              "%s %s %s", c.tokenizer, c.train_data, c.data_root);
+        c.data_root[0] = 0;
+        snprintf(want, sizeof want, "%s/d/test.json", real);
+        CHECK(!strcmp(c.eval_data, want), "data.eval %s", c.eval_data);
+        // every missing input path is listed at once, each with its key
+        st = et_run_config_check_paths(
+            &c, ET_RC_NEED_MODEL | ET_RC_NEED_TRAIN_DATA | ET_RC_NEED_EVAL_DATA);
+        const char *m = st ? et_status_msg(st) : "";
+        CHECK(st && et_status_code(st) == ET_ERR_MISSING, "missing paths accepted");
+        CHECK(strstr(m, path) && strstr(m, "6 input paths cannot be used"), "%s", m);
+        const char *keys[] = {"model.llava_path", "model.llm_path", "model.vision_path",
+                              "model.tokenizer",  "data.store",     "data.eval"};
+        for (int i = 0; i < 6; i++) CHECK(strstr(m, keys[i]), "%s not named in: %s", keys[i], m);
+        CHECK(strstr(m, "= /abs/clip: No such file or directory"), "%s", m);
+        CHECK(!strstr(m, "data.train"), "data.store is set, so data.train is not read: %s", m);
+        CHECK(strstr(m, "or override them on the command line (e.g. model.llava_path=PATH)"), "%s",
+              m);
+        et_status_free(st);
+        // only what a command reads is checked; a file where a directory belongs is named
+        snprintf(c.llava_path, sizeof c.llava_path, "%s", path);
+        c.llm_path[0] = c.vision_path[0] = c.tokenizer[0] = 0;
+        st = et_run_config_check_paths(&c, ET_RC_NEED_MODEL);
+        m = st ? et_status_msg(st) : "";
+        CHECK(st && strstr(m, "1 input path cannot be used") && strstr(m, "not a directory") &&
+                  !strstr(m, "data.train"),
+              "%s", m);
+        et_status_free(st);
+        CHECK(!et_run_config_check_paths(&c, 0), "need 0 checks nothing");
+        et_run_config_free(&c);
+    }
+    CHECK(!chdir(cwd));
+    et_remove_tree(dir);
+}
+
 // Every committed config loads.
 static void test_committed_configs(void) {
     const char *files[] = {"configs/tiny-emola.json", "configs/emola-7b.json"};
@@ -165,6 +313,8 @@ int main(void) {
     RUN(test_overrides);
     RUN(test_refused);
     RUN(test_round_trip);
+    RUN(test_messages);
+    RUN(test_paths);
     RUN(test_committed_configs);
     return test_summary();
 }

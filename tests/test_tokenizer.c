@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../data/tokenizer.h"
 #include "test_util.h"
@@ -245,7 +246,45 @@ static void test_errors(void) {
     et_status_free(s);
 }
 
+// A tokenizer.json followed by anything but whitespace is refused (HF's tokenizers, through
+// serde_json, refuses "trailing characters"); trailing whitespace is fine.
+static void test_trailing_data(void) {
+#define OK_JSON "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}"
+    check_err(OK_JSON "garbage", ET_ERR_FORMAT, "trailing data after the JSON object at line 1");
+    check_err(OK_JSON "\n{\"model\": null}", ET_ERR_FORMAT, "at line 2");
+    check_err(OK_JSON " ]", ET_ERR_FORMAT, "must hold one JSON object only");
+    // a NUL byte inside the file (the length is the file's, not strlen's)
+    const char nul[] = OK_JSON "\0x";
+    et_tokenizer *tk = NULL;
+    et_status s = et_tokenizer_from_json(nul, sizeof nul - 1, "nul.json", &tk);
+    CHECK(s && strstr(et_status_msg(s), "nul.json: trailing data"), "%s",
+          s ? et_status_msg(s) : "accepted");
+    et_status_free(s);
+    // the real file with garbage appended, read from disk
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/et_tok_trailing_%d.json", (int)getpid());
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (f) {
+        fputs(OK_JSON "\n\t \r\n", f);  // trailing whitespace: accepted
+        fclose(f);
+        s = et_tokenizer_load(path, &tk);
+        CHECK(!s && tk, "trailing whitespace refused: %s", s ? et_status_msg(s) : "");
+        et_status_free(s), et_tokenizer_free(tk), tk = NULL;
+        f = fopen(path, "ab");
+        fputs("}", f);
+        fclose(f);
+        s = et_tokenizer_load(path, &tk);
+        CHECK(s && strstr(et_status_msg(s), path) && strstr(et_status_msg(s), "trailing data"),
+              "%s", s ? et_status_msg(s) : "accepted");
+        et_status_free(s);
+        unlink(path);
+    }
+#undef OK_JSON
+}
+
 int main(void) {
+    RUN(test_trailing_data);
     RUN(test_byte_fallback);
     RUN(test_added_flags);
     RUN(test_fused_unk);

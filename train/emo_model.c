@@ -2,6 +2,7 @@
 #include "emo_model.h"
 #include "train/io/llama_load.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,6 +104,9 @@ static et_status build(const et_run_config *c, et_emo_model *m) {
         vis = &m->vision;
     }
     if (vis) m->image_size = vis->cfg.image_size;
+    if (vis)
+        ET_TRY(
+            et_clip_check_select_layer(&vis->cfg, c->select_layer, "config: model.select_layer"));
     m->use_images = vis && c->visual_tokens;
     if (!c->visual_tokens && pk == ET_PRIOR_NONE)
         return et_err(ET_ERR_INVALID,
@@ -130,8 +134,13 @@ static et_status build(const et_run_config *c, et_emo_model *m) {
         for (int i = 0; i < c->lora_n_targets; i++)
             snprintf(lc.targets[i], sizeof lc.targets[i], "%s", c->lora_targets[i]);
         snprintf(lc.regex, sizeof lc.regex, "%s", c->lora_regex);
+        // base_model_name_or_path: the base the run loaded (absolute), or the name of the
+        // random base (model.llm; `emotune export --base` writes it to DIR/base/llm)
         const char *base = c->llava_path[0] ? c->llava_path : c->llm_path;
-        snprintf(lc.base_model, sizeof lc.base_model, "%.255s", base);
+        char real[PATH_MAX];
+        if (base[0] && realpath(base, real)) base = real;
+        snprintf(lc.base_model, sizeof lc.base_model, "%.255s",
+                 base[0] ? base : ET_RANDOM_BASE_NAME);
         lc.seed = seed + 7919, lc.offset = 0;
         int n_att = 0;
         ET_TRY(et_lora_attach(&lc, m->n_linears, m->linears, &n_att));

@@ -17,6 +17,8 @@
 // - Trainable groups (AdamW param groups, LLaVA's recipe): "lora" (train.lr), "projector"
 //   (train.mm_projector_lr or train.lr), "expert" (train.expert_lr or train.lr). Names are
 //   the HF / PEFT module names: <layer>.lora_A.weight, model.mm_projector.0.weight, ...
+// - The LoRA config's base_model (PEFT's base_model_name_or_path) is the absolute path of
+//   model.llava_path / model.llm_path, or ET_RANDOM_BASE_NAME for a random decoder.
 // - Errors (et_status) name the config key and the file.
 #ifndef ET_TRAIN_EMO_MODEL_H
 #define ET_TRAIN_EMO_MODEL_H
@@ -33,6 +35,9 @@
 #include "train/runconfig.h"
 
 #define ET_EMO_MAX_GROUPS 3
+// base_model_name_or_path of an adapter trained on a random decoder (model.llm): not on the
+// Hub; `emotune export --base` writes that base to DIR/base/llm.
+#define ET_RANDOM_BASE_NAME "emotune/random-init-llama"
 
 typedef struct {
     char name[16];  // lora | projector | expert

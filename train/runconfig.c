@@ -2,10 +2,14 @@
 #include "runconfig.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../core/fileio.h"
 
@@ -131,7 +135,7 @@ static const entry_t table[] = {
     {"train.recompute", K_BOOL, O(recompute), 0, "false", 0, 0,
      "block recompute (gradient checkpointing)"},
     {"train.device", K_STR, O(device), S(device), "\"cpu\"", 0, 0,
-     "cpu | cuda (training on GPU 0 with the CUDA build; eval runs on the CPU)"},
+     "cpu | cuda (train, eval and generate on GPU 0; needs a -DEMOTUNE_CUDA=ON build)"},
     {"train.threads", K_INT, O(threads), 0, "0", 0, 4096, "CPU threads (0 = all cores)"},
     {"train.tensorboard", K_BOOL, O(tensorboard), 0, "true", 0, 0, "write TensorBoard event files"},
     {"eval.batch_size", K_INT, O(eval_batch_size), 0, "16", 1, 1 << 20, "generation batch"},
@@ -179,22 +183,63 @@ static int edit_distance(const char *a, const char *b) {
     return d[la][lb];
 }
 
+// How far a typed key is from a known "section.name": section and name are compared apart
+// (trian.lr is 2 edits from train.lr, not a near miss of data.train); a name that exists
+// verbatim in another section costs 1 (model.lr -> train.lr); a typed key without a section
+// is compared with the names alone (lr -> train.lr).
+static int key_distance(const char *typed, const char *known) {
+    const char *kdot = strchr(known, '.');
+    char ksec[32];
+    snprintf(ksec, sizeof ksec, "%.*s", (int)(kdot - known), known);
+    const char *tdot = strchr(typed, '.');
+    if (!tdot) return edit_distance(typed, kdot + 1) + (strcmp(typed, kdot + 1) ? 1 : 0);
+    char tsec[64];
+    snprintf(tsec, sizeof tsec, "%.*s", (int)(tdot - typed), typed);
+    int d = edit_distance(tsec, ksec) + edit_distance(tdot + 1, kdot + 1);
+    if (!strcmp(tdot + 1, kdot + 1) && d > 1) d = 1;
+    return d;
+}
+
+// where: the config file's name, or "command line" for a key typed there.
 static et_status unknown_key(const char *where, const char *key) {
     const char *best = NULL;
     int bd = 1 << 30;
     for (int i = 0; i < N_ENTRIES; i++) {
-        int d = edit_distance(key, table[i].key);
-        const char *dot = strchr(table[i].key, '.');
-        // also compare the name without its section (lr vs train.lr)
-        int d2 = dot ? edit_distance(key, dot + 1) : 99;
-        if (d2 < d) d = d2;
+        int d = key_distance(key, table[i].key);
         if (d < bd) bd = d, best = table[i].key;
     }
-    if (best && bd <= 3)
+    // a typed section alone ("trian": {...} in a file): the nearest section
+    const char *best_sec = NULL;
+    int bs = 1 << 30;
+    if (!strchr(key, '.'))
+        for (size_t k = 0; k < sizeof sections / sizeof *sections; k++) {
+            int d = edit_distance(key, sections[k]);
+            if (d < bs) bs = d, best_sec = sections[k];
+        }
+    const int len = (int)strlen(key);
+    const int limit = len < 6 ? 2 : 3;
+    if (best_sec && bs <= 2 && bs < bd)
+        return et_err(ET_ERR_INVALID, "%s: unknown section \"%s\" (did you mean \"%s\"?)", where,
+                      key, best_sec);
+    if (best && bd <= limit)
         return et_err(ET_ERR_INVALID, "%s: unknown key \"%s\" (did you mean \"%s\"?)", where, key,
                       best);
     return et_err(ET_ERR_INVALID, "%s: unknown key \"%s\" (`emotune train --help` lists the keys)",
                   where, key);
+}
+
+// Prints a number the way a user typed it: integers as integers (1048576, not 1.04858e+06),
+// other values with the fewest digits that read back as the same double.
+static const char *fmt_num(double v, char *buf, size_t n) {
+    if (isfinite(v) && v == floor(v) && fabs(v) < 1e18) {
+        snprintf(buf, n, "%.0f", v);
+        return buf;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return buf;
 }
 
 static const char *type_name(const cJSON *v) {
@@ -252,12 +297,14 @@ static et_status set_value(et_run_config *c, const entry_t *e, const cJSON *v, c
                 return et_err(ET_ERR_INVALID, "%s: %s must be a number, got %s", where, e->key,
                               type_name(v));
             double d = v->valuedouble;
+            char bv[40], blo[40], bhi[40];
             if (e->kind != K_F64 && d != floor(d))
-                return et_err(ET_ERR_INVALID, "%s: %s must be an integer, got %g", where, e->key,
-                              d);
+                return et_err(ET_ERR_INVALID, "%s: %s must be an integer, got %s", where, e->key,
+                              fmt_num(d, bv, sizeof bv));
             if (!(d >= e->lo && d <= e->hi))
-                return et_err(ET_ERR_INVALID, "%s: %s = %g is out of range [%g, %g]", where, e->key,
-                              d, e->lo, e->hi);
+                return et_err(ET_ERR_INVALID, "%s: %s = %s is out of range [%s, %s]", where, e->key,
+                              fmt_num(d, bv, sizeof bv), fmt_num(e->lo, blo, sizeof blo),
+                              fmt_num(e->hi, bhi, sizeof bhi));
             if (e->kind == K_INT)
                 *(int *)p = (int)d;
             else if (e->kind == K_I64)
@@ -384,8 +431,93 @@ static et_status apply_override(cJSON *root, const char *ov) {
     return et_err(ET_ERR_INVALID, "command line: empty key in \"%s\"", ov);
 }
 
-et_status et_run_config_parse(const char *json, const char *name, int n_over,
-                              const char *const *overrides, et_run_config *out) {
+// Keys whose relative values in a config file name inputs that sit beside the config: they
+// resolve against the file's directory. Outputs (train.output_dir, eval.output_dir) and every
+// value typed on the command line stay relative to the working directory.
+static const char *const input_paths[] = {
+    "model.llm_path", "model.vision_path", "model.llava_path", "model.tokenizer", "data.train",
+    "data.eval",      "data.store",        "data.root",        "synth.dir"};
+
+static bool is_input_path(const char *key) {
+    for (size_t i = 0; i < sizeof input_paths / sizeof *input_paths; i++)
+        if (!strcmp(input_paths[i], key)) return true;
+    return false;
+}
+
+// Whether an override sets sec (name == NULL) or sec.name, or something inside it.
+static bool from_cli(int n_over, const char *const *ov, const char *sec, const char *name) {
+    const size_t ls = strlen(sec), ln = name ? strlen(name) : 0;
+    for (int i = 0; i < n_over; i++) {
+        const char *o = ov[i];
+        if (strncmp(o, sec, ls)) continue;
+        if (!name) {
+            if (o[ls] == '=' || o[ls] == '.') return true;
+            continue;
+        }
+        if (o[ls] == '.' && !strncmp(o + ls + 1, name, ln) &&
+            (o[ls + 1 + ln] == '=' || o[ls + 1 + ln] == '.'))
+            return true;
+    }
+    return false;
+}
+
+// base_dir/value into the string field of e (when value is relative and base_dir is set).
+static et_status resolve_path(et_run_config *c, const entry_t *e, const char *base_dir,
+                              const char *where) {
+    char *p = (char *)c + e->off;
+    if (!base_dir || !p[0] || p[0] == '/') return NULL;
+    const char *rel = p;
+    // base_dir is canonical (realpath), so a leading "../" is its parent, exactly
+    char base[PATH_MAX];
+    snprintf(base, sizeof base, "%s", base_dir);
+    for (;;) {
+        if (rel[0] == '.' && rel[1] == '/') {
+            rel += 2;
+        } else if (rel[0] == '.' && rel[1] == '.' && (rel[2] == '/' || !rel[2])) {
+            char *slash = strrchr(base, '/');
+            if (slash && slash != base)
+                *slash = 0;
+            else
+                snprintf(base, sizeof base, "/");
+            rel += rel[2] ? 3 : 2;
+        } else {
+            break;
+        }
+    }
+    char buf[PATH_MAX + ET_RC_PATH + 8];
+    int n = rel[0] ? snprintf(buf, sizeof buf, "%s%s%s", base, strcmp(base, "/") ? "/" : "", rel)
+                   : snprintf(buf, sizeof buf, "%s", base);
+    if (n < 0 || (size_t)n >= e->size)
+        return et_err(ET_ERR_INVALID,
+                      "%s: %s = \"%s\" resolved against %s is longer than %zu bytes", where, e->key,
+                      p, base_dir, e->size - 1);
+    memcpy(p, buf, (size_t)n + 1);
+    return NULL;
+}
+
+// The vision tower's depth, when model.vision names it, bounds model.select_layer: the tower
+// has L + 1 hidden states (embeddings, then each layer), so k must lie in [-(L + 1), L].
+// (A tower loaded from model.vision_path / model.llava_path is checked when it is built.)
+static et_status check_select_layer(const et_run_config *c, const char *where) {
+    if (!c->vision_json || c->vision_path[0] || c->llava_path[0]) return NULL;
+    cJSON *v = cJSON_Parse(c->vision_json);
+    const cJSON *nl = cJSON_GetObjectItemCaseSensitive(v, "num_hidden_layers");
+    et_status st = NULL;
+    if (cJSON_IsNumber(nl) && nl->valuedouble >= 1 && nl->valuedouble <= 4096) {
+        const int L = (int)nl->valuedouble;
+        if (c->select_layer < -(L + 1) || c->select_layer > L)
+            st = et_err(ET_ERR_INVALID,
+                        "%s: model.select_layer = %d is out of range for the %d-layer vision tower "
+                        "(model.vision.num_hidden_layers = %d): use %d..%d (-2, LLaVA's choice, "
+                        "is the penultimate layer)",
+                        where, c->select_layer, L, L, -(L + 1), L);
+    }
+    cJSON_Delete(v);
+    return st;
+}
+
+static et_status parse_at(const char *json, const char *name, const char *base_dir, int n_over,
+                          const char *const *overrides, et_run_config *out) {
     et_run_config_default(out);
     cJSON *root = json ? cJSON_ParseWithOpts(json, NULL, true) : cJSON_CreateObject();
     if (!root) {
@@ -400,27 +532,52 @@ et_status et_run_config_parse(const char *json, const char *name, int n_over,
         st = et_err(ET_ERR_FORMAT, "%s: the config must be a JSON object", name);
     for (int i = 0; !st && i < n_over; i++) st = apply_override(root, overrides[i]);
     for (const cJSON *sec = root->child; !st && sec; sec = sec->next) {
+        const char *where = from_cli(n_over, overrides, sec->string, NULL) ? "command line" : name;
         bool known = false;
         for (size_t k = 0; k < sizeof sections / sizeof *sections; k++)
             known = known || !strcmp(sec->string, sections[k]);
-        if (!known) {
-            st = unknown_key(name, sec->string);
+        if (!known) {  // name the first key inside, so the suggestion weighs both parts
+            char key[256];
+            if (cJSON_IsObject(sec) && sec->child)
+                snprintf(key, sizeof key, "%s.%s", sec->string, sec->child->string);
+            else
+                snprintf(key, sizeof key, "%s", sec->string);
+            st = unknown_key(where, key);
             break;
         }
         if (!cJSON_IsObject(sec)) {
-            st = et_err(ET_ERR_INVALID, "%s: section \"%s\" must be an object", name, sec->string);
+            st = et_err(ET_ERR_INVALID, "%s: section \"%s\" must be an object", where, sec->string);
             break;
         }
         for (const cJSON *v = sec->child; !st && v; v = v->next) {
             char key[256];
             snprintf(key, sizeof key, "%s.%s", sec->string, v->string);
+            const bool cli = from_cli(n_over, overrides, sec->string, v->string);
+            const char *w = cli ? "command line" : name;
             const entry_t *e = find_entry(key);
-            st = e ? set_value(out, e, v, name) : unknown_key(name, key);
+            st = e ? set_value(out, e, v, w) : unknown_key(w, key);
+            if (!st && !cli && is_input_path(key)) st = resolve_path(out, e, base_dir, w);
         }
     }
+    // the rest (command-line values, defaults) are relative to the working directory:
+    // stored absolute too, so a saved config (a checkpoint's) reads back the same anywhere
+    char cwd[PATH_MAX];
+    if (!st && getcwd(cwd, sizeof cwd))
+        for (size_t i = 0; !st && i < sizeof input_paths / sizeof *input_paths; i++)
+            st = resolve_path(out, find_entry(input_paths[i]), cwd, "command line");
+    if (!st)
+        st = check_select_layer(out, from_cli(n_over, overrides, "model", "select_layer") ||
+                                             from_cli(n_over, overrides, "model", "vision")
+                                         ? "command line"
+                                         : name);
     cJSON_Delete(root);
     if (st) et_run_config_free(out);
     return st;
+}
+
+et_status et_run_config_parse(const char *json, const char *name, int n_over,
+                              const char *const *overrides, et_run_config *out) {
+    return parse_at(json, name, NULL, n_over, overrides, out);
 }
 
 et_status et_run_config_load(const char *path, int n_over, const char *const *overrides,
@@ -429,8 +586,22 @@ et_status et_run_config_load(const char *path, int n_over, const char *const *ov
     char *buf = NULL;
     size_t len = 0;
     ET_TRY(et_read_file(path, ET_CONFIG_MAX_BYTES, &buf, &len));
-    et_status st = et_run_config_parse(buf, path, n_over, overrides, out);
+    // the directory of the file, absolute, so resolved paths stay valid wherever they are read
+    char dir[PATH_MAX], real[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = 0;
+    else if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
+    et_status st = NULL;
+    if (!realpath(dir, real))
+        st = et_err(ET_ERR_IO, "%s: cannot resolve its directory (%s)", path, strerror(errno));
+    if (!st) st = parse_at(buf, path, real, n_over, overrides, out);
     free(buf);
+    if (!st) snprintf(out->source, sizeof out->source, "%s", path);
     return st;
 }
 
@@ -482,6 +653,59 @@ et_status et_run_config_save(const et_run_config *c, const char *path) {
     et_status st = et_write_file_atomic(path, text, strlen(text));
     free(text);
     return st;
+}
+
+typedef struct {
+    const char *key, *value;
+    bool dir;  // must be a directory (else a file)
+} path_req;
+
+et_status et_run_config_check_paths(const et_run_config *c, unsigned need) {
+    path_req req[16];
+    int n = 0;
+    if (need & ET_RC_NEED_MODEL) {
+        req[n++] = (path_req){"model.llava_path", c->llava_path, true};
+        req[n++] = (path_req){"model.llm_path", c->llm_path, true};
+        req[n++] = (path_req){"model.vision_path", c->vision_path, true};
+        req[n++] = (path_req){"model.tokenizer", c->tokenizer, false};
+    }
+    if (need & ET_RC_NEED_TRAIN_DATA) {
+        if (c->store[0])
+            req[n++] = (path_req){"data.store", c->store, false};
+        else
+            req[n++] = (path_req){"data.train", c->train_data, false};
+    }
+    if (need & ET_RC_NEED_EVAL_DATA) req[n++] = (path_req){"data.eval", c->eval_data, false};
+    if (need & (ET_RC_NEED_TRAIN_DATA | ET_RC_NEED_EVAL_DATA))
+        req[n++] = (path_req){"data.root", c->data_root, true};
+    char msg[8192];
+    size_t used = 0;
+    int bad = 0;
+    const char *first = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!req[i].value[0]) continue;
+        struct stat sb;
+        const char *why = NULL;
+        if (stat(req[i].value, &sb))
+            why = strerror(errno);
+        else if (req[i].dir && !S_ISDIR(sb.st_mode))
+            why = "not a directory";
+        else if (!req[i].dir && S_ISDIR(sb.st_mode))
+            why = "a directory, not a file";
+        if (!why) continue;
+        if (!first) first = req[i].key;
+        bad++;
+        int k = snprintf(msg + used, sizeof msg - used, "\n  %-18s = %s: %s", req[i].key,
+                         req[i].value, why);
+        if (k > 0) used += (size_t)k < sizeof msg - used ? (size_t)k : sizeof msg - used - 1;
+    }
+    if (!bad) return NULL;
+    const char *src = c->source[0] ? c->source : "the config";
+    return et_err(ET_ERR_MISSING,
+                  "%s: %d input %s cannot be used:%s\n"
+                  "fix %s in %s or override %s on the command line (e.g. %s=PATH)",
+                  c->source[0] ? c->source : "config", bad, bad == 1 ? "path" : "paths", msg,
+                  bad == 1 ? "it" : "them", src, bad == 1 ? "it" : "them", first);
 }
 
 void et_run_config_help(FILE *f) {

@@ -15,9 +15,19 @@
 // - Validation happens before anything runs: an unknown key (with the nearest known key
 //   suggested), a value of the wrong type (an integer key given 1.5, a string key given a
 //   number), a value out of range or not among the key's choices, a malformed override, or JSON
-//   syntax errors (line and column) stop with an et_status naming the file (or "command line") and
-//   the key.
-// - Relative paths are taken as they are (relative to the working directory).
+//   syntax errors (line and column) stop with an et_status naming the file (or "command line"
+//   when the key was typed there) and the key; an unknown key suggests the nearest known one,
+//   comparing section and name apart (trian.lr -> train.lr). model.select_layer is checked
+//   against model.vision.num_hidden_layers when the config gives the tower's shape.
+// - Paths: a relative path in the file under one of the input keys (model.llm_path,
+//   model.vision_path, model.llava_path, model.tokenizer, data.train, data.eval, data.store,
+//   data.root, synth.dir) resolves against the directory of the config file; one given as an
+//   override (or a default) resolves against the working directory. Both are stored absolute,
+//   so a saved config reads back the same from anywhere. Outputs (train.output_dir,
+//   eval.output_dir) stay as written, relative to the working directory of the run.
+//   et_run_config_parse (a text without a file) resolves against the working directory.
+// - et_run_config_check_paths: before any work, every input path a command reads must exist;
+//   one error lists all that do not, each with its key.
 // - et_run_config_to_json writes the resolved config (every key, defaults included) as
 //   pretty JSON: what a checkpoint stores and `emotune train --print-config` prints; loading
 //   it again gives the same config.
@@ -117,7 +127,16 @@ typedef struct {
     int eval_max_samples;
     char eval_template[32];
     char eval_output_dir[ET_RC_PATH];
+    // not a key: the config file the values came from ("" when none), for messages
+    char source[ET_RC_PATH];
 } et_run_config;
+
+// What a command reads, for et_run_config_check_paths.
+enum {
+    ET_RC_NEED_MODEL = 1,       // model.llava_path, llm_path, vision_path, tokenizer
+    ET_RC_NEED_TRAIN_DATA = 2,  // data.store, else data.train; data.root
+    ET_RC_NEED_EVAL_DATA = 4,   // data.eval; data.root
+};
 
 void et_run_config_default(et_run_config *c);
 void et_run_config_free(et_run_config *c);  // frees the owned JSON strings
@@ -130,5 +149,8 @@ et_status et_run_config_parse(const char *json, const char *name, int n_over,
 char *et_run_config_to_json(const et_run_config *c);                     // malloc'd
 et_status et_run_config_save(const et_run_config *c, const char *path);  // atomic
 void et_run_config_help(FILE *f);
+// Checks that every non-empty input path of `need` exists (a directory where a directory is
+// expected); one ET_ERR_MISSING error lists every missing path with its key.
+et_status et_run_config_check_paths(const et_run_config *c, unsigned need);
 
 #endif

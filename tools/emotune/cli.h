@@ -1,16 +1,21 @@
 // tools/emotune/cli.h - argument handling shared by the emotune subcommands.
-// defines: et_cli_opt, et_cli_args, et_cli_parse, et_cli_fail
+// defines: et_cli_opt, et_cli_args, et_cli_parse, et_cli_fail, et_cli_load_config
 //
 // et_cli_parse reads "-c/--config FILE", "-h/--help", the command's own options (by index
 // into opts: flag[k] set, opt_val[k] = the value for options that take one) and
 // section.key=value overrides; anything else prints a message and returns 2 (0 on success).
 // et_cli_fail prints "emotune: error: <message>", frees the status and returns 1.
+// et_cli_load_config loads -c FILE + overrides and checks that every input path of `need`
+// (ET_RC_NEED_* of train/runconfig.h) exists, listing all missing ones in one error; with a
+// non-zero need, a missing -c is an error that says so. Returns 0, or the exit code after
+// printing the message (c is then not to be freed).
 #ifndef ET_CLI_H
 #define ET_CLI_H
 
 #include <stdbool.h>
 
 #include "core/status.h"
+#include "train/runconfig.h"
 
 #define ET_CLI_MAX_OPTS 16
 #define ET_CLI_MAX_OVERRIDES 256
@@ -31,5 +36,6 @@ typedef struct {
 
 int et_cli_parse(int argc, char **argv, const et_cli_opt *opts, int n_opts, et_cli_args *a);
 int et_cli_fail(et_status st);
+int et_cli_load_config(const et_cli_args *a, const char *cmd, unsigned need, et_run_config *c);
 
 #endif

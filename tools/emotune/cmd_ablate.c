@@ -347,6 +347,12 @@ int et_cli_ablate(int argc, char **argv) {
             "every run (before the matrix's own).\n");
         return a.help ? 0 : 2;
     }
+    if (!a.config) {
+        fprintf(stderr,
+                "emotune: error: ablate: no config given: pass -c FILE (the base config "
+                "every run of the matrix changes, e.g. -c configs/tiny-emola.json)\n");
+        return 2;
+    }
     char *text = NULL;
     size_t n = 0;
     ablation_matrix m;
@@ -360,10 +366,12 @@ int et_cli_ablate(int argc, char **argv) {
         int k = run_overrides(&a, &m, &m.runs[r], over);
         et_run_config c;
         st = et_run_config_load(a.config, k, over, &c);
-        if (st)
-            st = et_status_wrap(st, "%s: run \"%s\"", a.opt_val[0], m.runs[r].name);
-        else
+        if (!st) {  // and every input path it reads must exist
+            st = et_run_config_check_paths(
+                &c, ET_RC_NEED_MODEL | ET_RC_NEED_TRAIN_DATA | ET_RC_NEED_EVAL_DATA);
             et_run_config_free(&c);
+        }
+        if (st) st = et_status_wrap(st, "%s: run \"%s\"", a.opt_val[0], m.runs[r].name);
     }
     ablation_row rows[MAX_RUNS];
     if (!st) st = et_mkdirs(a.opt_val[1]);

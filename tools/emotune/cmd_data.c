@@ -48,8 +48,11 @@ int et_cli_prepare(int argc, char **argv) {
         return a.help ? 0 : 2;
     }
     et_run_config c;
-    et_status st = et_run_config_load(a.config, a.n_over, a.over, &c);
-    if (st) return et_cli_fail(st);
+    if ((rc = et_cli_load_config(
+             &a, "prepare",
+             a.opt_val[1] ? ET_RC_NEED_MODEL : ET_RC_NEED_MODEL | ET_RC_NEED_TRAIN_DATA, &c)))
+        return rc;
+    et_status st = NULL;
     const char *data = a.opt_val[1] ? a.opt_val[1] : c.train_data;
     et_emo_model m;
     st = et_emo_model_build(&c, &m);
@@ -112,15 +115,21 @@ int et_cli_generate(int argc, char **argv) {
         return a.help ? 0 : 2;
     }
     et_run_config c;
-    et_status st = et_run_config_load(a.config, a.n_over, a.over, &c);
-    if (st) return et_cli_fail(st);
+    if ((rc = et_cli_load_config(&a, "generate", ET_RC_NEED_MODEL, &c))) return rc;
     et_emo_model m;
-    st = et_emo_model_build(&c, &m);
+    et_status st = et_emo_model_build(&c, &m);
     if (st) {
         et_run_config_free(&c);
         return et_cli_fail(st);
     }
-    st = et_emo_model_load_checkpoint(&m, a.opt_val[3], c.output_dir, NULL, 0);
+    if (m.use_images && !strstr(a.opt_val[1], "<image>"))
+        st = et_err(ET_ERR_INVALID,
+                    "generate: --prompt has no <image> placeholder; this model reads the image "
+                    "where <image> stands, e.g. --prompt \"<image> What emotion does the face "
+                    "show?\"");
+    else if (m.use_images && !a.opt_val[0])
+        st = et_err(ET_ERR_INVALID, "generate: this model reads an image: pass --image FILE");
+    if (!st) st = et_emo_model_load_checkpoint(&m, a.opt_val[3], c.output_dir, NULL, 0);
     if (!st && !strcmp(c.device, "cuda"))  // train.device: generate on the GPU
         st = et_emo_model_to_device(&m, (et_device){ET_CUDA, 0}, NULL);
     const et_template *tmpl = NULL;

@@ -23,8 +23,19 @@ typedef struct {
     int (*run)(int argc, char **argv);
 } command_t;
 
-static int load_config(const et_cli_args *a, et_run_config *c) {
+int et_cli_load_config(const et_cli_args *a, const char *cmd, unsigned need, et_run_config *c) {
+    if (need && !a->config) {
+        fprintf(stderr,
+                "emotune: error: %s: no config given: pass -c FILE (e.g. -c "
+                "configs/tiny-emola.json); `emotune %s --help` lists the keys\n",
+                cmd, cmd);
+        return 2;
+    }
     et_status st = et_run_config_load(a->config, a->n_over, a->over, c);
+    if (!st) {
+        st = et_run_config_check_paths(c, need);
+        if (st) et_run_config_free(c);
+    }
     if (st) return et_cli_fail(st);
     if (c->threads > 0) omp_set_num_threads(c->threads);
     return 0;
@@ -62,7 +73,8 @@ static int cmd_train(int argc, char **argv) {
         return 0;
     }
     et_run_config c;
-    if ((rc = load_config(&a, &c))) return rc;
+    const unsigned need = a.flag[1] ? 0 : ET_RC_NEED_MODEL | ET_RC_NEED_TRAIN_DATA;
+    if ((rc = et_cli_load_config(&a, "train", need, &c))) return rc;
     if (a.flag[1]) {
         char *j = et_run_config_to_json(&c);
         printf("%s\n", j);
@@ -123,7 +135,8 @@ static int cmd_eval(int argc, char **argv) {
         return 0;
     }
     et_run_config c;
-    if ((rc = load_config(&a, &c))) return rc;
+    if ((rc = et_cli_load_config(&a, "eval", ET_RC_NEED_MODEL | ET_RC_NEED_EVAL_DATA, &c)))
+        return rc;
     et_eval_summary s;
     et_status st = et_eval_run(&c, a.opt_val[0], &s);
     et_run_config_free(&c);
@@ -150,7 +163,7 @@ static int cmd_synth(int argc, char **argv) {
         return 0;
     }
     et_run_config c;
-    if ((rc = load_config(&a, &c))) return rc;
+    if ((rc = et_cli_load_config(&a, "synth", 0, &c))) return rc;
     et_synth_opts o;
     et_synth_opts_default(&o);
     o.seed = (uint64_t)c.synth_seed;
@@ -189,7 +202,7 @@ static int cmd_export(int argc, char **argv) {
         return a.help ? 0 : 2;
     }
     et_run_config c;
-    if ((rc = load_config(&a, &c))) return rc;
+    if ((rc = et_cli_load_config(&a, "export", ET_RC_NEED_MODEL, &c))) return rc;
     et_emo_model m;
     et_status st = et_emo_model_build(&c, &m);
     char dir[4096];
@@ -231,11 +244,24 @@ static void usage(FILE *f) {
     for (int i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
-            "\n`emotune <command> --help` describes a command and lists the config keys.\n"
+            "\n`emotune <command> --help` describes a command and lists the config keys;\n"
+            "`emotune --version` prints the version.\n"
             "Quick start: tools/demo.sh (synthetic faces -> train -> eval on the CPU).\n");
 }
 
+#ifndef EMOTUNE_VERSION
+#define EMOTUNE_VERSION "unknown"
+#endif
+#ifndef EMOTUNE_GIT_DESCRIBE
+#define EMOTUNE_GIT_DESCRIBE ""
+#endif
+
 int main(int argc, char **argv) {
+    if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version"))) {
+        printf("emotune %s%s%s%s\n", EMOTUNE_VERSION, EMOTUNE_GIT_DESCRIBE[0] ? " (git " : "",
+               EMOTUNE_GIT_DESCRIBE, EMOTUNE_GIT_DESCRIBE[0] ? ")" : "");
+        return 0;
+    }
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "help")) {
         usage(stdout);

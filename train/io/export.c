@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,13 +32,37 @@ static const char *torch_dtype_name(et_dtype dt) {
     }
 }
 
+// A float-typed HF config field as a JSON float: cJSON prints 8.0 as 8, which transformers
+// reads as an int and warns about; this keeps a decimal point (8.0, 500000.0, 1e-05) and the
+// fewest digits that read back as the same double.
+static cJSON *json_float(double v) {
+    char buf[40];
+    if (!isfinite(v)) return cJSON_CreateNull();
+    if (v == floor(v) && fabs(v) < 1e16) {
+        snprintf(buf, sizeof buf, "%.1f", v);  // 500000.0, as Python writes it
+    } else {
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(buf, sizeof buf, "%.*g", prec, v);
+            if (strtod(buf, NULL) == v) break;
+        }
+        if (!strpbrk(buf, ".eE")) strncat(buf, ".0", sizeof buf - strlen(buf) - 1);
+    }
+    cJSON *r = cJSON_CreateRaw(buf);
+    ET_ASSERT(r, "out of memory");
+    return r;
+}
+
+static void add_float(cJSON *obj, const char *key, double v) {
+    cJSON_AddItemToObject(obj, key, json_float(v));
+}
+
 char *et_export_llama_config_json(const et_llama_config *g, et_dtype dt) {
     cJSON *r = cJSON_CreateObject();
     cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
     cJSON_AddItemToArray(arch, cJSON_CreateString("LlamaForCausalLM"));
     cJSON_AddStringToObject(r, "model_type", "llama");
     cJSON_AddBoolToObject(r, "attention_bias", g->attention_bias);
-    cJSON_AddNumberToObject(r, "attention_dropout", 0.0);
+    add_float(r, "attention_dropout", 0.0);
     if (g->bos_token_id >= 0) cJSON_AddNumberToObject(r, "bos_token_id", g->bos_token_id);
     if (g->n_eos == 1) {
         cJSON_AddNumberToObject(r, "eos_token_id", g->eos_token_ids[0]);
@@ -50,7 +75,7 @@ char *et_export_llama_config_json(const et_llama_config *g, et_dtype dt) {
     cJSON_AddNumberToObject(r, "head_dim", (double)g->head_dim);
     cJSON_AddStringToObject(r, "hidden_act", "silu");
     cJSON_AddNumberToObject(r, "hidden_size", (double)g->hidden_size);
-    cJSON_AddNumberToObject(r, "initializer_range", 0.02);
+    add_float(r, "initializer_range", 0.02);
     cJSON_AddNumberToObject(r, "intermediate_size", (double)g->intermediate_size);
     cJSON_AddNumberToObject(r, "max_position_embeddings", (double)g->max_position_embeddings);
     cJSON_AddBoolToObject(r, "mlp_bias", g->mlp_bias);
@@ -58,22 +83,22 @@ char *et_export_llama_config_json(const et_llama_config *g, et_dtype dt) {
     cJSON_AddNumberToObject(r, "num_hidden_layers", (double)g->num_hidden_layers);
     cJSON_AddNumberToObject(r, "num_key_value_heads", (double)g->num_key_value_heads);
     cJSON_AddNumberToObject(r, "pretraining_tp", 1);
-    cJSON_AddNumberToObject(r, "rms_norm_eps", g->rms_norm_eps);
+    add_float(r, "rms_norm_eps", g->rms_norm_eps);
     if (g->rope_kind == ET_ROPE_DEFAULT) {
         cJSON_AddNullToObject(r, "rope_scaling");
     } else {
         cJSON *s = cJSON_AddObjectToObject(r, "rope_scaling");
         cJSON_AddStringToObject(s, "rope_type",
                                 g->rope_kind == ET_ROPE_LINEAR ? "linear" : "llama3");
-        cJSON_AddNumberToObject(s, "factor", g->rope_factor);
+        add_float(s, "factor", g->rope_factor);
         if (g->rope_kind == ET_ROPE_LLAMA3) {
-            cJSON_AddNumberToObject(s, "low_freq_factor", g->rope_low_freq_factor);
-            cJSON_AddNumberToObject(s, "high_freq_factor", g->rope_high_freq_factor);
+            add_float(s, "low_freq_factor", g->rope_low_freq_factor);
+            add_float(s, "high_freq_factor", g->rope_high_freq_factor);
             cJSON_AddNumberToObject(s, "original_max_position_embeddings",
                                     (double)g->rope_original_max_pos);
         }
     }
-    cJSON_AddNumberToObject(r, "rope_theta", g->rope_theta);
+    add_float(r, "rope_theta", g->rope_theta);
     cJSON_AddBoolToObject(r, "tie_word_embeddings", g->tie_word_embeddings);
     cJSON_AddStringToObject(r, "torch_dtype", torch_dtype_name(dt));
     cJSON_AddBoolToObject(r, "use_cache", true);
@@ -311,15 +336,15 @@ char *et_export_clip_config_json(const et_clip_config *g, et_dtype dt) {
     cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
     cJSON_AddItemToArray(arch, cJSON_CreateString("CLIPVisionModel"));
     cJSON_AddStringToObject(r, "model_type", "clip_vision_model");
-    cJSON_AddNumberToObject(r, "attention_dropout", 0.0);
-    cJSON_AddNumberToObject(r, "dropout", 0.0);
+    add_float(r, "attention_dropout", 0.0);
+    add_float(r, "dropout", 0.0);
     cJSON_AddStringToObject(r, "hidden_act", g->act == ET_CLIP_GELU ? "gelu" : "quick_gelu");
     cJSON_AddNumberToObject(r, "hidden_size", (double)g->hidden_size);
     cJSON_AddNumberToObject(r, "image_size", (double)g->image_size);
-    cJSON_AddNumberToObject(r, "initializer_factor", 1.0);
-    cJSON_AddNumberToObject(r, "initializer_range", 0.02);
+    add_float(r, "initializer_factor", 1.0);
+    add_float(r, "initializer_range", 0.02);
     cJSON_AddNumberToObject(r, "intermediate_size", (double)g->intermediate_size);
-    cJSON_AddNumberToObject(r, "layer_norm_eps", g->layer_norm_eps);
+    add_float(r, "layer_norm_eps", g->layer_norm_eps);
     cJSON_AddNumberToObject(r, "num_attention_heads", (double)g->num_heads);
     cJSON_AddNumberToObject(r, "num_channels", (double)g->num_channels);
     cJSON_AddNumberToObject(r, "num_hidden_layers", (double)g->num_layers);

@@ -338,6 +338,15 @@ static et_tensor *layer_forward(const et_clip_config *c, et_clip_layer *y, et_te
     return out;
 }
 
+et_status et_clip_check_select_layer(const et_clip_config *cfg, int select_layer, const char *key) {
+    const int L = (int)cfg->num_layers;
+    if (select_layer >= -(L + 1) && select_layer <= L) return NULL;
+    return et_err(ET_ERR_INVALID,
+                  "%s = %d is out of range for the %d-layer vision tower: use %d..%d (negative "
+                  "counts from the end; -2, LLaVA's choice, is the penultimate layer)",
+                  key, select_layer, L, -(L + 1), L);
+}
+
 et_tensor *et_clip_vision_forward(et_clip_vision *m, et_tensor *img, int select_layer,
                                   et_clip_feature feature) {
     const et_clip_config *c = &m->cfg;

@@ -26,7 +26,8 @@
 //       h = h + out_proj(attn(q_proj(ln1 h), k_proj(ln1 h), v_proj(ln1 h))) (non-causal)
 //       h = h + fc2(act(fc1(ln2 h)))
 //   select_layer k in [-(L+1), L] picks hidden_states[k] (negative counts from the end, as
-//   Python indexing: -2 = layer L-1, LLaVA's default). Only layers 1..k run.
+//   Python indexing: -2 = layer L-1, LLaVA's default). Only layers 1..k run. A value outside
+//   is a programmer error here; et_clip_check_select_layer validates a user's value first.
 //   ET_CLIP_PATCH drops CLS ([B, N, D]); ET_CLIP_CLS_PATCH keeps it ([B, N+1, D]).
 //   post_layernorm is not applied (LLaVA never uses it).
 // - With m->frozen (the default after loading) the forward runs under no-grad, so it records
@@ -93,6 +94,10 @@ et_status et_clip_vision_load(const char *dir, et_clip_vision *m);
 et_status et_clip_vision_new_random(const et_clip_config *cfg, double std, uint64_t seed,
                                     et_clip_vision *m);
 
+// Whether select_layer lies in [-(L+1), L] for cfg's L layers; the error names `key` (the
+// config key the value came from, e.g. "model.select_layer") and the valid range. Callers
+// check a user's value with it before the forward (which asserts).
+et_status et_clip_check_select_layer(const et_clip_config *cfg, int select_layer, const char *key);
 // img: [B, C, S, S] -> [B, N, D] (ET_CLIP_PATCH) or [B, N+1, D] (ET_CLIP_CLS_PATCH).
 et_tensor *et_clip_vision_forward(et_clip_vision *m, et_tensor *img, int select_layer,
                                   et_clip_feature feature);

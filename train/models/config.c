@@ -37,8 +37,23 @@ static const cJSON *field(const cJSON *obj, const char *key) {
     return (it && !cJSON_IsNull(it)) ? it : NULL;
 }
 
+// A number as typed: integers as integers, others with the fewest digits that read back
+// as the same double (0.1, not 0.10000000000000001; 1048576, not 1.04858e+06).
+static const char *fmt_num(double v, char *buf, size_t n) {
+    if (isfinite(v) && v == floor(v) && fabs(v) < 1e18) {
+        snprintf(buf, n, "%.0f", v);
+        return buf;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return buf;
+}
+
 static void describe(const cJSON *it, char *buf, size_t n) {
-    if (cJSON_IsNumber(it)) snprintf(buf, n, "%.17g", it->valuedouble);
+    if (cJSON_IsNumber(it))
+        fmt_num(it->valuedouble, buf, n);
     else if (cJSON_IsString(it)) snprintf(buf, n, "\"%.60s\"", it->valuestring);
     else if (cJSON_IsBool(it)) snprintf(buf, n, "%s", cJSON_IsTrue(it) ? "true" : "false");
     else if (cJSON_IsArray(it)) snprintf(buf, n, "an array");
@@ -169,10 +184,12 @@ static et_status get_rope(const cJSON *rs, const char *name, const char *prefix,
         ET_TRY(get_pos_num(rs, name, pre, "high_freq_factor", true, &c->rope_high_freq_factor));
         ET_TRY(get_pos_int(rs, name, pre, "original_max_position_embeddings", true,
                            &c->rope_original_max_pos));
+        char hi[40], lo[40];
         if (!(c->rope_high_freq_factor > c->rope_low_freq_factor))
             return et_err(ET_ERR_INVALID,
-                          "%s: field '%s.high_freq_factor' (%g) must exceed low_freq_factor (%g)",
-                          name, prefix, c->rope_high_freq_factor, c->rope_low_freq_factor);
+                          "%s: field '%s.high_freq_factor' (%s) must exceed low_freq_factor (%s)",
+                          name, prefix, fmt_num(c->rope_high_freq_factor, hi, sizeof hi),
+                          fmt_num(c->rope_low_freq_factor, lo, sizeof lo));
     } else {
         return et_err(ET_ERR_UNSUPPORTED,
                       "%s: field '%s': rope type \"%.40s\" is not supported (default, linear, "
