@@ -112,14 +112,14 @@ static et_status verify_file(const char *dir, const char *state_path, const cJSO
     if (bytes != (int64_t)b->valuedouble)
         return et_err(ET_ERR_FORMAT,
                       "%s: %lld bytes, but state.json recorded %lld when the checkpoint was "
-                      "written: the file is damaged (restore it, or remove %s to resume from an "
-                      "earlier checkpoint)",
+                      "written: the file is damaged (restore it, or remove %s to use an earlier "
+                      "checkpoint)",
                       p, (long long)bytes, (long long)b->valuedouble, dir);
     if (crc != (uint32_t)want)
         return et_err(ET_ERR_FORMAT,
                       "%s: checksum mismatch (CRC-32 %08x, state.json recorded %08lx when the "
                       "checkpoint was written): the file is damaged (restore it, or remove %s to "
-                      "resume from an earlier checkpoint)",
+                      "use an earlier checkpoint)",
                       p, (unsigned)crc, want, dir);
     return NULL;
 }

@@ -28,7 +28,8 @@
 // - SIGINT / SIGTERM / SIGHUP (et_train_stop_request): the current step finishes, a
 //   checkpoint is written and the run returns early (res->interrupted); a stop while the
 //   loader waits for data drops the unfinished step and checkpoints the one before. A second
-//   signal ends the process at once (the handlers are one-shot).
+//   signal ends the process at once (the handlers are one-shot). Signals ignored at start
+//   (nohup's SIGHUP) stay ignored.
 #ifndef ET_TRAIN_TRAINER_H
 #define ET_TRAIN_TRAINER_H
 

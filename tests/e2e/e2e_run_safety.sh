@@ -91,6 +91,14 @@ if [ $rc -eq 0 ] && grep -q "resumed from .*step-$(printf %08d "$step") (step $s
 else
   fail "resume after SIGHUP" "rc=$rc: $out"
 fi
+# under nohup SIGHUP stays ignored: the run goes on to its end
+nohup "$bin" train -c "$cfg" "${base[@]}" train.max_steps=30 train.output_dir="$work/nohup" \
+  > "$work/nohup.log" 2>&1 &
+pid=$!; pids+=("$pid")
+for _ in $(seq 1 100); do [ -e "$work/nohup/.emotune.lock" ] && break; sleep 0.05; done
+kill -HUP "$pid"; wait "$pid"; rc=$?
+[ $rc -eq 0 ] && [ -d "$work/nohup/checkpoints/step-00000030" ] && ok "nohup" "SIGHUP ignored" ||
+  fail "nohup" "rc=$rc: $(tail -3 "$work/nohup.log")"
 # a run killed with SIGKILL leaves its lock file: the next run takes it over with a note
 "$bin" train -c "$cfg" "${base[@]}" train.max_steps=100000 train.output_dir="$live" --resume \
   > /dev/null 2>&1 &
