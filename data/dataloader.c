@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../core/log.h"
 #include "../core/rng.h"
@@ -63,6 +64,8 @@ struct et_loader {
     slot_t *slots;
     int64_t next_claim;
     bool started, stopping;
+    bool interrupted;  // et_loader_next returned because opts.stop was set
+    long slow_ms;      // test hook: EMOTUNE_LOADER_SLOW_MS sleeps before each sample
     pthread_t *threads;
 };
 
@@ -413,6 +416,10 @@ out:
 }
 
 static void process(et_loader *l, int64_t index, slot_t *s) {
+    if (l->slow_ms > 0) {  // test hook (EMOTUNE_LOADER_SLOW_MS): a slow file system
+        struct timespec ts = {l->slow_ms / 1000, (l->slow_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (l->store)
         process_store(l, index, s);
     else
@@ -538,30 +545,49 @@ static void start_workers(et_loader *l) {
     for (int i = 0; i < l->o.workers; i++) pthread_create(&l->threads[i], NULL, worker, l);
 }
 
-// Takes the slot of sequence number seq (blocks until ready).
-static void take(et_loader *l, int64_t seq, slot_t *out) {
+static bool stop_requested(const et_loader *l) { return l->o.stop && *l->o.stop; }
+
+// Takes the slot of sequence number seq (blocks until ready). false: a stop was requested
+// (opts.stop) while waiting; nothing is taken.
+static bool take(et_loader *l, int64_t seq, slot_t *out) {
     if (l->o.workers <= 0) {
         memset(out, 0, sizeof *out);
         process(l, index_at(l, seq), out);
         out->seq = seq, out->ready = true;
-        return;
+        return true;
     }
     pthread_mutex_lock(&l->mu);
     slot_t *s = &l->slots[seq % l->n_slots];
-    while (!(s->ready && s->seq == seq)) pthread_cond_wait(&l->cv_done, &l->mu);
+    while (!(s->ready && s->seq == seq)) {
+        if (!l->o.stop) {
+            pthread_cond_wait(&l->cv_done, &l->mu);
+            continue;
+        }
+        if (*l->o.stop) {  // a signal handler cannot signal the condition: poll the flag
+            pthread_mutex_unlock(&l->mu);
+            return false;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&l->cv_done, &l->mu, &ts);
+    }
     *out = *s;
     memset(s, 0, sizeof *s);
     s->seq = -1;
     pthread_mutex_unlock(&l->mu);
+    return true;
 }
 
-// Takes sample seq and lets the workers move on to seq + 1 + prefetch.
-static void take_and_advance(et_loader *l, int64_t seq, slot_t *out) {
-    take(l, seq, out);
+// Takes sample seq and lets the workers move on to seq + 1 + prefetch (false: see take).
+static bool take_and_advance(et_loader *l, int64_t seq, slot_t *out) {
+    if (!take(l, seq, out)) return false;
     pthread_mutex_lock(&l->mu);
     l->seq = seq + 1;
     pthread_cond_broadcast(&l->cv_work);
     pthread_mutex_unlock(&l->mu);
+    return true;
 }
 
 // ---- API ------------------------------------------------------------------------
@@ -577,6 +603,8 @@ static et_status loader_new(et_dataset *ds, et_store *store, const et_loader_opt
                       opts->batch_size, opts->rank, opts->world, opts->video_frames);
     et_loader *l = calloc(1, sizeof *l);
     l->ds = ds, l->store = store, l->o = *opts;
+    const char *slow = getenv("EMOTUNE_LOADER_SLOW_MS");
+    l->slow_ms = slow ? strtol(slow, NULL, 10) : 0;
     l->size = ds ? et_dataset_size(ds) : et_store_size(store);
     l->name = ds ? et_dataset_name(ds) : et_store_path(store);
     et_template_opts_init(&l->topts);
@@ -588,8 +616,16 @@ static et_status loader_new(et_dataset *ds, et_store *store, const et_loader_opt
     }
     l->n = l->size / opts->world;
     if (l->n < 1) {
-        et_status st = et_err(ET_ERR_INVALID, "%s: %lld samples for %d ranks", l->name,
-                              (long long)l->size, opts->world);
+        et_status st =
+            l->size == 0
+                ? et_err(ET_ERR_INVALID,
+                         "%s holds no samples: nothing to load (prepare or point the run at a "
+                         "dataset or store with samples)",
+                         l->name)
+                : et_err(ET_ERR_INVALID,
+                         "%s: %lld samples cannot be shared by %d ranks (each needs at least "
+                         "one): add samples or run fewer ranks",
+                         l->name, (long long)l->size, opts->world);
         free(l);
         return st;
     }
@@ -677,6 +713,7 @@ void et_loader_tell(const et_loader *l, int64_t *epoch, int64_t *position) {
 
 int64_t et_loader_epoch_samples(const et_loader *l) { return l->n; }
 int64_t et_loader_bad_samples(const et_loader *l) { return l->bad; }
+bool et_loader_interrupted(const et_loader *l) { return l->interrupted; }
 
 void et_loader_report(const et_loader *l, char *buf, size_t cap) {
     size_t w = 0;
@@ -692,16 +729,29 @@ void et_loader_report(const et_loader *l, char *buf, size_t cap) {
 
 et_status et_loader_next(et_loader *l, et_batch *out) {
     memset(out, 0, sizeof *out);
+    l->interrupted = false;
     if (!l->started) start_workers(l);
     const int B = l->o.batch_size;
     slot_t *got = calloc((size_t)B, sizeof(slot_t));
     int k = 0;
     int64_t tries = 0;
+    // With drop_last a batch never spans two epochs, and a sample that fails fails in every
+    // epoch: an epoch walked whole (from its first sample) without a batch means none will
+    // ever form. good = samples that loaded in that walk.
+    bool whole_epoch = false;
+    int64_t good = 0;
     while (k < B) {
         const int64_t seq = l->seq;
         const bool last_of_epoch = (seq % l->n) == l->n - 1;
+        if (seq % l->n == 0) whole_epoch = true, good = 0;
         slot_t s;
-        take_and_advance(l, seq, &s);
+        if (stop_requested(l) || !take_and_advance(l, seq, &s)) {
+            for (int i = 0; i < k; i++) slot_clear(&got[i]);
+            free(got);
+            l->interrupted = true;
+            return et_err(ET_ERR_IO, "%s: loading interrupted (stop requested)", l->name);
+        }
+        if (!s.failed) good++;
         if (s.failed) {
             l->bad++;
             if (!l->bad_by_reason[s.reason]++) {
@@ -716,6 +766,18 @@ et_status et_loader_next(et_loader *l, et_batch *out) {
             free(got);
             return et_err(ET_ERR_INVALID, "%s: no sample loads (%lld bad)", l->name,
                           (long long)l->bad);
+        }
+        if (last_of_epoch && k < B && l->o.drop_last && whole_epoch) {
+            for (int i = 0; i < k; i++) slot_clear(&got[i]);
+            free(got);
+            if (good == 0)
+                return et_err(ET_ERR_INVALID, "%s: no sample loads (all %lld are bad, see above)",
+                              l->name, (long long)l->n);
+            return et_err(ET_ERR_INVALID,
+                          "%s: only %lld of the %lld samples load (%lld bad, see above), fewer "
+                          "than one batch of batch_size %d: lower the batch size or fix the bad "
+                          "samples",
+                          l->name, (long long)good, (long long)l->n, (long long)(l->n - good), B);
         }
         if (last_of_epoch && k < B) {
             if (l->o.drop_last) {  // drop the partial batch, continue in the next epoch
@@ -792,7 +854,10 @@ et_status et_loader_prepare_store(et_dataset *ds, const et_loader_opts *opts,
     if (!st) start_workers(l);
     for (int64_t seq = 0; !st && seq < l->n; seq++) {
         slot_t s;
-        take_and_advance(l, seq, &s);
+        if (!take_and_advance(l, seq, &s)) {
+            st = et_err(ET_ERR_IO, "%s: prepare interrupted (stop requested)", path);
+            break;
+        }
         if (s.failed) {
             if (!(*n_bad)++) et_warn("prepare: skipping: %s", s.msg);
             l->bad++;
@@ -822,10 +887,20 @@ et_status et_loader_prepare_store(et_dataset *ds, const et_loader_opts *opts,
         }
         slot_clear(&s);
     }
+    if (!st && *n_written == 0) {  // a store with no sample would only fail later
+        char rep[2048];
+        et_loader_report(l, rep, sizeof rep);
+        size_t n = strlen(rep);
+        if (n && rep[n - 1] == '\n') rep[n - 1] = 0;
+        st = et_err(ET_ERR_INVALID,
+                    "%s: no sample could be prepared (all %lld failed), so no store was "
+                    "written; fix the samples or the settings these reasons name:\n%s",
+                    path, (long long)*n_bad, rep);
+    }
     if (!st) {
         st = et_store_writer_close(w);
     } else {
-        et_store_writer_abort(w);
+        et_store_writer_abort(w);  // path itself is untouched: the writer only made <path>.tmp
     }
     et_loader_free(l);
     return st;

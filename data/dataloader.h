@@ -4,6 +4,7 @@
 // defines: et_batch, et_batch_free, et_loader_opts, et_loader_opts_default, et_loader,
 //          et_loader_new, et_loader_new_store, et_loader_free, et_loader_next, et_loader_seek,
 //          et_loader_tell, et_loader_epoch_samples, et_loader_bad_samples, et_loader_report,
+//          et_loader_interrupted,
 //          et_loader_load_video, et_loader_video_landmark, et_loader_prepare_store
 //
 // Contract
@@ -30,7 +31,13 @@
 //   counted under the media field its message names) and logged once; the message names the
 //   file. At the end of an
 //   epoch the partial batch is dropped (drop_last) or returned short; the next call starts
-//   epoch e+1. Batches do not depend on the number of workers or on timing.
+//   epoch e+1. Batches do not depend on the number of workers or on timing. With drop_last,
+//   an epoch walked whole without a full batch (fewer loadable samples than batch_size) is
+//   an error saying how many samples load, instead of a search that never ends.
+// - Stop: when opts.stop is set and *opts.stop becomes non-zero (e.g. from a signal
+//   handler), et_loader_next returns an error within ~50 ms, also while it waits for a
+//   worker, and et_loader_interrupted is true until the next call. The samples it took
+//   are consumed (the caller restarts from a position it saved, et_loader_tell).
 // - Position: (epoch, position) = the epoch and the number of its samples consumed by the
 //   batches returned so far. et_loader_seek(e, p) restarts there: the batches that follow
 //   are exactly those an uninterrupted loader would have returned.
@@ -55,6 +62,7 @@
 #ifndef ET_DATA_DATALOADER_H
 #define ET_DATA_DATALOADER_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -101,6 +109,7 @@ typedef struct {
     const et_template *tmpl;  // JSON source only
     const et_tokenizer *tok;  // JSON source only
     int32_t image_token;      // placeholder id for <image>
+    const volatile sig_atomic_t *stop;  // non-NULL: et_loader_next gives up when *stop != 0
 } et_loader_opts;
 
 et_loader_opts et_loader_opts_default(void);
@@ -117,6 +126,8 @@ void et_loader_seek(et_loader *l, int64_t epoch, int64_t position);
 void et_loader_tell(const et_loader *l, int64_t *epoch, int64_t *position);
 int64_t et_loader_epoch_samples(const et_loader *l);  // this rank's samples per epoch
 int64_t et_loader_bad_samples(const et_loader *l);
+// True when the last et_loader_next returned because of opts.stop.
+bool et_loader_interrupted(const et_loader *l);
 // One line per skip reason with its count, into buf.
 void et_loader_report(const et_loader *l, char *buf, size_t cap);
 
@@ -137,9 +148,10 @@ void et_loader_video_landmark(const float *lm, int64_t frames, int64_t D, const 
 // source would (template, max_len, the u8 crop of the image or of each of the video_frames
 // frames, the landmark row), with opts->workers threads, appended to a new store at path
 // (data/store.h; committed only when complete). Samples that fail are skipped, counted in
-// *n_bad and the first one logged. schema->image_size must equal opts->image_size when
-// images are loaded, schema->landmark_dim opts->landmark_dim. Strings, age (numeric
-// attributes.age, else -1) and the gpt4 reference come from the sample; label_id is -1.
+// *n_bad and the first one logged. When every sample fails, nothing is committed (an error
+// with the reasons; a store already at path stays as it was). schema->image_size must equal
+// opts->image_size when images are loaded, schema->landmark_dim opts->landmark_dim. Strings, age
+// (numeric attributes.age, else -1) and the gpt4 reference come from the sample; label_id is -1.
 et_status et_loader_prepare_store(et_dataset *ds, const et_loader_opts *opts,
                                   const et_store_schema *schema, const char *path,
                                   int64_t *n_written, int64_t *n_bad);

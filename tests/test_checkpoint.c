@@ -228,6 +228,118 @@ static void test_damaged(void) {
     fixture_free(&f);
 }
 
+// Flips one byte in the middle of a file (x ^= 0x01).
+static void flip_middle_byte(const char *path) {
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0);
+    int fd = open(path, O_RDWR);
+    CHECK(fd >= 0, "%s", path);
+    unsigned char c = 0;
+    off_t at = sb.st_size / 2;
+    CHECK(pread(fd, &c, 1, at) == 1);
+    c ^= 0x01;
+    CHECK(pwrite(fd, &c, 1, at) == 1);
+    close(fd);
+}
+
+// state.json records size + CRC-32 of every file; one flipped byte in the middle of the
+// trainables or the optimizer state is refused by read, resolve and verify, naming the file.
+static void test_checksums(void) {
+    fixture f, g;
+    fixture_new(&f, 1.0, "f");
+    fixture_new(&g, 2.0, "g");
+    char dir[512], p[700];
+    CHECK(!write_step(&f, 4, 5, dir, sizeof dir));
+    snprintf(p, sizeof p, "%s/state.json", dir);
+    char *txt = NULL;
+    CHECK(!et_read_file(p, 1 << 20, &txt, NULL));
+    CHECK(txt && strstr(txt, "\"files\"") && strstr(txt, "\"trainables.safetensors\"") &&
+              strstr(txt, "\"optimizer.safetensors\"") && strstr(txt, "\"config.json\"") &&
+              strstr(txt, "\"crc32\""),
+          "%s", txt ? txt : "");
+    free(txt);
+    // the recorded CRC equals the file's
+    uint32_t crc = 0;
+    int64_t bytes = 0;
+    snprintf(p, sizeof p, "%s/trainables.safetensors", dir);
+    CHECK(!et_trainckpt_file_crc32(p, &crc, &bytes) && bytes > 0);
+    CHECK(!et_trainckpt_verify(dir));
+    const char *files[2] = {"trainables.safetensors", "optimizer.safetensors"};
+    for (int k = 0; k < 2; k++) {
+        CHECK(!write_step(&f, 5 + k, 5, dir, sizeof dir));
+        snprintf(p, sizeof p, "%s/%s", dir, files[k]);
+        flip_middle_byte(p);
+        expect_refused(dir, &g, files[k]);
+        expect_refused(dir, &g, "checksum mismatch");
+        et_status st = et_trainckpt_verify(dir);
+        CHECK(st && strstr(et_status_msg(st), files[k]), "%s", et_status_msg(st));
+        et_status_free(st);
+        // resolving (what export / eval / generate do) refuses it too
+        char got[512];
+        st = et_trainckpt_resolve(dir, NULL, got, sizeof got);
+        CHECK(st && strstr(et_status_msg(st), files[k]) &&
+                  strstr(et_status_msg(st), "checksum mismatch"),
+              "%s", et_status_msg(st));
+        et_status_free(st);
+        flip_middle_byte(p);  // restored: accepted again
+        CHECK(!et_trainckpt_verify(dir));
+    }
+    // a checkpoint of an older emotune (no "files") loads, with a warning
+    CHECK(!write_step(&f, 8, 5, dir, sizeof dir));
+    snprintf(p, sizeof p, "%s/state.json", dir);
+    CHECK(!et_read_file(p, 1 << 20, &txt, NULL));
+    char *files_at = strstr(txt, ",\n\t\"files\"");
+    CHECK(files_at != NULL, "%s", txt);
+    if (files_at) strcpy(files_at, "\n}");
+    CHECK(!et_write_file_atomic(p, txt, strlen(txt)));
+    free(txt);
+    et_train_state s;
+    et_status st = et_trainckpt_read(dir, &s, NP, g_names, g.p, g.opt);
+    CHECK(!st && s.step == 8, "%s", et_status_msg(st));
+    et_status_free(st);
+    // a hostile "files" entry is refused, not followed
+    const char *hostile =
+        "{\"format\": 1, \"step\": 8, \"micro_step\": 1, \"epoch\": 0, \"position\": 1, "
+        "\"nan_skipped\": 0, \"bad_samples\": 0, \"tokens\": 1, \"rng_offset\": \"0\", "
+        "\"files\": {\"../../etc/passwd\": {\"bytes\": 1, \"crc32\": \"00000000\"}, "
+        "\"trainables.safetensors\": {\"bytes\": 1, \"crc32\": \"00000000\"}}}";
+    CHECK(!et_write_file_atomic(p, hostile, strlen(hostile)));
+    expect_refused(dir, &g, "\"../../etc/passwd\", not a file of the checkpoint");
+    fixture_free(&g);
+    fixture_free(&f);
+}
+
+// keep_last never prunes the checkpoint just written, even when higher steps of an older
+// run sort above it (the Ctrl-C at step 19 beside step-300 and step-375).
+static void test_keep_last_keeps_new(void) {
+    fixture f;
+    fixture_new(&f, 1.0, "f");
+    CHECK(!write_step(&f, 300, 2, NULL, 0));
+    CHECK(!write_step(&f, 375, 2, NULL, 0));
+    char dir[512];
+    CHECK(!write_step(&f, 19, 2, dir, sizeof dir));
+    CHECK(et_path_exists(dir) == 2, "step-19 was pruned: %s", dir);
+    char p[600];
+    snprintf(p, sizeof p, "%s/step-00000300", f.root);
+    CHECK(et_path_exists(p) == 2, "step-300 pruned");
+    snprintf(p, sizeof p, "%s/step-00000375", f.root);
+    CHECK(et_path_exists(p) == 2, "step-375 pruned");
+    // the run goes on: its own older checkpoints are pruned, keep_last = 2 of them kept
+    CHECK(!write_step(&f, 20, 2, NULL, 0));
+    CHECK(!write_step(&f, 21, 2, dir, sizeof dir));
+    CHECK(et_path_exists(dir) == 2);
+    snprintf(p, sizeof p, "%s/step-00000020", f.root);
+    CHECK(et_path_exists(p) == 2, "step-20 (keep_last 2) pruned");
+    snprintf(p, sizeof p, "%s/step-00000019", f.root);
+    CHECK(!et_path_exists(p), "step-19 kept beyond keep_last");
+    CHECK(count_entries(f.root, "step-") == 4, "%d", count_entries(f.root, "step-"));
+    // keep_last = 1 keeps exactly the new one below it
+    CHECK(!write_step(&f, 22, 1, dir, sizeof dir));
+    CHECK(et_path_exists(dir) == 2);
+    CHECK(count_entries(f.root, "step-") == 3, "%d", count_entries(f.root, "step-"));
+    fixture_free(&f);
+}
+
 // Trainables and AdamW state on a device (the CUDA backend, or its host-memory stand-in
 // without a GPU) are written through host copies and read back into host tensors.
 static void test_device_tensors(void) {
@@ -280,6 +392,8 @@ int main(void) {
     RUN(test_keep_last_and_latest);
     RUN(test_resolve);
     RUN(test_damaged);
+    RUN(test_checksums);
+    RUN(test_keep_last_keeps_new);
     RUN(test_device_tensors);
     return test_summary();
 }

@@ -10,8 +10,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "../core/fileio.h"
+#include "../core/log.h"
 #include "../core/safetensors.h"
 
 #define PATH_CAP 4096
@@ -37,6 +39,118 @@ static int64_t step_of(const char *name) {
     }
     return v;
 }
+
+// ---- checksums ----------------------------------------------------------------------
+
+// The files a checkpoint records in state.json's "files" (name -> bytes and CRC-32).
+#define N_CKPT_FILES 3
+static const char *const ckpt_files[N_CKPT_FILES] = {"trainables.safetensors",
+                                                     "optimizer.safetensors", "config.json"};
+
+et_status et_trainckpt_file_crc32(const char *path, uint32_t *crc, int64_t *bytes) {
+    *crc = 0, *bytes = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return et_err(errno == ENOENT ? ET_ERR_MISSING : ET_ERR_IO, "%s: cannot open: %s", path,
+                      strerror(errno));
+    enum { CHUNK = 1 << 20 };
+    unsigned char *buf = malloc(CHUNK);
+    if (!buf) {
+        fclose(f);
+        return et_err(ET_ERR_NOMEM, "%s: out of memory", path);
+    }
+    uLong c = crc32(0L, Z_NULL, 0);
+    size_t got;
+    while ((got = fread(buf, 1, CHUNK, f)) > 0) {
+        c = crc32(c, buf, (uInt)got);
+        *bytes += (int64_t)got;
+    }
+    const bool bad = ferror(f) != 0;
+    fclose(f);
+    free(buf);
+    if (bad) return et_err(ET_ERR_IO, "%s: read error while checksumming", path);
+    *crc = (uint32_t)c;
+    return NULL;
+}
+
+// Adds {"bytes": N, "crc32": "xxxxxxxx"} for dir/name to files.
+static et_status record_file(cJSON *files, const char *dir, const char *name) {
+    char p[PATH_CAP + 64], hex[16];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    uint32_t crc = 0;
+    int64_t bytes = 0;
+    ET_TRY(et_trainckpt_file_crc32(p, &crc, &bytes));
+    cJSON *e = cJSON_AddObjectToObject(files, name);
+    cJSON_AddNumberToObject(e, "bytes", (double)bytes);
+    snprintf(hex, sizeof hex, "%08x", (unsigned)crc);
+    cJSON_AddStringToObject(e, "crc32", hex);
+    return NULL;
+}
+
+// One entry of state.json's "files" against the file on disk.
+static et_status verify_file(const char *dir, const char *state_path, const cJSON *e) {
+    const char *name = e->string;
+    if (!name || !*name || strchr(name, '/') || !strcmp(name, "..") || !strcmp(name, "."))
+        return et_err(ET_ERR_FORMAT, "%s: \"files\" names \"%s\", not a file of the checkpoint",
+                      state_path, name ? name : "");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(e, "bytes");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "crc32");
+    char *end = NULL;
+    unsigned long want = 0;
+    if (!cJSON_IsNumber(b) || b->valuedouble < 0 || !cJSON_IsString(c) ||
+        strlen(c->valuestring) != 8 || (want = strtoul(c->valuestring, &end, 16), *end))
+        return et_err(ET_ERR_FORMAT,
+                      "%s: \"files\".\"%s\" needs \"bytes\" (a number) and \"crc32\" (8 hex "
+                      "digits)",
+                      state_path, name);
+    char p[PATH_CAP + 300];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    uint32_t crc = 0;
+    int64_t bytes = 0;
+    et_status st = et_trainckpt_file_crc32(p, &crc, &bytes);
+    if (st) return et_status_wrap(st, "checkpoint %s: state.json lists %s but", dir, name);
+    if (bytes != (int64_t)b->valuedouble)
+        return et_err(ET_ERR_FORMAT,
+                      "%s: %lld bytes, but state.json recorded %lld when the checkpoint was "
+                      "written: the file is damaged (restore it, or remove %s to use an earlier "
+                      "checkpoint)",
+                      p, (long long)bytes, (long long)b->valuedouble, dir);
+    if (crc != (uint32_t)want)
+        return et_err(ET_ERR_FORMAT,
+                      "%s: checksum mismatch (CRC-32 %08x, state.json recorded %08lx when the "
+                      "checkpoint was written): the file is damaged (restore it, or remove %s to "
+                      "use an earlier checkpoint)",
+                      p, (unsigned)crc, want, dir);
+    return NULL;
+}
+
+et_status et_trainckpt_verify(const char *dir) {
+    char p[PATH_CAP + 64];
+    snprintf(p, sizeof p, "%s/state.json", dir);
+    char *buf = NULL;
+    ET_TRY(et_read_file(p, ET_CONFIG_MAX_BYTES, &buf, NULL));
+    cJSON *o = cJSON_Parse(buf);
+    free(buf);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return et_err(ET_ERR_FORMAT, "%s: not a JSON object", p);
+    }
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(o, "files");
+    et_status st = NULL;
+    if (!files) {
+        et_warn("%s has no checksums (written by an older emotune): its files are not verified", p);
+    } else if (!cJSON_IsObject(files)) {
+        st = et_err(ET_ERR_FORMAT, "%s: \"files\" must be an object (name -> bytes, crc32)", p);
+    } else if (!cJSON_GetObjectItemCaseSensitive(files, "trainables.safetensors")) {
+        st = et_err(ET_ERR_FORMAT, "%s: \"files\" has no entry for trainables.safetensors", p);
+    } else {
+        for (const cJSON *e = files->child; e && !st; e = e->next) st = verify_file(dir, p, e);
+    }
+    cJSON_Delete(o);
+    return st;
+}
+
+// ---- directories ----------------------------------------------------------------------
 
 void et_trainckpt_cleanup(const char *root) {
     DIR *d = opendir(root);
@@ -79,7 +193,7 @@ static int list_steps(const char *root, int64_t **out) {
     return n;
 }
 
-static cJSON *state_json(const et_train_state *s) {
+static cJSON *state_json(const et_train_state *s) {  // without "files"
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "format", 1);
     cJSON_AddNumberToObject(o, "step", (double)s->step);
@@ -123,18 +237,25 @@ et_status et_trainckpt_write(const char *root, const et_train_state *state, int 
         st = et_st_save(p, ns, sn, stt, 1, kv);
         slow_hook();
     }
-    if (!st) {
-        cJSON *o = state_json(state);
-        char *text = cJSON_Print(o);
-        cJSON_Delete(o);
-        snprintf(p, sizeof p, "%s/state.json", tmp);
-        st = et_write_file_atomic(p, text, strlen(text));
-        free(text);
-    }
     if (!st && config_json) {
         snprintf(p, sizeof p, "%s/config.json", tmp);
         st = et_write_file_atomic(p, config_json, strlen(config_json));
         slow_hook();
+    }
+    if (!st) {  // last: it records the size and CRC-32 of every file written above
+        cJSON *o = state_json(state);
+        cJSON *files = cJSON_AddObjectToObject(o, "files");
+        for (int i = 0; i < N_CKPT_FILES && !st; i++) {
+            snprintf(p, sizeof p, "%s/%s", tmp, ckpt_files[i]);
+            if (et_path_exists(p) == 1) st = record_file(files, tmp, ckpt_files[i]);
+        }
+        char *text = st ? NULL : cJSON_Print(o);
+        cJSON_Delete(o);
+        if (text) {
+            snprintf(p, sizeof p, "%s/state.json", tmp);
+            st = et_write_file_atomic(p, text, strlen(text));
+            free(text);
+        }
     }
     if (!st) {
         et_fsync_dir(tmp);
@@ -154,15 +275,27 @@ et_status et_trainckpt_write(const char *root, const et_train_state *state, int 
         return st;
     }
     if (dir_out) snprintf(dir_out, dir_cap, "%s", fin);
-    // keep the newest keep_last
+    // keep_last: the checkpoint just written and the newest keep_last - 1 before it. Only
+    // steps below this one are pruned: a higher step-* (not this run's history) is left alone,
+    // and the checkpoint just written is never removed.
     int64_t *steps = NULL;
     int ns = list_steps(root, &steps);
-    for (int i = 0; i + keep_last < ns; i++) {
+    int below = 0;
+    while (below < ns && steps[below] < state->step) below++;
+    for (int i = 0; i + (keep_last - 1) < below; i++) {
         char old[PATH_CAP + 64], del[PATH_CAP + 64];
         snprintf(old, sizeof old, "%s/step-%08lld", root, (long long)steps[i]);
         snprintf(del, sizeof del, "%s/.del-step-%08lld-%ld", root, (long long)steps[i],
                  (long)getpid());
         if (rename(old, del) == 0) et_status_free(et_remove_tree(del));
+    }
+    static bool warned_above;  // once per process
+    if (below + 1 < ns && !warned_above) {
+        warned_above = true;
+        et_warn(
+            "%s: checkpoints above step %lld are left as they are (newest: step-%08lld); "
+            "--resume starts from the newest",
+            root, (long long)state->step, (long long)steps[ns - 1]);
     }
     free(steps);
     return NULL;
@@ -188,7 +321,9 @@ et_status et_trainckpt_resolve(const char *given, const char *output_dir, char *
         snprintf(p, sizeof p, "%s/trainables.safetensors", given);
         if (et_path_exists(p) == 1) {
             snprintf(dir_out, cap, "%s", given);
-            return NULL;
+            snprintf(p, sizeof p, "%s/state.json", given);
+            if (et_path_exists(p) != 1) return NULL;  // not a training checkpoint: no record
+            return et_trainckpt_verify(given);
         }
     }
     snprintf(root, sizeof root, "%s/checkpoints", given && *given ? given : output_dir);
@@ -199,7 +334,7 @@ et_status et_trainckpt_resolve(const char *given, const char *output_dir, char *
                       "no checkpoint: %s has no step-* directory (train first, or pass "
                       "--checkpoint)",
                       root);
-    return NULL;
+    return et_trainckpt_verify(dir_out);
 }
 
 static et_status get_i64(const cJSON *o, const char *key, const char *path, int64_t *out) {
@@ -285,6 +420,7 @@ et_status et_trainckpt_read(const char *dir, et_train_state *state, int n, const
     et_train_state s;
     snprintf(p, sizeof p, "%s/state.json", dir);
     ET_TRY(read_state(p, &s));
+    ET_TRY(et_trainckpt_verify(dir));
     snprintf(p, sizeof p, "%s/trainables.safetensors", dir);
     et_st_file *ft = NULL, *fo = NULL;
     ET_TRY(et_st_open(p, &ft));

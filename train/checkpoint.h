@@ -1,6 +1,7 @@
 // train/checkpoint.h - training checkpoints: one directory per step, written atomically.
 // defines: et_train_state, et_trainckpt_write, et_trainckpt_latest, et_trainckpt_read,
-//          et_trainckpt_cleanup, et_trainckpt_resolve
+//          et_trainckpt_cleanup, et_trainckpt_resolve, et_trainckpt_verify,
+//          et_trainckpt_file_crc32
 //
 // Contract
 // - Layout: <root>/step-00000100/ holding trainables.safetensors (every trainable tensor
@@ -12,7 +13,9 @@
 //   fsynced. A step-* directory therefore always holds a complete checkpoint; a crash
 //   leaves at most a .tmp-* directory, which is never loaded and is removed by
 //   et_trainckpt_cleanup (called at the start of every write and by the trainer at start).
-//   Older checkpoints beyond keep_last are renamed to .del-* and then removed.
+//   keep_last: after writing step S, the newest keep_last - 1 checkpoints below S are kept
+//   with it; older ones are renamed to .del-* and then removed. The checkpoint just written
+//   is never pruned, and a step-* above S (not this run's history) is left alone (warned).
 // - et_trainckpt_latest: the highest step-NNNNNNNN directory under root (names that do not
 //   match exactly are ignored); *found false when there is none.
 // - et_trainckpt_read: validates state.json (every field present and of the right type),
@@ -49,11 +52,16 @@ et_status et_trainckpt_write(const char *root, const et_train_state *state, int 
 et_status et_trainckpt_latest(const char *root, char *dir_out, size_t cap, bool *found);
 // The checkpoint a command should read: `given` when it is a step directory (it holds
 // trainables.safetensors), else the newest step-* under <given or output_dir>/checkpoints.
-// None: ET_ERR_MISSING naming the directory searched.
+// None: ET_ERR_MISSING naming the directory searched. The result is verified
+// (et_trainckpt_verify) when it has a state.json.
 et_status et_trainckpt_resolve(const char *given, const char *output_dir, char *dir_out,
                                size_t cap);
 et_status et_trainckpt_read(const char *dir, et_train_state *state, int n, const char *const *names,
                             et_tensor *const *params, et_adamw *opt);
 void et_trainckpt_cleanup(const char *root);
+// Checks the sizes and CRC-32s that dir/state.json records (see Integrity above).
+et_status et_trainckpt_verify(const char *dir);
+// CRC-32 (zlib) and size of a whole file.
+et_status et_trainckpt_file_crc32(const char *path, uint32_t *crc, int64_t *bytes);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../core/autograd.h"
 #include "../core/device.h"
@@ -21,6 +22,7 @@
 #include "train/io/device_move.h"
 #include "train/emo_model.h"
 #include "progress.h"
+#include "run_dir.h"
 #include "tblog.h"
 #include "train/eval/plot.h"
 
@@ -178,8 +180,8 @@ static et_status open_store(const et_run_config *c, run_t *r) {
     return refuse_videos(n_video, first, p);
 }
 
-static et_status setup(const et_run_config *c, bool resume, run_t *r, et_train_state *state,
-                       int64_t *total) {
+// Model, data, loader and optimizer, validated; nothing is written.
+static et_status setup(const et_run_config *c, run_t *r, et_train_state *state, int64_t *total) {
     if (!c->train_data[0] && !c->store[0])
         return et_err(ET_ERR_INVALID,
                       "config: data.train is empty (a LLaVA-format JSON/JSONL) and no data.store "
@@ -206,18 +208,20 @@ static et_status setup(const et_run_config *c, bool resume, run_t *r, et_train_s
     lo.rank = 0, lo.world = 1, lo.tmpl = r->tmpl, lo.tok = r->model.tok;
     lo.image_token = r->model.mllm.image_token;
     lo.video_frames = 0;  // refused above (check_lengths / open_store)
+    lo.stop = &g_stop;    // a stop request interrupts a wait for data
     if (r->store)
         ET_TRY(et_loader_new_store(r->store, &lo, &r->loader));
     else
         ET_TRY(et_loader_new(r->ds, &lo, &r->loader));
     const int64_t per_epoch =
         et_loader_epoch_samples(r->loader) / ((int64_t)c->batch_size * c->grad_accum);
-    if (per_epoch < 1 && c->max_steps == 0)
+    if (per_epoch < 1)  // with max_steps too: the loader could never fill one step
         return et_err(ET_ERR_INVALID,
-                      "%s: %lld usable samples, fewer than one optimizer step of batch_size %d x "
-                      "grad_accum %d",
+                      "%s: %lld samples, fewer than one optimizer step takes (train.batch_size %d "
+                      "x train.grad_accum %d = %lld): lower train.batch_size or train.grad_accum, "
+                      "or add samples",
                       r->data_name, (long long)et_loader_epoch_samples(r->loader), c->batch_size,
-                      c->grad_accum);
+                      c->grad_accum, (long long)c->batch_size * c->grad_accum);
     *total = c->max_steps > 0 ? c->max_steps : per_epoch * c->epochs;
 
     if (!strcmp(c->device, "cuda")) {  // the optimizer is built on the moved parameters
@@ -236,35 +240,46 @@ static et_status setup(const et_run_config *c, bool resume, run_t *r, et_train_s
         ET_TRY(et_adamw_add_group(r->opt, &pg, eg->n, eg->params, eg->names, NULL));
     }
     r->config_json = et_run_config_to_json(c);
-    char path[4200];
-    ET_TRY(et_mkdirs(c->output_dir));
-    snprintf(path, sizeof path, "%s/config.json", c->output_dir);
-    ET_TRY(et_write_file_atomic(path, r->config_json, strlen(r->config_json)));
     memset(state, 0, sizeof *state);
-    state->rng_offset = 0;
+    return NULL;
+}
+
+// Under the run directory's lock: checkpoint leftovers cleaned, the newest checkpoint read
+// (resume). Writes nothing else: config.json, metrics.jsonl and tb/ wait for the first step
+// (open_outputs), so a run that fails before it leaves an existing run as it was.
+static et_status resume_state(const et_run_config *c, bool resume, run_t *r, et_train_state *state,
+                              int64_t total) {
+    char path[4200];
     snprintf(path, sizeof path, "%s/checkpoints", c->output_dir);
     et_trainckpt_cleanup(path);
-    if (resume) {
-        char dir[4096];
-        bool found = false;
-        ET_TRY(et_trainckpt_latest(path, dir, sizeof dir, &found));
-        if (found) {
-            int n = r->model.n_trainables;
-            const char **names = malloc(sizeof(*names) * (size_t)n);
-            et_tensor **ps = malloc(sizeof(*ps) * (size_t)n);
-            et_emo_model_trainables(&r->model, names, ps);
-            et_status st = et_trainckpt_read(dir, state, n, names, ps, r->opt);
-            free(names), free(ps);
-            if (st) return et_status_wrap(st, "resuming from %s", dir);
-            et_loader_seek(r->loader, state->epoch, state->position);
-            et_info("resumed from %s (step %lld of %lld)", dir, (long long)state->step,
-                    (long long)*total);
-        } else {
-            et_info("--resume: no checkpoint under %s, starting fresh", path);
-        }
+    if (!resume) return NULL;
+    char dir[4096];
+    bool found = false;
+    ET_TRY(et_trainckpt_latest(path, dir, sizeof dir, &found));
+    if (!found) {
+        et_info("--resume: no checkpoint under %s, starting fresh", path);
+        return NULL;
     }
+    int n = r->model.n_trainables;
+    const char **names = malloc(sizeof(*names) * (size_t)n);
+    et_tensor **ps = malloc(sizeof(*ps) * (size_t)n);
+    et_emo_model_trainables(&r->model, names, ps);
+    et_status st = et_trainckpt_read(dir, state, n, names, ps, r->opt);
+    free(names), free(ps);
+    if (st) return et_status_wrap(st, "resuming from %s", dir);
+    et_loader_seek(r->loader, state->epoch, state->position);
+    et_info("resumed from %s (step %lld of %lld)", dir, (long long)state->step, (long long)total);
+    return NULL;
+}
+
+// config.json, metrics.jsonl (appended to when resuming) and tb/: once the first step of this
+// process has run.
+static et_status open_outputs(const et_run_config *c, bool resume, run_t *r) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", c->output_dir);
+    ET_TRY(et_write_file_atomic(path, r->config_json, strlen(r->config_json)));
     snprintf(path, sizeof path, "%s/metrics.jsonl", c->output_dir);
-    ET_TRY(et_metrics_log_open(path, state->step > 0, &r->mlog));
+    ET_TRY(et_metrics_log_open(path, resume, &r->mlog));
     if (c->tensorboard) {
         snprintf(path, sizeof path, "%s/tb", c->output_dir);
         et_status st = et_tblog_open(path, &r->tb);
@@ -290,11 +305,15 @@ static void batch_to_device(et_batch *b, const char *device) {
     }
 }
 
+// at_pos: the loader position to record ({epoch, position}), or NULL for the loader's own.
 static et_status save_ckpt(const et_run_config *c, run_t *r, et_train_state *state,
-                           et_train_result *res) {
+                           const int64_t *at_pos, et_train_result *res) {
     char root[4200];
     snprintf(root, sizeof root, "%s/checkpoints", c->output_dir);
-    et_loader_tell(r->loader, &state->epoch, &state->position);
+    if (at_pos)
+        state->epoch = at_pos[0], state->position = at_pos[1];
+    else
+        et_loader_tell(r->loader, &state->epoch, &state->position);
     state->bad_samples = et_loader_bad_samples(r->loader);
     int n = r->model.n_trainables;
     const char **names = malloc(sizeof(*names) * (size_t)n);
@@ -341,8 +360,8 @@ static void write_curves(const et_run_config *c) {
     et_status_free(st);
 }
 
-static et_status train_loop(const et_run_config *c, run_t *r, et_train_state *state, int64_t total,
-                            et_train_result *res) {
+static et_status train_loop(const et_run_config *c, bool resume, run_t *r, et_train_state *state,
+                            int64_t total, et_train_result *res) {
     et_emo_model *m = &r->model;
     const int n_params = m->n_trainables;
     et_tensor **params = malloc(sizeof(*params) * (size_t)n_params);
@@ -358,12 +377,36 @@ static et_status train_loop(const et_run_config *c, run_t *r, et_train_state *st
     et_rng_stream rng = {(uint64_t)c->seed + 104729, state->rng_offset};
     res->start_step = state->step;
     const int64_t start_tokens = state->tokens;
+    int64_t saved_step = state->step;  // the newest checkpoint of this run holds this step
     while (state->step < total && !st) {
         double step_loss = 0;
         int64_t step_tokens = 0;
+        int64_t at_start[2];  // loader position before this step
+        et_loader_tell(r->loader, &at_start[0], &at_start[1]);
+        const int64_t micro_at_start = state->micro_step;
         for (int a = 0; a < c->grad_accum && !st; a++) {
             et_batch b;
             st = et_loader_next(r->loader, &b);
+            if (st && et_loader_interrupted(r->loader)) {
+                // a stop request while waiting for data: the step is dropped (its gradients
+                // with it) and the checkpoint records the position before it
+                et_status_free(st);
+                st = NULL;
+                et_zero_grad(n_params, params);
+                state->micro_step = micro_at_start;
+                res->interrupted = true;
+                if (state->step > saved_step) st = save_ckpt(c, r, state, at_start, res);
+                if (!st && res->checkpoint[0])
+                    et_warn(
+                        "interrupted while waiting for data: checkpoint %s holds step %lld; "
+                        "continue with --resume",
+                        res->checkpoint, (long long)state->step);
+                else if (!st)
+                    et_warn(
+                        "interrupted while waiting for data, before the first step of this "
+                        "run: nothing to save");
+                break;
+            }
             if (st) break;
             if (et_loader_bad_samples(r->loader) > c->max_bad_samples) {
                 char rep[2048];
@@ -393,7 +436,11 @@ static et_status train_loop(const et_run_config *c, run_t *r, et_train_state *st
             state->micro_step++;
             et_batch_free(&b);
         }
-        if (st) break;
+        if (st || res->interrupted) break;
+        if (!r->mlog) {  // the run has really started: now its outputs may be written
+            st = open_outputs(c, resume || state->step > 0, r);
+            if (st) break;
+        }
         if (inject_nan(state->step) && params[0]->grad) et_set(params[0]->grad, 0, NAN);
         const bool finite = et_grads_finite(n_params, params) && isfinite(step_loss);
         double gnorm = 0;
@@ -454,10 +501,11 @@ static et_status train_loop(const et_run_config *c, run_t *r, et_train_state *st
         const bool stop = g_stop != 0;
         if ((c->save_every > 0 && state->step % c->save_every == 0) || state->step == total ||
             stop) {
-            st = save_ckpt(c, r, state, res);
+            st = save_ckpt(c, r, state, NULL, res);
+            if (!st) saved_step = state->step;
             if (r->tb) et_status_free(et_tblog_flush(r->tb));
         }
-        if (stop) {
+        if (stop && !st) {
             res->interrupted = true;
             et_progress_end(r->bar, "interrupted");  // ends the bar's line before the warning
             et_warn("interrupted: checkpoint %s written; continue with --resume", res->checkpoint);
@@ -465,7 +513,10 @@ static et_status train_loop(const et_run_config *c, run_t *r, et_train_state *st
         }
     }
     if (r->bar) et_progress_end(r->bar, res->interrupted ? "interrupted" : st ? "stopped" : NULL);
-    write_curves(c);
+    if (r->mlog) {  // the run started: its metrics.jsonl exists
+        fflush(r->mlog);
+        write_curves(c);
+    }
     res->steps = state->step;
     res->total_steps = total;
     res->nan_skipped = state->nan_skipped;
@@ -477,39 +528,84 @@ static et_status train_loop(const et_run_config *c, run_t *r, et_train_state *st
     return st;
 }
 
+// The first SIGINT / SIGTERM / SIGHUP asks for a stop after the current step (with a
+// checkpoint); the handler is then reset (SA_RESETHAND), so a second one ends the process
+// at once. A signal the process was started ignoring (nohup) is left ignored. write(2) is
+// async-signal-safe.
 static void on_signal(int sig) {
     (void)sig;
     et_train_stop_request();
+    static const char msg[] =
+        "\n[emotune] stop requested: finishing the current step and writing a checkpoint "
+        "(send the signal again to quit at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
 }
 
-et_status et_train_run(const et_run_config *cfg, bool resume, et_train_result *res) {
+#define N_SIGNALS 3
+static const int stop_signals[N_SIGNALS] = {SIGINT, SIGTERM, SIGHUP};
+
+et_status et_train_run_ex(const et_run_config *cfg, const et_train_opts *opts,
+                          et_train_result *res) {
     memset(res, 0, sizeof *res);
     g_stop = 0;
+    const et_run_mode mode = opts->resume      ? ET_RUN_RESUME
+                             : opts->overwrite ? ET_RUN_OVERWRITE
+                                               : ET_RUN_FRESH;
+    if (opts->resume && opts->overwrite)
+        return et_err(ET_ERR_INVALID,
+                      "--resume continues the run in train.output_dir and --overwrite moves it "
+                      "aside: give one of them");
+    // before any work or any write: a finished run is not touched without --resume/--overwrite
+    ET_TRY(et_run_dir_check(cfg->output_dir, mode));
+    struct sigaction sa, old[N_SIGNALS];
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < N_SIGNALS; i++) {  // an ignored signal stays ignored (nohup: SIGHUP)
+        // set and read back in one call: ASan's interceptor answers a query (act NULL) by
+        // itself and does not report an inherited SIG_IGN
+        sigaction(stop_signals[i], &sa, &old[i]);
+        if (old[i].sa_handler == SIG_IGN) sigaction(stop_signals[i], &old[i], NULL);
+    }
     run_t r;
     memset(&r, 0, sizeof r);
     et_train_state state;
     int64_t total = 0;
-    et_status st = setup(cfg, resume, &r, &state, &total);
-    if (!st) {
-        struct sigaction sa, old_int, old_term;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sigaction(SIGINT, &sa, &old_int);
-        sigaction(SIGTERM, &sa, &old_term);
+    et_run_lock *lock = NULL;
+    et_status st = setup(cfg, &r, &state, &total);
+    if (!st && g_stop) {
+        res->interrupted = true;
+        et_warn("interrupted before the first step: nothing was written");
+    } else if (!st) {
+        st = et_run_dir_claim(cfg->output_dir, mode, &lock, res->moved_to, sizeof res->moved_to);
+        if (!st && res->moved_to[0])
+            et_info("--overwrite: the previous run in %s was moved to %s", cfg->output_dir,
+                    res->moved_to);
+        if (!st) st = resume_state(cfg, opts->resume, &r, &state, total);
+    }
+    if (!st && !res->interrupted) {
+        res->start_step = state.step;
         if (state.step >= total) {
             et_info("nothing to do: step %lld of %lld", (long long)state.step, (long long)total);
             res->steps = state.step, res->total_steps = total;
         } else {
-            st = train_loop(cfg, &r, &state, total, res);
+            st = train_loop(cfg, opts->resume, &r, &state, total, res);
         }
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
         if (res->bad_samples > 0) {
             char rep[2048];
             et_loader_report(r.loader, rep, sizeof rep);
             et_warn("%lld samples skipped:\n%s", (long long)res->bad_samples, rep);
         }
     }
+    for (int i = 0; i < N_SIGNALS; i++) sigaction(stop_signals[i], &old[i], NULL);
     run_free(&r);
+    et_run_dir_release(lock);
     return st;
+}
+
+et_status et_train_run(const et_run_config *cfg, bool resume, et_train_result *res) {
+    et_train_opts o = {.resume = resume, .overwrite = false};
+    return et_train_run_ex(cfg, &o, res);
 }

@@ -1,5 +1,5 @@
 // train/trainer.h - the instruction-tuning loop: `emotune train`.
-// defines: et_train_result, et_train_run, et_train_stop_request
+// defines: et_train_result, et_train_opts, et_train_run, et_train_run_ex, et_train_stop_request
 //
 // Contract
 // - et_train_run builds the model (train/emo_model.h) and the loader over data.train,
@@ -14,11 +14,22 @@
 //   train.save_every steps and at the end, metrics.jsonl (one line per log step), tb/
 //   (TensorBoard events), config.json (resolved), adapter/ (PEFT adapter) and
 //   trainables.safetensors (projector + expert) at the end.
+//   config.json, metrics.jsonl and tb/ are written once the first step has run, so a run that
+//   fails before it (bad config, missing data, damaged checkpoint) leaves the directory as
+//   it was.
+// - The output directory (train/run_dir.h): a non-empty one is refused unless resume or
+//   overwrite is set, before any work and with nothing changed; overwrite moves the old
+//   run aside to <dir>.old-<time> (res->moved_to) and starts fresh. <dir>/.emotune.lock
+//   (flock + pid) keeps a second process out while the run lives.
 // - resume: continues from the newest complete checkpoint under output_dir/checkpoints
-//   (none: starts fresh). Weights, optimizer state, loader position and dropout RNG are
-//   restored, so the final weights equal an uninterrupted run's bit for bit.
-// - SIGINT / SIGTERM (et_train_stop_request): the current step finishes, a checkpoint is
-//   written and the run returns early (res->interrupted).
+//   (none: starts fresh), after verifying its checksums (train/checkpoint.h). Weights,
+//   optimizer state, loader position and dropout RNG are restored, so the final weights
+//   equal an uninterrupted run's bit for bit.
+// - SIGINT / SIGTERM / SIGHUP (et_train_stop_request): the current step finishes, a
+//   checkpoint is written and the run returns early (res->interrupted); a stop while the
+//   loader waits for data drops the unfinished step and checkpoints the one before. A second
+//   signal ends the process at once (the handlers are one-shot). Signals ignored at start
+//   (nohup's SIGHUP) stay ignored.
 #ifndef ET_TRAIN_TRAINER_H
 #define ET_TRAIN_TRAINER_H
 
@@ -40,8 +51,17 @@ typedef struct {
     double tokens_per_s;
     bool interrupted;
     char checkpoint[4096];  // the last checkpoint written
+    char moved_to[4200];    // overwrite: where the previous run went ("" when none)
 } et_train_result;
 
+typedef struct {
+    bool resume;     // continue the run in train.output_dir
+    bool overwrite;  // move a previous run aside and start fresh
+} et_train_opts;
+
+et_status et_train_run_ex(const et_run_config *cfg, const et_train_opts *opts,
+                          et_train_result *res);
+// et_train_run_ex with overwrite = false.
 et_status et_train_run(const et_run_config *cfg, bool resume, et_train_result *res);
 void et_train_stop_request(void);  // async-signal-safe
 

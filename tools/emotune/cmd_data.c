@@ -43,7 +43,8 @@ int et_cli_prepare(int argc, char **argv) {
             "token ids and labels (data.template, data.max_len), pixels resized and cropped "
             "to the\ntower's image size (u8, padded to square with data.image_aspect_ratio=pad),"
             " landmarks,\nvideos (data.video_frames frames each), attributes and sample metadata, "
-            "exactly as the\nloader would. Samples that fail are skipped and counted. Train "
+            "exactly as the\nloader would. Samples that fail are skipped and counted; when all "
+            "fail, nothing is written.\nThe store is renamed into place once complete. Train "
             "on it with data.store=STORE.h5.\n");
         return a.help ? 0 : 2;
     }

@@ -56,19 +56,26 @@ static void print_usage(const char *usage, bool keys) {
 // ---- train ----------------------------------------------------------------------
 
 static int cmd_train(int argc, char **argv) {
-    static const et_cli_opt opts[] = {{"--resume", false}, {"--print-config", false}};
+    static const et_cli_opt opts[] = {
+        {"--resume", false}, {"--print-config", false}, {"--overwrite", false}};
     et_cli_args a;
-    int rc = et_cli_parse(argc, argv, opts, 2, &a);
+    int rc = et_cli_parse(argc, argv, opts, 3, &a);
     if (rc) return rc;
     if (a.help) {
         print_usage(
-            "usage: emotune train -c CONFIG [--resume] [--print-config] [key=value ...]\n"
+            "usage: emotune train -c CONFIG [--resume | --overwrite] [--print-config] "
+            "[key=value ...]\n"
             "Instruction-tunes the config's model on data.train: LoRA + projector + "
             "face-prior expert,\ncheckpoints under train.output_dir/checkpoints, "
             "metrics.jsonl and TensorBoard events in\ntrain.output_dir, the PEFT adapter "
             "in train.output_dir/adapter at the end.\n"
             "  --resume        continue from the newest checkpoint (bit-identical)\n"
-            "  --print-config  print the resolved config and exit\n",
+            "  --overwrite     move a previous run in train.output_dir aside (to\n"
+            "                  DIR.old-<time>, nothing deleted) and start fresh; without\n"
+            "                  --resume or --overwrite a non-empty train.output_dir is refused\n"
+            "  --print-config  print the resolved config and exit\n"
+            "One process per train.output_dir (DIR/.emotune.lock holds its pid). Ctrl-C, SIGTERM\n"
+            "and SIGHUP finish the step, write a checkpoint and stop (again: quit at once).\n",
             true);
         return 0;
     }
@@ -83,7 +90,8 @@ static int cmd_train(int argc, char **argv) {
         return 0;
     }
     et_train_result res;
-    et_status st = et_train_run(&c, a.flag[0], &res);
+    et_train_opts to = {.resume = a.flag[0], .overwrite = a.flag[2]};
+    et_status st = et_train_run_ex(&c, &to, &res);
     et_run_config_free(&c);
     if (st) return et_cli_fail(st);
     printf("train: %lld/%lld steps, loss %.4f -> %.4f, %.1f s, %.0f tok/s%s%s\n",
@@ -91,6 +99,7 @@ static int cmd_train(int argc, char **argv) {
            res.seconds, res.tokens_per_s, res.nan_skipped ? " (non-finite steps skipped)" : "",
            res.interrupted ? " (interrupted)" : "");
     if (res.checkpoint[0]) printf("train: checkpoint %s\n", res.checkpoint);
+    if (res.moved_to[0]) printf("train: the previous run was moved to %s\n", res.moved_to);
     return res.interrupted ? 130 : 0;
 }
 
@@ -183,34 +192,47 @@ static int cmd_synth(int argc, char **argv) {
 // ---- export ---------------------------------------------------------------------
 
 static int cmd_export(int argc, char **argv) {
-    static const et_cli_opt opts[] = {
-        {"--checkpoint", true}, {"--out", true}, {"--merged", false}, {"--base", false}};
+    static const et_cli_opt opts[] = {{"--checkpoint", true},
+                                      {"--out", true},
+                                      {"--merged", false},
+                                      {"--base", false},
+                                      {"--overwrite", false}};
     et_cli_args a;
-    int rc = et_cli_parse(argc, argv, opts, 4, &a);
+    int rc = et_cli_parse(argc, argv, opts, 5, &a);
     if (rc) return rc;
     if (a.help || !a.opt_val[1]) {
         print_usage(
-            "usage: emotune export -c CONFIG --out DIR [--checkpoint DIR] [--merged] [--base]\n"
+            "usage: emotune export -c CONFIG --out DIR [--checkpoint DIR] [--merged] [--base] "
+            "[--overwrite]\n"
             "Writes the trained model as a PEFT adapter (DIR/adapter: adapter_config.json +"
             " adapter_model.safetensors)\nplus the other trainables "
             "(DIR/non_lora_trainables.safetensors: projector, expert); with\n--merged "
             "a merged HF LlamaForCausalLM checkpoint (DIR/merged: config.json + sharded "
             "safetensors);\nwith --base the frozen base the adapter loads onto: DIR/base/llm "
             "(LlamaForCausalLM without\nthe adapters) and DIR/base/vision (CLIPVisionModel), "
-            "e.g. for a randomly initialised model.\n",
+            "e.g. for a randomly initialised model.\nThe export is written to DIR.tmp-export-PID "
+            "and renamed to DIR when complete; a non-empty DIR\nis refused unless --overwrite, "
+            "which moves the old export to DIR.old-<time>.\nThe checkpoint's checksums are "
+            "verified first.\n",
             true);
         return a.help ? 0 : 2;
     }
     et_run_config c;
     if ((rc = et_cli_load_config(&a, "export", ET_RC_NEED_MODEL, &c))) return rc;
+    const char *out = a.opt_val[1];
+    et_status st = et_export_check_out(out, a.flag[4]);  // before any work
+    if (st) {
+        et_run_config_free(&c);
+        return et_cli_fail(st);
+    }
     et_emo_model m;
-    et_status st = et_emo_model_build(&c, &m);
+    st = et_emo_model_build(&c, &m);
     char dir[4096];
     if (!st) st = et_emo_model_load_checkpoint(&m, a.opt_val[0], c.output_dir, dir, sizeof dir);
-    const char *out = a.opt_val[1];
     unsigned what = ET_EXPORT_ADAPTER | ET_EXPORT_TRAINABLES;
     if (a.flag[2]) what |= ET_EXPORT_MERGED;
     if (a.flag[3]) what |= ET_EXPORT_BASE;
+    if (a.flag[4]) what |= ET_EXPORT_OVERWRITE;
     if (!st) st = et_export_emo_model(out, &m, what);
     et_emo_model_free(&m);
     et_run_config_free(&c);

@@ -4,15 +4,19 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/autograd.h"
 #include "core/fileio.h"
+#include "core/log.h"
 #include "core/ops.h"
 #include "core/safetensors.h"
 
@@ -410,14 +414,25 @@ et_status et_export_clip_vision(const char *dir, const et_clip_vision *v, et_dty
 
 // ---- a whole trained model ----------------------------------------------------------
 
-et_status et_export_emo_model(const char *out, const et_emo_model *m, unsigned what) {
-    if (strlen(out) > 4000) return et_err(ET_ERR_INVALID, "export: path too long");
-    char p[4200];
-    ET_TRY(et_mkdirs(out));
+// Test hook: EMOTUNE_EXPORT_SLOW_MS sleeps after each part, so tests can kill an export
+// in the middle.
+static void export_slow_hook(void) {
+    const char *e = getenv("EMOTUNE_EXPORT_SLOW_MS");
+    long ms = e ? strtol(e, NULL, 10) : 0;
+    if (ms <= 0) return;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+// The parts `what` selects, into the (new, empty) directory out.
+static et_status write_parts(const char *out, const et_emo_model *m, unsigned what) {
+    char p[8400];
     if ((what & ET_EXPORT_ADAPTER) && m->has_lora) {
         snprintf(p, sizeof p, "%s/adapter", out);
         ET_TRY(et_mkdirs(p));
         ET_TRY(et_lora_save_adapter(p, &m->lora, m->n_linears, m->linears));
+        et_fsync_dir(p);
+        export_slow_hook();
     }
     if (what & ET_EXPORT_TRAINABLES) {
         int n = 0;
@@ -433,6 +448,7 @@ et_status et_export_emo_model(const char *out, const et_emo_model *m, unsigned w
         et_status s = n ? et_save_trainables(p, n, names, ts) : NULL;
         free(names), free(ts);
         ET_TRY(s);
+        export_slow_hook();
     }
     if (what & ET_EXPORT_BASE) {
         snprintf(p, sizeof p, "%s/base/llm", out);
@@ -445,12 +461,150 @@ et_status et_export_emo_model(const char *out, const et_emo_model *m, unsigned w
             ET_TRY(et_mkdirs(p));
             ET_TRY(et_export_clip_vision(p, m->mllm.vision, m->mllm.vision->patch_weight->dtype));
         }
+        snprintf(p, sizeof p, "%s/base", out);
+        et_fsync_dir(p);
+        export_slow_hook();
     }
     if (what & ET_EXPORT_MERGED) {
         snprintf(p, sizeof p, "%s/merged", out);
         ET_TRY(et_mkdirs(p));
         et_export_opts eo = et_export_defaults(m->llm);
         ET_TRY(et_export_merged_llama(p, m->llm, &eo));
+        export_slow_hook();
     }
+    et_fsync_dir(out);
     return NULL;
+}
+
+// ---- the export directory as a whole ------------------------------------------------
+
+#define TMP_TAG ".tmp-export-"
+
+// out without trailing slashes, split into its parent directory and base name.
+static et_status split_out(const char *out_in, char *out, size_t cap, char *parent, size_t pcap,
+                           const char **base) {
+    if (!out_in || !*out_in) return et_err(ET_ERR_INVALID, "export: --out is empty");
+    if (strlen(out_in) > 4000) return et_err(ET_ERR_INVALID, "export: path too long");
+    snprintf(out, cap, "%s", out_in);
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/') out[--n] = 0;
+    const char *slash = strrchr(out, '/');
+    *base = slash ? slash + 1 : out;
+    if (!**base || !strcmp(*base, ".") || !strcmp(*base, ".."))
+        return et_err(ET_ERR_INVALID, "export %s: --out must name a directory (not /, . or ..)",
+                      out_in);
+    if (!slash)
+        snprintf(parent, pcap, ".");
+    else if (slash == out)
+        snprintf(parent, pcap, "/");
+    else
+        snprintf(parent, pcap, "%.*s", (int)(slash - out), out);
+    return NULL;
+}
+
+// Removes "<base>.tmp-export-<pid>" siblings of out left by exports that are no longer
+// running (killed): only names of exactly that form, never anything else.
+static void clean_stale_temps(const char *parent, const char *base) {
+    DIR *d = opendir(parent);
+    if (!d) return;
+    const size_t bl = strlen(base), tl = strlen(TMP_TAG);
+    struct dirent *e;
+    char p[8400];
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, bl) || strncmp(n + bl, TMP_TAG, tl)) continue;
+        const char *digits = n + bl + tl;
+        char *end = NULL;
+        long pid = strtol(digits, &end, 10);
+        if (!*digits || *end || pid <= 0) continue;
+        if (pid != (long)getpid() && !(kill((pid_t)pid, 0) != 0 && errno == ESRCH)) continue;
+        snprintf(p, sizeof p, "%s/%s", parent, n);
+        et_warn("export: removing %s, left by an export that did not finish (pid %ld)", p, pid);
+        et_status_free(et_remove_tree(p));
+    }
+    closedir(d);
+}
+
+et_status et_export_check_out(const char *out_in, bool overwrite) {
+    char out[4100], parent[4100];
+    const char *base = NULL;
+    ET_TRY(split_out(out_in, out, sizeof out, parent, sizeof parent, &base));
+    const int kind = et_path_exists(out);
+    if (kind == 1) return et_err(ET_ERR_INVALID, "export %s: exists and is not a directory", out);
+    if (kind == 0 || !dir_nonempty(out)) return NULL;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/checkpoints", out);
+    const bool run = et_path_exists(p) != 0;
+    snprintf(p, sizeof p, "%s/metrics.jsonl", out);
+    if (run || et_path_exists(p))
+        return et_err(ET_ERR_INVALID,
+                      "export %s: this is a training run (it holds checkpoints/ or "
+                      "metrics.jsonl), not an export; choose another --out",
+                      out);
+    if (!overwrite)
+        return et_err(ET_ERR_INVALID,
+                      "export %s: the directory exists and is not empty; nothing was changed. "
+                      "Pass --overwrite to replace it (the old export is moved to %s.old-<time>) "
+                      "or choose another --out",
+                      out, out);
+    return NULL;
+}
+
+// Renames the complete export tmp to out; an old export in out is moved to out.old-<time>
+// (overwrite), exchanged atomically where the kernel can (renameat2 RENAME_EXCHANGE).
+static et_status commit(const char *tmp, const char *out, bool overwrite) {
+    if (rename(tmp, out) == 0) return NULL;  // out absent or an empty directory
+    if (errno != ENOTEMPTY && errno != EEXIST)
+        return et_err(ET_ERR_IO, "export %s: cannot rename %s to it: %s", out, tmp,
+                      strerror(errno));
+    if (!overwrite)
+        return et_err(ET_ERR_IO,
+                      "export %s: the directory was filled while exporting (another export?); "
+                      "nothing was changed",
+                      out);
+    char aside[4300], stamp[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    snprintf(aside, sizeof aside, "%s.old-%s", out, stamp);
+    for (int k = 2; et_path_exists(aside) && k < 1000; k++)
+        snprintf(aside, sizeof aside, "%s.old-%s-%d", out, stamp, k);
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, out, RENAME_EXCHANGE) == 0) {
+        // out is the new export now; the old one sits at tmp's name
+        if (rename(tmp, aside) != 0)
+            return et_err(ET_ERR_IO,
+                          "export %s: done, but the old export at %s could not be "
+                          "moved to %s: %s",
+                          out, tmp, aside, strerror(errno));
+    } else {  // no RENAME_EXCHANGE here (file system): two renames
+        if (rename(out, aside) != 0)
+            return et_err(ET_ERR_IO, "export %s: cannot move the old export to %s: %s", out, aside,
+                          strerror(errno));
+        if (rename(tmp, out) != 0)
+            return et_err(ET_ERR_IO,
+                          "export %s: cannot rename %s to it: %s (the old export is "
+                          "at %s)",
+                          out, tmp, strerror(errno), aside);
+    }
+    et_info("export: the previous export in %s was moved to %s", out, aside);
+    return NULL;
+}
+
+et_status et_export_emo_model(const char *out_in, const et_emo_model *m, unsigned what) {
+    const bool overwrite = (what & ET_EXPORT_OVERWRITE) != 0;
+    char out[4100], parent[4100], tmp[8300];
+    const char *base = NULL;
+    ET_TRY(split_out(out_in, out, sizeof out, parent, sizeof parent, &base));
+    ET_TRY(et_export_check_out(out, overwrite));
+    ET_TRY(et_mkdirs(parent));
+    clean_stale_temps(parent, base);
+    snprintf(tmp, sizeof tmp, "%s/%s%s%ld", parent, base, TMP_TAG, (long)getpid());
+    if (mkdir(tmp, 0755) != 0)
+        return et_err(ET_ERR_IO, "export %s: cannot create %s: %s", out, tmp, strerror(errno));
+    et_status st = write_parts(tmp, m, what);
+    if (!st) st = commit(tmp, out, overwrite);
+    if (!st) et_fsync_dir(parent);
+    if (st && et_path_exists(tmp)) et_status_free(et_remove_tree(tmp));
+    return st;
 }

@@ -3,7 +3,7 @@
 // defines: et_export_opts, et_export_defaults, et_export_llama_config_json,
 //          et_export_merged_llama, et_export_clip_config_json, et_export_clip_vision,
 //          et_export_what, ET_EXPORT_ADAPTER, ET_EXPORT_TRAINABLES, ET_EXPORT_MERGED,
-//          ET_EXPORT_BASE, et_export_emo_model
+//          ET_EXPORT_BASE, ET_EXPORT_OVERWRITE, et_export_emo_model, et_export_check_out
 //
 // Contract
 // - et_export_merged_llama writes dir/config.json and the weights, loadable by
@@ -49,10 +49,17 @@
 //                 (CLIPVisionModel, when the model has a tower): what PEFT loads the adapter
 //                 onto; emotune reloads them as model.llm_path / model.vision_path
 //     MERGED      out/merged/ (et_export_merged_llama: adapters merged on the fly)
-//   in that order. The model is not modified (no merge/unmerge). adapter/ and the
-//   trainables file are replaced file by file (each write atomic); base/llm, base/vision
-//   and merged/ follow et_export_merged_llama's rule (an existing non-empty directory is an
-//   error, nothing in it is overwritten). Parts written before a failure stay.
+//   in that order. The model is not modified (no merge/unmerge).
+// - Atomic as a whole: every part is written into the sibling "<out>.tmp-export-<pid>",
+//   which is renamed to out once complete. A killed export leaves out as it was (the
+//   previous export, or nothing) plus its temp directory, which the next export into the
+//   same out removes (only names of that exact form whose pid is not running). A failure
+//   removes the temp directory. A non-empty out is refused before any work
+//   (et_export_check_out: the message names --overwrite), unless `what` has
+//   ET_EXPORT_OVERWRITE: then the old export is moved to "<out>.old-<time>" (never
+//   deleted) as the new one takes its name (one renameat2 RENAME_EXCHANGE where the file
+//   system has it). A training run directory (checkpoints/ or metrics.jsonl) is never
+//   replaced.
 #ifndef ET_TRAIN_EXPORT_H
 #define ET_TRAIN_EXPORT_H
 
@@ -85,9 +92,13 @@ typedef enum {
     ET_EXPORT_TRAINABLES = 2,
     ET_EXPORT_MERGED = 4,
     ET_EXPORT_BASE = 8,
+    ET_EXPORT_OVERWRITE = 16,  // replace a non-empty out (the old export is moved aside)
 } et_export_what;
 
 // what: an OR of et_export_what bits.
 et_status et_export_emo_model(const char *out, const et_emo_model *m, unsigned what);
+// The refusal of et_export_emo_model for out (non-empty without overwrite, a training run,
+// not a directory), without writing anything: for a fast check before loading a model.
+et_status et_export_check_out(const char *out, bool overwrite);
 
 #endif
