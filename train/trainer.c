@@ -514,7 +514,6 @@ static et_status train_loop(const et_run_config *c, bool resume, run_t *r, et_tr
     }
     if (r->bar) et_progress_end(r->bar, res->interrupted ? "interrupted" : st ? "stopped" : NULL);
     if (r->mlog) {  // the run started: its metrics.jsonl exists
-        fflush(r->mlog);
         write_curves(c);
     }
     res->steps = state->step;
