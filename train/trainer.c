@@ -529,7 +529,9 @@ static et_status train_loop(const et_run_config *c, bool resume, run_t *r, et_tr
 
 // The first SIGINT / SIGTERM / SIGHUP asks for a stop after the current step (with a
 // checkpoint); the handler is then reset (SA_RESETHAND), so a second one ends the process
-// at once. A signal the process was started ignoring (nohup) is left ignored. write(2) is
+// at once. SIGHUP stays ignored when the process was started ignoring it (nohup); SIGINT and
+// SIGTERM are always handled (a shell starts background jobs with SIGINT ignored, and a
+// `kill -INT` of such a run must still checkpoint). write(2) is
 // async-signal-safe.
 static void on_signal(int sig) {
     (void)sig;
@@ -562,11 +564,12 @@ et_status et_train_run_ex(const et_run_config *cfg, const et_train_opts *opts,
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < N_SIGNALS; i++) {  // an ignored signal stays ignored (nohup: SIGHUP)
+    for (int i = 0; i < N_SIGNALS; i++) {  // an ignored SIGHUP stays ignored (nohup)
         // set and read back in one call: ASan's interceptor answers a query (act NULL) by
         // itself and does not report an inherited SIG_IGN
         sigaction(stop_signals[i], &sa, &old[i]);
-        if (old[i].sa_handler == SIG_IGN) sigaction(stop_signals[i], &old[i], NULL);
+        if (stop_signals[i] == SIGHUP && old[i].sa_handler == SIG_IGN)
+            sigaction(stop_signals[i], &old[i], NULL);
     }
     run_t r;
     memset(&r, 0, sizeof r);
