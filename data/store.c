@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <libgen.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -476,6 +477,8 @@ struct et_store {
     int32_t *age, *label_id;     // [n]
     int64_t *img_off, *tok_off;  // [n + 1]
     int64_t *str_off;            // [n * NSTR + 1]
+    int64_t vocab_size;          // > 0: ids and labels are range-checked by et_store_get
+    int32_t placeholder;         // the one id allowed outside [0, vocab_size)
 };
 
 static void ds_release(dsinfo *di) {
@@ -1023,6 +1026,32 @@ static et_status read_ds(const et_store *s, dsinfo *di, int64_t sample, hsize_t 
     return st;
 }
 
+// With a vocabulary set (et_store_set_vocab): every id in [0, vocab) or the placeholder,
+// every label in [0, vocab) or -100. Anything else would index past the embedding or the
+// loss's logits.
+static et_status check_tokens(const et_store *s, int64_t i, const et_store_record *r) {
+    if (s->vocab_size <= 0) return NULL;
+    for (int64_t t = 0; t < r->n_tokens; t++) {
+        const int32_t id = r->ids[t], lb = r->labels[t];
+        const bool id_ok = (id >= 0 && id < s->vocab_size) || id == s->placeholder;
+        const bool lb_ok = (lb >= 0 && lb < s->vocab_size) || lb == -100;
+        if (!id_ok || !lb_ok)
+            return et_err(ET_ERR_FORMAT,
+                          "%s: sample %lld: %s %d at token %lld is outside the vocabulary [0, "
+                          "%lld)%s; the store was prepared with another tokenizer or is damaged: "
+                          "prepare it again with this config",
+                          s->path, (long long)i, id_ok ? "label" : "token id", id_ok ? lb : id,
+                          (long long)t, (long long)s->vocab_size,
+                          id_ok ? " and is not -100 (ignored)" : "");
+    }
+    return NULL;
+}
+
+void et_store_set_vocab(et_store *s, int64_t vocab_size, int32_t placeholder) {
+    s->vocab_size = vocab_size > 0 ? vocab_size : 0;
+    s->placeholder = placeholder;
+}
+
 static et_status get_sample(et_store *s, int64_t i, et_store_record *r) {
     int64_t t0 = s->tok_off[i], nt = s->tok_off[i + 1] - t0;
     int64_t p0 = s->img_off[i], np = s->img_off[i + 1] - p0;
@@ -1045,6 +1074,7 @@ static et_status get_sample(et_store *s, int64_t i, et_store_record *r) {
         if (!r->ids || !r->labels) return et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);
         ET_TRY(read_ds(s, &s->di_ids, i, (hsize_t)t0, (hsize_t)nt, r->ids));
         ET_TRY(read_ds(s, &s->di_labels, i, (hsize_t)t0, (hsize_t)nt, r->labels));
+        ET_TRY(check_tokens(s, i, r));
     }
     if (np > 0) {
         r->pixels = malloc((size_t)np * S * S * 3);
@@ -1058,6 +1088,12 @@ static et_status get_sample(et_store *s, int64_t i, et_store_record *r) {
         r->landmarks = malloc(D * sizeof(float));
         if (!r->landmarks) return et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);
         ET_TRY(read_ds(s, &s->di_landmarks, i, (hsize_t)i, 1, r->landmarks));
+        for (size_t d = 0; d < D; d++)
+            if (!isfinite(r->landmarks[d]))
+                return et_err(ET_ERR_FORMAT,
+                              "%s: sample %lld: landmarks[%zu] is %s (landmarks must be finite "
+                              "numbers; prepare the store again from fixed landmarks)",
+                              s->path, (long long)i, d, isnan(r->landmarks[d]) ? "NaN" : "Inf");
     }
     char *bytes = malloc((size_t)ns + 1);
     if (!bytes) return et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);

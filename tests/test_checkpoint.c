@@ -228,6 +228,33 @@ static void test_damaged(void) {
     fixture_free(&f);
 }
 
+// state.json values a reader must refuse, not cast or pick between (issue 12: fuzz_checkpoint_state
+// found the out-of-range cast; duplicate keys mean different things to cJSON and Python).
+static void test_state_values(void) {
+    fixture f, g;
+    fixture_new(&f, 1.0, "f");
+    fixture_new(&g, 2.0, "g");
+    char dir[512], p[700];
+    CHECK(!write_step(&f, 1, 5, dir, sizeof dir));
+    snprintf(p, sizeof p, "%s/state.json", dir);
+    const char *huge =
+        "{\"format\": 1, \"step\": 1e300, \"micro_step\": 1, \"epoch\": 0, \"position\": 0, "
+        "\"rng_offset\": \"0\", \"nan_skipped\": 0, \"bad_samples\": 0, \"tokens\": 0}";
+    CHECK(!et_write_file_atomic(p, huge, strlen(huge)));
+    expect_refused(dir, &g, "state.json: field \"step\" = 1e+300 is not a whole number in [0, 2^53]");
+    const char *neg = "{\"format\": 1, \"step\": 2, \"micro_step\": -1}";
+    CHECK(!et_write_file_atomic(p, neg, strlen(neg)));
+    expect_refused(dir, &g, "field \"micro_step\" = -1 is not a whole number");
+    const char *dup =
+        "{\"format\": 1, \"step\": 1, \"micro_step\": 1, \"epoch\": 0, \"position\": 0, "
+        "\"rng_offset\": \"0\", \"nan_skipped\": 0, \"bad_samples\": 0, \"tokens\": 0, "
+        "\"step\": 7}";
+    CHECK(!et_write_file_atomic(p, dup, strlen(dup)));
+    expect_refused(dir, &g, "state.json: duplicate key \"step\" at step");
+    fixture_free(&g);
+    fixture_free(&f);
+}
+
 // Trainables and AdamW state on a device (the CUDA backend, or its host-memory stand-in
 // without a GPU) are written through host copies and read back into host tensors.
 static void test_device_tensors(void) {
@@ -280,6 +307,7 @@ int main(void) {
     RUN(test_keep_last_and_latest);
     RUN(test_resolve);
     RUN(test_damaged);
+    RUN(test_state_values);
     RUN(test_device_tensors);
     return test_summary();
 }

@@ -736,6 +736,86 @@ static void test_threads(void) {
     et_store_close(st);
 }
 
+// ---- tokens and landmarks a model cannot take (issue 12) ---------------------------------
+
+// Samples: 0 fine, 1 a label past the vocabulary, 2 an id past it, 3 NaN landmarks,
+// 4 the <image> placeholder (-200) and labels -100: fine, 5 a negative label.
+static bool write_token_store(const char *path) {
+    et_store_schema sc = {.image_size = S, .landmark_dim = D, .compression = 0};
+    et_store_writer *w = NULL;
+    et_status st = et_store_create(path, &sc, &w);
+    CHECK(!st, "%s", et_status_msg(st));
+    if (st) return false;
+    for (int i = 0; i < 6 && !st; i++) {
+        int32_t ids[4] = {1, 5, 9, 2}, labels[4] = {-100, 5, 9, 2};
+        float lm[D] = {0};
+        if (i == 1) labels[2] = 5000;
+        if (i == 2) ids[1] = 1024;
+        if (i == 3) lm[4] = NAN;
+        if (i == 4) ids[0] = -200;
+        if (i == 5) labels[3] = -1;
+        char id[16];
+        snprintf(id, sizeof id, "s%d", i);
+        et_store_record r = {.id = id, .n_tokens = 4, .ids = ids, .labels = labels,
+                             .age = -1, .label_id = -1, .has_landmarks = true, .landmarks = lm};
+        st = et_store_append(w, &r);
+    }
+    if (st) {
+        CHECK(0, "append: %s", et_status_msg(st));
+        et_status_free(st);
+        et_store_writer_abort(w);
+        return false;
+    }
+    st = et_store_writer_close(w);
+    CHECK(!st, "%s", et_status_msg(st));
+    et_status_free(st);
+    return true;
+}
+
+static void test_token_range(void) {
+    char path[512];
+    path_in(path, sizeof path, "tokens.h5");
+    if (!write_token_store(path)) return;
+    et_store *st = NULL;
+    et_status s = et_store_open(path, &st);
+    CHECK(!s, "%s", et_status_msg(s));
+    if (s) return;
+    char want[6][1024];
+    snprintf(want[1], sizeof want[1],
+             "%s: sample 1: label 5000 at token 2 is outside the vocabulary [0, 1024) and is not "
+             "-100 (ignored); the store was prepared with another tokenizer or is damaged: "
+             "prepare it again with this config",
+             path);
+    snprintf(want[2], sizeof want[2],
+             "%s: sample 2: token id 1024 at token 1 is outside the vocabulary [0, 1024); the "
+             "store",
+             path);
+    snprintf(want[3], sizeof want[3],
+             "%s: sample 3: landmarks[4] is NaN (landmarks must be finite numbers", path);
+    snprintf(want[5], sizeof want[5], "%s: sample 5: label -1 at token 3 is outside", path);
+    for (int pass = 0; pass < 2; pass++) {
+        // pass 0: no vocabulary set, only the landmarks are checked; pass 1: vocab 1024
+        if (pass) et_store_set_vocab(st, 1024, -200);
+        for (int i = 0; i < 6; i++) {
+            et_store_record r;
+            s = et_store_get(st, i, &r);
+            bool bad = i == 3 || (pass && (i == 1 || i == 2 || i == 5));
+            if (bad) {
+                CHECK(s && et_status_code(s) == ET_ERR_FORMAT &&
+                          strstr(et_status_msg(s), want[i]),
+                      "pass %d sample %d: got '%s', want '%s'", pass, i, et_status_msg(s),
+                      want[i]);
+                CHECK(!r.ids && !r.labels && !r.landmarks, "record not zeroed");
+            } else {
+                CHECK(!s && r.n_tokens == 4, "pass %d sample %d: %s", pass, i, et_status_msg(s));
+            }
+            et_status_free(s);
+            et_store_record_free(&r);
+        }
+    }
+    et_store_close(st);
+}
+
 int main(void) {
     snprintf(g_dir, sizeof(g_dir), "/tmp/et_store_XXXXXX");
     if (!mkdtemp(g_dir)) {
@@ -747,6 +827,7 @@ int main(void) {
     RUN(test_layout_and_compression);
     RUN(test_bad_files);
     RUN(test_corrupt_chunk);
+    RUN(test_token_range);
     RUN(test_writer_errors);
     RUN(test_many_records);
     RUN(test_threads);
