@@ -61,7 +61,9 @@
 // scale with threads. That applies to datasets whose layout the reader decodes itself:
 // chunked with whole rows per chunk, file type = native type, filters none, deflate, or
 // shuffle + deflate (what the writer makes); any other layout is read with H5Dread under
-// the mutex. A chunk that does not inflate to exactly its size is ET_ERR_FORMAT.
+// the mutex. A chunk that does not inflate to exactly its size is ET_ERR_FORMAT. Before
+// H5Dread on a chunked dataset, the chunks it covers are checked to decode (no filter,
+// shuffle, deflate) to exactly the chunk's size: libhdf5 1.10 would copy past a short one.
 // HDF5's automatic error printing is switched off (H5Eset_auto) inside these calls; its
 // error stack becomes the et_status message.
 #ifndef ET_STORE_H

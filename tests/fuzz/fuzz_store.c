@@ -239,7 +239,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (r.n_tokens != nt || r.n_images != ni) __builtin_trap();
         volatile int64_t acc = 0;
-        for (int64_t t = 0; t < r.n_tokens; t++) acc += r.ids[t] + r.labels[t];
+        for (int64_t t = 0; t < r.n_tokens; t++) acc += (int64_t)r.ids[t] + r.labels[t];
         const size_t px = (size_t)r.n_images * (size_t)sc->image_size * sc->image_size * 3;
         for (size_t p = 0; p < px; p++) acc += r.pixels[p];
         if (r.has_landmarks)
