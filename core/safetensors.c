@@ -346,9 +346,10 @@ static et_status st_parse(et_st_file *f) {
             if (txt[q] == '"' && bs % 2 == 0) break;
         }
         et_status e = et_err(ET_ERR_FORMAT,
-                             PTH ": header string \"%.*s...\" holds the escape \\u0000 (a NUL "
-                                 "character) at header byte %zu; tensor names and metadata "
-                                 "must not contain NUL",
+                             PTH
+                             ": header string \"%.*s...\" holds the escape \\u0000 (a NUL "
+                             "character) at header byte %zu; tensor names and metadata "
+                             "must not contain NUL",
                              p, (int)(nul - q - 1 < 120 ? nul - q - 1 : 120), txt + q + 1, nul);
         free(txt);
         return e;
@@ -390,10 +391,11 @@ static et_status st_parse(et_st_file *f) {
         for (const unsigned char *c = (const unsigned char *)key; *c; c++)
             if (*c < 0x20 || *c == 0x7f) {
                 s = et_err(ET_ERR_FORMAT,
-                           PTH ": tensor name '%.*s...' holds the control character 0x%02x "
-                               "at byte %d; tensor names must be printable",
-                           p, (int)((const char *)c - key < 200 ? (const char *)c - key : 200),
-                           key, *c, (int)((const char *)c - key));
+                           PTH
+                           ": tensor name '%.*s...' holds the control character 0x%02x "
+                           "at byte %d; tensor names must be printable",
+                           p, (int)((const char *)c - key < 200 ? (const char *)c - key : 200), key,
+                           *c, (int)((const char *)c - key));
                 goto done;
             }
         st_entry *e = &f->e[f->n++];
@@ -748,8 +750,9 @@ static et_status st_save_host(const char *path, int n, const char *const *names,
     for (int i = 0; i < n; i++) {
         if (!valid_tensor_name(names[i]))
             return et_err(ET_ERR_INVALID,
-                          "saving " PTH ": tensor %d has an empty, NULL, non-UTF-8 or control-character name", path,
-                          i);
+                          "saving " PTH
+                          ": tensor %d has an empty, NULL, non-UTF-8 or control-character name",
+                          path, i);
         if (!strcmp(names[i], "__metadata__"))
             return et_err(ET_ERR_INVALID, "saving " PTH ": '__metadata__' is not a tensor name",
                           path);

@@ -674,7 +674,8 @@ static herr_t check_stored_chunks(hid_t d, int rank, hsize_t start, hsize_t n) {
             if (other || nf >= 16) continue;
             hsize_t got = size;
             if (deflate) {
-                uint8_t *raw = size <= bytes + (bytes >> 3) + 4096 ? malloc((size_t)size + 1) : NULL;
+                uint8_t *raw =
+                    size <= bytes + (bytes >> 3) + 4096 ? malloc((size_t)size + 1) : NULL;
                 uint8_t *dec = raw ? malloc((size_t)bytes + 1) : NULL;
                 uLongf len = (uLongf)bytes + 1;  // one spare byte shows a chunk too long
                 unsigned m2 = 0;
@@ -695,8 +696,8 @@ static herr_t check_stored_chunks(hid_t d, int rank, hsize_t start, hsize_t n) {
     if (t >= 0) H5Tclose(t);
     if (pl >= 0) H5Pclose(pl);
     if (why[0])  // after the closes: every HDF5 call clears the error stack
-        H5Epush2(H5E_DEFAULT, __FILE__, __func__, __LINE__, H5E_ERR_CLS, H5E_DATASET,
-                 H5E_BADVALUE, "%s", why);
+        H5Epush2(H5E_DEFAULT, __FILE__, __func__, __LINE__, H5E_ERR_CLS, H5E_DATASET, H5E_BADVALUE,
+                 "%s", why);
     return r;
 }
 

@@ -241,7 +241,8 @@ static void test_state_values(void) {
         "{\"format\": 1, \"step\": 1e300, \"micro_step\": 1, \"epoch\": 0, \"position\": 0, "
         "\"rng_offset\": \"0\", \"nan_skipped\": 0, \"bad_samples\": 0, \"tokens\": 0}";
     CHECK(!et_write_file_atomic(p, huge, strlen(huge)));
-    expect_refused(dir, &g, "state.json: field \"step\" = 1e+300 is not a whole number in [0, 2^53]");
+    expect_refused(dir, &g,
+                   "state.json: field \"step\" = 1e+300 is not a whole number in [0, 2^53]");
     const char *neg = "{\"format\": 1, \"step\": 2, \"micro_step\": -1}";
     CHECK(!et_write_file_atomic(p, neg, strlen(neg)));
     expect_refused(dir, &g, "field \"micro_step\" = -1 is not a whole number");

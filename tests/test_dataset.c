@@ -730,8 +730,9 @@ static void test_silent_acceptance(void) {
                       "character) at line 1, column 60, which would cut its text short");
     // an escaped backslash before "u0000" is ordinary text
     {
-        const char *t = "{\"conversations\": [{\"from\": \"human\", \"value\": \"a\\\\u0000b\"}, "
-                        "{\"from\": \"gpt\", \"value\": \"A\"}]}";
+        const char *t =
+            "{\"conversations\": [{\"from\": \"human\", \"value\": \"a\\\\u0000b\"}, "
+            "{\"from\": \"gpt\", \"value\": \"A\"}]}";
         et_dataset *ds = NULL;
         et_status s = et_dataset_open_memory(t, strlen(t), "bs.jsonl", NULL, &ds);
         et_sample smp;
@@ -743,8 +744,9 @@ static void test_silent_acceptance(void) {
     }
     // invalid UTF-8 in turn text: a stray byte, an overlong '/', a UTF-16 surrogate
     expect_sample_err("u.jsonl",
-                      GOOD "\n{\"id\": \"u\", \"conversations\": [{\"from\": \"human\", \"value\": "
-                           "\"Q\"}, {\"from\": \"gpt\", \"value\": \"ab\xff\"}]}",
+                      GOOD
+                      "\n{\"id\": \"u\", \"conversations\": [{\"from\": \"human\", \"value\": "
+                      "\"Q\"}, {\"from\": \"gpt\", \"value\": \"ab\xff\"}]}",
                       1, true, ET_ERR_FORMAT,
                       "u.jsonl:2: sample 1 (id \"u\"): conversations[1].value is not valid UTF-8 "
                       "(byte 0xff at byte 2 of the text)");
@@ -759,13 +761,15 @@ static void test_silent_acceptance(void) {
                       0, true, ET_ERR_FORMAT, "value is not valid UTF-8 (byte 0xed at byte 1");
     // duplicate keys: Python keeps the last, cJSON the first; refused with the key's path
     expect_sample_err("d.json",
-                      "[" GOOD ",\n {\"id\": \"d\", \"image\": \"images/face1.jpg\", \"image\": "
+                      "[" GOOD
+                      ",\n {\"id\": \"d\", \"image\": \"images/face1.jpg\", \"image\": "
                       "\"images/face2.jpg\", " GOOD_CONV "}]",
                       1, true, ET_ERR_FORMAT,
                       "d.json:2: sample 1 (id \"d\"): duplicate key \"image\" at image (Python's "
                       "json would take the last one");
     expect_sample_err("d.jsonl",
-                      GOOD "\n" GOOD "\n{\"conversations\": [{\"from\": \"human\", \"value\": "
+                      GOOD "\n" GOOD
+                           "\n{\"conversations\": [{\"from\": \"human\", \"value\": "
                            "\"Q\"}, {\"from\": \"gpt\", \"value\": \"A\", \"value\": \"B\"}]}",
                       2, true, ET_ERR_FORMAT,
                       "d.jsonl:3: sample 2: duplicate key \"value\" at conversations[1].value");

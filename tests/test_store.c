@@ -482,9 +482,10 @@ static void test_bad_files(void) {
     if (edit_copy("kind.h5", path, sizeof(path), kind_mismatch))
         expect_open_error(path, ET_ERR_FORMAT, "'kind'", "kind disagrees with images");
     if (edit_copy("shortchunk.h5", path, sizeof(path), short_age_chunk))
-        expect_open_error(path, ET_ERR_FORMAT,
-                          "cannot read dataset 'age' (chunk at row 0 decodes to 1 bytes, not 16384)",
-                          "a stored chunk shorter than the chunk");
+        expect_open_error(
+            path, ET_ERR_FORMAT,
+            "cannot read dataset 'age' (chunk at row 0 decodes to 1 bytes, not 16384)",
+            "a stored chunk shorter than the chunk");
     if (edit_copy("floatids.h5", path, sizeof(path), ids_as_float))
         expect_open_error(path, ET_ERR_FORMAT, "'ids'", "wrong element type");
 
@@ -773,8 +774,14 @@ static bool write_token_store(const char *path) {
         if (i == 5) labels[3] = -1;
         char id[16];
         snprintf(id, sizeof id, "s%d", i);
-        et_store_record r = {.id = id, .n_tokens = 4, .ids = ids, .labels = labels,
-                             .age = -1, .label_id = -1, .has_landmarks = true, .landmarks = lm};
+        et_store_record r = {.id = id,
+                             .n_tokens = 4,
+                             .ids = ids,
+                             .labels = labels,
+                             .age = -1,
+                             .label_id = -1,
+                             .has_landmarks = true,
+                             .landmarks = lm};
         st = et_store_append(w, &r);
     }
     if (st) {
@@ -818,10 +825,8 @@ static void test_token_range(void) {
             s = et_store_get(st, i, &r);
             bool bad = i == 3 || (pass && (i == 1 || i == 2 || i == 5));
             if (bad) {
-                CHECK(s && et_status_code(s) == ET_ERR_FORMAT &&
-                          strstr(et_status_msg(s), want[i]),
-                      "pass %d sample %d: got '%s', want '%s'", pass, i, et_status_msg(s),
-                      want[i]);
+                CHECK(s && et_status_code(s) == ET_ERR_FORMAT && strstr(et_status_msg(s), want[i]),
+                      "pass %d sample %d: got '%s', want '%s'", pass, i, et_status_msg(s), want[i]);
                 CHECK(!r.ids && !r.labels && !r.landmarks, "record not zeroed");
             } else {
                 CHECK(!s && r.n_tokens == 4, "pass %d sample %d: %s", pass, i, et_status_msg(s));

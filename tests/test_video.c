@@ -629,8 +629,9 @@ static void test_truncated_mp4(void) {
         const char *want;
     } cuts[] = {
         {moov / 2, "corrupt MP4/MOV video: the file is truncated: its 'mdat' box at byte"},
-        {moov, "corrupt MP4/MOV video: the file is truncated or was never finalised: it has no "
-               "'moov' box"},
+        {moov,
+         "corrupt MP4/MOV video: the file is truncated or was never finalised: it has no "
+         "'moov' box"},
         {moov + 40, "corrupt MP4/MOV video: the file is truncated: its 'moov' box at byte"},
         {moov + (n - moov) / 2, "corrupt MP4/MOV video: the file is truncated: its 'moov' box"},
     };

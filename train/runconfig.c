@@ -394,8 +394,9 @@ et_status et_run_config_parse(const char *json, const char *name, int n_over,
         int line = 0, col = 0;
         if (at && at >= json) line_col(json, (size_t)(at - json), &line, &col);
         if (at && at >= json && et_json_too_deep(json, (size_t)(at - json) + 1))
-            return et_err(ET_ERR_FORMAT, "%s: JSON nesting deeper than %d levels at line %d, column %d",
-                          name, ET_JSON_MAX_DEPTH, line, col);
+            return et_err(ET_ERR_FORMAT,
+                          "%s: JSON nesting deeper than %d levels at line %d, column %d", name,
+                          ET_JSON_MAX_DEPTH, line, col);
         return et_err(ET_ERR_FORMAT, "%s: JSON syntax error at line %d, column %d", name, line,
                       col);
     }

@@ -64,7 +64,7 @@ static void dataset(src *s, hid_t f, const char *name, hid_t type, hid_t mtype, 
     const uint8_t c = u8(s);
     const size_t src_elem = elem;  // bytes per element of vals
     if ((c & 7) == 1) return;      // missing
-    if ((c & 7) == 2) {        // the other class: floats for ints, ints for floats
+    if ((c & 7) == 2) {            // the other class: floats for ints, ints for floats
         bool f32 = H5Tget_class(type) == H5T_FLOAT;
         type = f32 ? H5T_STD_I32LE : H5T_IEEE_F32LE;
         mtype = f32 ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT;
