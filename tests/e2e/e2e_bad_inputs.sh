@@ -64,6 +64,9 @@ expect "config duplicate key" 'dup.json: duplicate key "lr" at train.lr' "$bin" 
 { printf '{"train": '; for _ in $(seq 1001); do printf '['; done; for _ in $(seq 1001); do printf ']'; done
   printf '}'; } > "$work/deep.json"
 expect "config nesting" 'deep.json: JSON nesting deeper than 1000 levels at line 1' "$bin" train -c "$work/deep.json"
+printf '{"name": "m", "runs": [{"name": "a", "overrides": ["train.lr=1"], "name": "b"}]}' > "$work/mdup.json"
+expect "ablation matrix duplicate key" 'mdup.json: duplicate key "name" at runs\[0\]\.name' \
+  "$bin" ablate -c "$cfg" --matrix "$work/mdup.json" --out "$work/abl"
 sed 's/"model":{"type":"BPE"/"model":{"type":"BPE","type":"WordPiece"/' configs/tiny-emola/tokenizer.json > "$work/tok_dup.json"
 expect "tokenizer duplicate key" 'tok_dup.json: duplicate key "type" at model.type' \
   "$bin" train -c "$cfg" "${base[@]}" model.tokenizer="$work/tok_dup.json" train.output_dir="$work/o9"
