@@ -838,6 +838,83 @@ static void test_token_range(void) {
     et_store_close(st);
 }
 
+// A chunked dataset made by hand: rows of `elem` bytes (rank 1, or 4 = [rows, S, S, 3]).
+// raw > 0: chunk 0 is then rewritten as `raw` zero bytes with H5Dwrite_chunk (same handle).
+static void hand_ds(hid_t f, const char *name, hid_t type, int rank, hsize_t rows,
+                    const void *data, size_t raw) {
+    hsize_t dims[4] = {rows, S, S, 3}, maxd[4] = {H5S_UNLIMITED, S, S, 3}, ch[4] = {1, S, S, 3};
+    hid_t sp = H5Screate_simple(rank, dims, maxd), pl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(pl, rank, ch);
+    hid_t d = H5Dcreate2(f, name, type, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
+    if (rows) H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    if (raw) {
+        hsize_t off[4] = {0};
+        uint8_t *junk = calloc(raw, 1);
+        CHECK(H5Dwrite_chunk(d, H5P_DEFAULT, 0, off, raw, junk) >= 0, "direct chunk write");
+        free(junk);
+    }
+    H5Dclose(d), H5Pclose(pl), H5Sclose(sp);
+}
+
+// An unfiltered chunk whose index records more bytes than the chunk holds (written in the
+// session that made the file): H5Dread_chunk copies the recorded size while
+// H5Dget_chunk_storage_size reports the nominal one; fuzz_store found the overflow. The
+// reader sizes its buffer by the larger and refuses the chunk.
+static void test_chunk_size_disagrees(void) {
+    char path[512];
+    path_in(path, sizeof path, "bigchunk.h5");
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const char *an[] = {"schema_version", "image_size", "landmark_dim"};
+    const int av[] = {1, S, 0};
+    for (int i = 0; i < 4; i++) {
+        hid_t sp = H5Screate(H5S_SCALAR);
+        hid_t a = H5Acreate2(f, i < 3 ? an[i] : "num_samples",
+                             i < 3 ? H5T_STD_I32LE : H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+        const int64_t one = 1;
+        H5Awrite(a, i < 3 ? H5T_NATIVE_INT : H5T_NATIVE_INT64, i < 3 ? (const void *)&av[i] : &one);
+        H5Aclose(a), H5Sclose(sp);
+    }
+    const char *sn[] = {"string_fields", "template", "tokenizer", "creator"};
+    const char *sv[] = {"id,source,label,reference,gender,race", "t", "k", "c"};
+    for (int i = 0; i < 4; i++) {
+        hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+        H5Tset_size(t, strlen(sv[i]) + 1);
+        hid_t a = H5Acreate2(f, sn[i], t, sp, H5P_DEFAULT, H5P_DEFAULT);
+        H5Awrite(a, t, sv[i]);
+        H5Aclose(a), H5Sclose(sp), H5Tclose(t);
+    }
+    const uint8_t zero8 = 0;
+    const int32_t ids[2] = {5, 6}, minus1 = -1;
+    const int64_t off0[2] = {0, 0}, tok[2] = {0, 2}, str[7] = {0};
+    hand_ds(f, "kind", H5T_NATIVE_UINT8, 1, 1, &zero8, 0);
+    hand_ds(f, "has_landmarks", H5T_NATIVE_UINT8, 1, 1, &zero8, 0);
+    hand_ds(f, "age", H5T_NATIVE_INT32, 1, 1, &minus1, 0);
+    hand_ds(f, "label_id", H5T_NATIVE_INT32, 1, 1, &minus1, 0);
+    hand_ds(f, "img_offset", H5T_NATIVE_INT64, 1, 2, off0, 0);
+    hand_ds(f, "tok_offset", H5T_NATIVE_INT64, 1, 2, tok, 0);
+    hand_ds(f, "str_offset", H5T_NATIVE_INT64, 1, 7, str, 0);
+    hand_ds(f, "pixels", H5T_NATIVE_UINT8, 4, 0, NULL, 0);
+    hand_ds(f, "ids", H5T_NATIVE_INT32, 1, 2, ids, 127);  // index: 127 bytes; nominal: 4
+    hand_ds(f, "labels", H5T_NATIVE_INT32, 1, 2, ids, 0);
+    hand_ds(f, "strings", H5T_NATIVE_UINT8, 1, 0, NULL, 0);
+    H5Fclose(f);
+    et_store *st = NULL;
+    et_status s = et_store_open(path, &st);
+    CHECK(!s, "%s", et_status_msg(s));
+    if (s) {
+        et_status_free(s);
+        return;
+    }
+    et_store_record r;
+    s = et_store_get(st, 0, &r);
+    CHECK(s && strstr(et_status_msg(s),
+                      "sample 0: cannot read dataset 'ids' (stored chunk has the wrong size, row 0)"),
+          "got '%s'", et_status_msg(s));
+    et_status_free(s);
+    et_store_record_free(&r);
+    et_store_close(st);
+}
+
 int main(void) {
     snprintf(g_dir, sizeof(g_dir), "/tmp/et_store_XXXXXX");
     if (!mkdtemp(g_dir)) {
@@ -850,6 +927,7 @@ int main(void) {
     RUN(test_bad_files);
     RUN(test_corrupt_chunk);
     RUN(test_token_range);
+    RUN(test_chunk_size_disagrees);
     RUN(test_writer_errors);
     RUN(test_many_records);
     RUN(test_threads);
