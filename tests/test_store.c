@@ -840,8 +840,8 @@ static void test_token_range(void) {
 
 // A chunked dataset made by hand: rows of `elem` bytes (rank 1, or 4 = [rows, S, S, 3]).
 // raw > 0: chunk 0 is then rewritten as `raw` zero bytes with H5Dwrite_chunk (same handle).
-static void hand_ds(hid_t f, const char *name, hid_t type, int rank, hsize_t rows,
-                    const void *data, size_t raw) {
+static void hand_ds(hid_t f, const char *name, hid_t type, int rank, hsize_t rows, const void *data,
+                    size_t raw) {
     hsize_t dims[4] = {rows, S, S, 3}, maxd[4] = {H5S_UNLIMITED, S, S, 3}, ch[4] = {1, S, S, 3};
     hid_t sp = H5Screate_simple(rank, dims, maxd), pl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(pl, rank, ch);
@@ -907,9 +907,10 @@ static void test_chunk_size_disagrees(void) {
     }
     et_store_record r;
     s = et_store_get(st, 0, &r);
-    CHECK(s && strstr(et_status_msg(s),
-                      "sample 0: cannot read dataset 'ids' (stored chunk has the wrong size, row 0)"),
-          "got '%s'", et_status_msg(s));
+    CHECK(
+        s && strstr(et_status_msg(s),
+                    "sample 0: cannot read dataset 'ids' (stored chunk has the wrong size, row 0)"),
+        "got '%s'", et_status_msg(s));
     et_status_free(s);
     et_store_record_free(&r);
     et_store_close(st);
