@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "json_util.h"
 
 // Names and paths in messages are clipped so that the interesting part of the message
 // (which field, which offsets) survives the 1024-byte message buffer.
@@ -333,6 +334,26 @@ static et_status st_parse(et_st_file *f) {
     ET_ASSERT(txt, "out of host memory copying a %" PRIu64 "-byte header", hn);
     memcpy(txt, h, hn);
     txt[hn] = '\0';
+    // "\u0000" would decode to a NUL byte and cut the name short ("X\u0000evil" -> "X"),
+    // so another tool would see a different tensor name: refused, with the string's start.
+    const size_t nul = et_json_find_nul_escape(txt, (size_t)hn);
+    if (nul != (size_t)hn) {
+        size_t q = nul;  // the string's opening quote: a '"' after an even run of backslashes
+        while (q > 0) {
+            q--;
+            size_t bs = 0;
+            while (q >= bs + 1 && txt[q - bs - 1] == '\\') bs++;
+            if (txt[q] == '"' && bs % 2 == 0) break;
+        }
+        et_status e = et_err(ET_ERR_FORMAT,
+                             PTH
+                             ": header string \"%.*s...\" holds the escape \\u0000 (a NUL "
+                             "character) at header byte %zu; tensor names and metadata "
+                             "must not contain NUL",
+                             p, (int)(nul - q - 1 < 120 ? nul - q - 1 : 120), txt + q + 1, nul);
+        free(txt);
+        return e;
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(txt, &end, 0);
     et_status s = NULL;
@@ -367,6 +388,16 @@ static et_status st_parse(et_st_file *f) {
             if ((s = parse_metadata(f, j))) goto done;
             continue;
         }
+        for (const unsigned char *c = (const unsigned char *)key; *c; c++)
+            if (*c < 0x20 || *c == 0x7f) {
+                s = et_err(ET_ERR_FORMAT,
+                           PTH
+                           ": tensor name '%.*s...' holds the control character 0x%02x "
+                           "at byte %d; tensor names must be printable",
+                           p, (int)((const char *)c - key < 200 ? (const char *)c - key : 200), key,
+                           *c, (int)((const char *)c - key));
+                goto done;
+            }
         st_entry *e = &f->e[f->n++];
         e->name = st_strdup(key);
         if ((s = parse_entry(p, j, e))) goto done;
@@ -684,6 +715,14 @@ static bool valid_name(const char *s) {
     return s && *s && utf8_invalid_at((const uint8_t *)s, strlen(s)) == strlen(s);
 }
 
+// A tensor name the reader accepts (st_parse refuses control characters in names).
+static bool valid_tensor_name(const char *s) {
+    if (!valid_name(s)) return false;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c < 0x20 || *c == 0x7f) return false;
+    return true;
+}
+
 static et_status st_save_host(const char *path, int n, const char *const *names,
                               et_tensor *const *tensors, int n_meta, const char *const *meta_kv);
 
@@ -709,10 +748,11 @@ static et_status st_save_host(const char *path, int n, const char *const *names,
     if (n < 0 || n_meta < 0 || (n > 0 && (!names || !tensors)) || (n_meta > 0 && !meta_kv))
         return et_err(ET_ERR_INVALID, "saving " PTH ": bad tensor or metadata arrays", path);
     for (int i = 0; i < n; i++) {
-        if (!valid_name(names[i]))
+        if (!valid_tensor_name(names[i]))
             return et_err(ET_ERR_INVALID,
-                          "saving " PTH ": tensor %d has an empty, NULL or non-UTF-8 name", path,
-                          i);
+                          "saving " PTH
+                          ": tensor %d has an empty, NULL, non-UTF-8 or control-character name",
+                          path, i);
         if (!strcmp(names[i], "__metadata__"))
             return et_err(ET_ERR_INVALID, "saving " PTH ": '__metadata__' is not a tensor name",
                           path);

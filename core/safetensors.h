@@ -9,9 +9,11 @@
 // - Files are untrusted input. et_st_open validates the whole header before returning:
 //   header length, UTF-8, JSON shape, every entry's dtype/shape/data_offsets, offsets that
 //   tile the data buffer exactly (sorted by begin, no overlap, no gap), total file size,
-//   duplicate names and __metadata__. Every failure is an et_status (owned by the caller)
-//   whose message names the file and the offending field or tensor. No input, however
-//   hostile, makes the reader touch memory outside the file.
+//   duplicate names and __metadata__, and names another reader would see differently: a
+//   "\u0000" escape anywhere in the header (cJSON would cut the string there: "X\u0000evil"
+//   would load as "X") or a tensor name holding a control character. Every failure is an
+//   et_status (owned by the caller) whose message names the file and the offending field or
+//   tensor. No input, however hostile, makes the reader touch memory outside the file.
 // - The file is mmap'd privately (MAP_PRIVATE, read+write): a tensor returned by et_st_load
 //   as a zero-copy view may be written in place; the writes stay in this process and never
 //   reach the file. Two loads of the same name return two views of the same bytes. If
@@ -83,7 +85,8 @@ const char *et_st_metadata_key(const et_st_file *f, int i);  // NULL if out of r
 
 // names[i] -> tensors[i] for i < n; meta_kv holds n_meta key,value pairs (2*n_meta strings,
 // may be NULL when n_meta is 0) written as __metadata__. Rejects duplicate names, the name
-// "__metadata__", empty or non-UTF-8 names, duplicate metadata keys and non-CPU tensors.
+// "__metadata__", empty, non-UTF-8 or control-character names, duplicate metadata keys and
+// non-CPU tensors.
 et_status et_st_save(const char *path, int n, const char *const *names, et_tensor *const *tensors,
                      int n_meta, const char *const *meta_kv);
 

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../core/json_util.h"
 #include "../core/rng.h"
 #include "npy.h"
 
@@ -674,6 +675,7 @@ typedef struct {
     const sample_loc *loc;
     int64_t index;
     et_sample *out;
+    const char *text;  // the sample's JSON text (loc->len bytes)
 } ctx;
 
 static et_status sample_err(const ctx *c, et_code code, const char *fmt, ...)
@@ -762,6 +764,15 @@ static et_status get_landmark(const ctx *c, const cJSON *obj) {
             et_status_free(s);
             return e;
         }
+        int64_t count = 1;
+        for (int i = 0; i < ndim; i++) count *= shape[i];
+        for (int64_t i = 0; i < count; i++)
+            if (!isfinite(o->landmark[i]))
+                return sample_err(c, ET_ERR_FORMAT,
+                                  "field 'landmark': %s holds %s at index %lld (landmarks must "
+                                  "be finite numbers)",
+                                  o->landmark_path, isnan(o->landmark[i]) ? "NaN" : "Inf",
+                                  (long long)i);
         o->n_landmark = 1;
         char shp[160];
         int k = snprintf(shp, sizeof(shp), "'%s' of shape (", v->valuestring);
@@ -882,6 +893,13 @@ static et_status get_conversations(const ctx *c, const cJSON *obj) {
         if (!cJSON_IsString(value))
             return sample_err(c, ET_ERR_FORMAT, "conversations[%d].value must be a string, got %s",
                               i, value ? json_type_name(value) : "nothing");
+        const size_t vlen = strlen(value->valuestring);
+        const size_t bad = et_utf8_invalid_at((const unsigned char *)value->valuestring, vlen);
+        if (bad != vlen)
+            return sample_err(c, ET_ERR_FORMAT,
+                              "conversations[%d].value is not valid UTF-8 (byte 0x%02x at byte "
+                              "%zu of the text); fix the file's encoding",
+                              i, (unsigned char)value->valuestring[bad], bad);
         const char *f = from->valuestring;
         et_role role;
         if (!strcmp(f, "human") || !strcmp(f, "user"))
@@ -939,6 +957,24 @@ static et_status parse_sample(const ctx *c, const cJSON *j) {
         return sample_err(c, ET_ERR_FORMAT, "a sample must be a JSON object, got %s",
                           json_type_name(j));
     ET_TRY(get_str_or_num(c, j, "id", &o->id, ""));
+    // cJSON would cut a string at a \u0000 escape, and keep the first of duplicate keys
+    // where Python's json keeps the last: both make the sample mean something else here
+    const size_t nul = et_json_find_nul_escape(c->text, (size_t)c->loc->len);
+    if (nul != (size_t)c->loc->len) {
+        int64_t line, col;
+        pos_to_line_col(c->loc, c->text, (int64_t)nul, &line, &col);
+        return sample_err(c, ET_ERR_FORMAT,
+                          "a string holds the escape \\u0000 (a NUL character) at line %lld, "
+                          "column %lld, which would cut its text short; remove it",
+                          (long long)line, (long long)col);
+    }
+    char path[200];
+    const char *dup = et_json_find_duplicate(j, path, sizeof path);
+    if (dup)
+        return sample_err(c, ET_ERR_FORMAT,
+                          "duplicate key \"%.60s\" at %s (Python's json would take the last one, "
+                          "emotune the first: remove one of them)",
+                          dup, path);
     ET_TRY(get_media(c, j, "image", &o->image));
     ET_TRY(get_media(c, j, "video", &o->video));
     ET_TRY(get_attributes(c, j));
@@ -958,7 +994,7 @@ et_status et_dataset_get(const et_dataset *ds, int64_t index, et_sample *out) {
                       (long long)index, (long long)ds->n);
     const sample_loc *loc = &ds->locs[index];
     out->index = index;
-    ctx c = {ds, loc, index, out};
+    ctx c = {ds, loc, index, out, NULL};
     if (loc->len > ET_DATASET_MAX_SAMPLE_BYTES)
         return sample_err(&c, ET_ERR_NOMEM, "%lld bytes of JSON, more than the %lld-byte limit",
                           (long long)loc->len, (long long)ET_DATASET_MAX_SAMPLE_BYTES);
@@ -974,8 +1010,14 @@ et_status et_dataset_get(const et_dataset *ds, int64_t index, et_sample *out) {
     cJSON *j = cJSON_ParseWithLengthOpts(text, (size_t)loc->len, &end, 0);
     int64_t bad = -1;
     const char *what = "JSON syntax error";
+    char deep[80];
     if (!j) {
         bad = end ? (int64_t)(end - text) : 0;
+        if (et_json_too_deep(text, (size_t)bad + 1)) {
+            snprintf(deep, sizeof deep, "JSON nesting deeper than %d levels (the parser's limit)",
+                     ET_JSON_MAX_DEPTH);
+            what = deep;
+        }
     } else {
         int64_t p = (int64_t)(end - text);
         while (p < loc->len && is_ws((unsigned char)text[p])) p++;
@@ -993,8 +1035,9 @@ et_status et_dataset_get(const et_dataset *ds, int64_t index, et_sample *out) {
         free(text);
         return s;
     }
-    free(text);
+    c.text = text;
     s = parse_sample(&c, j);
+    free(text);
     cJSON_Delete(j);
     if (s) et_sample_free(out);
     return s;

@@ -49,7 +49,13 @@
 //   alternate, no conversations or no assistant turn with non-blank text when
 //   opts->require_answer, a path that escapes the root or is missing, a landmark .npy that
 //   cannot be read or whose element count differs from opts->landmark_dim (when non-zero;
-//   inline landmarks are checked too), a sample over ET_DATASET_MAX_SAMPLE_BYTES.
+//   inline landmarks are checked too), a landmark .npy holding NaN or Inf, a sample over
+//   ET_DATASET_MAX_SAMPLE_BYTES. Input that cJSON would read differently from Python, or
+//   that would train on broken text, is refused too: nesting deeper than 1000 levels
+//   (said so, not "syntax error"), a duplicate key in any object of the sample (Python
+//   keeps the last, cJSON the first; the message gives its path, e.g.
+//   conversations[1].value), a "\u0000" escape in any string (cJSON would cut the
+//   string there), a turn whose text is not valid UTF-8.
 //
 // Ownership and threads
 // - et_sample owns all its strings and arrays; release with et_sample_free (NULL-safe,

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <libgen.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -476,6 +477,8 @@ struct et_store {
     int32_t *age, *label_id;     // [n]
     int64_t *img_off, *tok_off;  // [n + 1]
     int64_t *str_off;            // [n * NSTR + 1]
+    int64_t vocab_size;          // > 0: ids and labels are range-checked by et_store_get
+    int32_t placeholder;         // the one id allowed outside [0, vocab_size)
 };
 
 static void ds_release(dsinfo *di) {
@@ -623,10 +626,86 @@ static et_status open_ds(et_store *s, const char *name, H5T_class_t cls, size_t 
     return NULL;
 }
 
+// libhdf5 (1.10) trusts a stored chunk's size: a chunk that decodes (no filter, shuffle, or
+// deflate) to fewer bytes than the chunk holds is copied past the end of its buffer (heap
+// overflow in H5VM_memcpyvv, found by tests/fuzz/fuzz_store.c on a damaged store). So before
+// H5Dread on a chunked dataset, every allocated chunk covering rows [start, start + n) is
+// checked to decode to exactly the chunk's bytes: stored size when only shuffle (which keeps
+// the size) or nothing applies, the inflated size (zlib, here) when deflate applies. Chunks
+// under other filters are left to HDF5. -1 (with an error pushed for h5_reason) when one
+// does not fit.
+static herr_t check_stored_chunks(hid_t d, int rank, hsize_t start, hsize_t n) {
+    hid_t pl = H5Dget_create_plist(d), t = H5Dget_type(d);
+    herr_t r = 0;
+    char why[160] = "";
+    hsize_t chunk[4] = {0};
+    if (pl < 0 || t < 0) {
+        r = -1;
+    } else if (H5Pget_layout(pl) == H5D_CHUNKED && H5Pget_chunk(pl, rank, chunk) == rank &&
+               chunk[0] >= 1) {
+        int nf = H5Pget_nfilters(pl);
+        if (nf < 0 || nf > 16) nf = 16;  // unknown: no chunk is then checked
+        H5Z_filter_t ids[16];
+        for (int f = 0; f < nf; f++) {
+            unsigned flags = 0, cd[8];
+            size_t ncd = 8;
+            ids[f] = H5Pget_filter2(pl, (unsigned)f, &flags, &ncd, cd, 0, NULL, NULL);
+        }
+        hsize_t bytes = H5Tget_size(t);
+        for (int i = 0; i < rank; i++) bytes *= chunk[i];
+        for (hsize_t row0 = start / chunk[0] * chunk[0]; r >= 0 && row0 < start + n;
+             row0 += chunk[0]) {
+            hsize_t off[4] = {row0, 0, 0, 0}, size = 0;
+            haddr_t addr = HADDR_UNDEF;
+            unsigned mask = 0;
+            if (H5Dget_chunk_info_by_coord(d, off, &mask, &addr, &size) < 0) {
+                r = -1;
+                break;
+            }
+            if (addr == HADDR_UNDEF) continue;  // never written: HDF5 supplies the fill value
+            bool deflate = false, other = false;
+            for (int f = 0; f < nf && f < 32; f++) {
+                if (mask & (1u << f)) continue;  // skipped for this chunk
+                if (ids[f] == H5Z_FILTER_DEFLATE)
+                    deflate = true;
+                else if (ids[f] != H5Z_FILTER_SHUFFLE)
+                    other = true;
+            }
+            if (other || nf >= 16) continue;
+            hsize_t got = size;
+            if (deflate) {
+                uint8_t *raw =
+                    size <= bytes + (bytes >> 3) + 4096 ? malloc((size_t)size + 1) : NULL;
+                uint8_t *dec = raw ? malloc((size_t)bytes + 1) : NULL;
+                uLongf len = (uLongf)bytes + 1;  // one spare byte shows a chunk too long
+                unsigned m2 = 0;
+                got = 0;
+                if (dec && H5Dread_chunk(d, H5P_DEFAULT, off, &m2, raw) >= 0 &&
+                    uncompress(dec, &len, raw, (uLong)size) == Z_OK)
+                    got = len;
+                free(raw), free(dec);
+            }
+            if (got != bytes) {
+                snprintf(why, sizeof why, "chunk at row %llu decodes to %llu bytes, not %llu",
+                         (unsigned long long)row0, (unsigned long long)got,
+                         (unsigned long long)bytes);
+                r = -1;
+            }
+        }
+    }
+    if (t >= 0) H5Tclose(t);
+    if (pl >= 0) H5Pclose(pl);
+    if (why[0])  // after the closes: every HDF5 call clears the error stack
+        H5Epush2(H5E_DEFAULT, __FILE__, __func__, __LINE__, H5E_ERR_CLS, H5E_DATASET, H5E_BADVALUE,
+                 "%s", why);
+    return r;
+}
+
 // Read rows [start, start + n) of a dataset (trailing dims whole) into buf.
 static herr_t read_rows(hid_t d, hid_t mtype, int rank, const hsize_t *tail, hsize_t start,
                         hsize_t n, void *buf) {
     if (n == 0) return 0;
+    if (check_stored_chunks(d, rank, start, n) < 0) return -1;
     hsize_t st[4] = {start}, cnt[4] = {n};
     for (int i = 1; i < rank; i++) {
         st[i] = 0;
@@ -978,10 +1057,18 @@ static et_status read_ds(const et_store *s, dsinfo *di, int64_t sample, hsize_t 
             if (hit) continue;
         }
         raw_chunk rc = {.row0 = row0};
-        hsize_t o[4] = {row0, 0, 0, 0}, sz = 0;
+        hsize_t o[4] = {row0, 0, 0, 0}, sz = 0, sz_index = 0;
+        haddr_t addr = HADDR_UNDEF;
+        unsigned mask = 0;
         h5_lock();
-        if (H5Dget_chunk_storage_size(di->d, o, &sz) < 0 || sz == 0 ||
-            sz > (hsize_t)chunk_bytes + (chunk_bytes >> 3) + 4096) {
+        // H5Dread_chunk copies the size the chunk index records, which for an unfiltered
+        // dataset can differ from H5Dget_chunk_storage_size's (a damaged or hand-made file;
+        // found by tests/fuzz/fuzz_store.c): the buffer must hold the larger of the two.
+        if (H5Dget_chunk_storage_size(di->d, o, &sz) < 0 ||
+            H5Dget_chunk_info_by_coord(di->d, o, &mask, &addr, &sz_index) < 0)
+            sz = 0;
+        if (sz_index > sz) sz = sz_index;
+        if (sz == 0 || sz > (hsize_t)chunk_bytes + (chunk_bytes >> 3) + 4096) {
             st = sz ? et_err(ET_ERR_FORMAT,
                              "%s: sample %lld: cannot read dataset '%s' (chunk at row %llu "
                              "has %llu stored bytes for %zu)",
@@ -1023,6 +1110,32 @@ static et_status read_ds(const et_store *s, dsinfo *di, int64_t sample, hsize_t 
     return st;
 }
 
+// With a vocabulary set (et_store_set_vocab): every id in [0, vocab) or the placeholder,
+// every label in [0, vocab) or -100. Anything else would index past the embedding or the
+// loss's logits.
+static et_status check_tokens(const et_store *s, int64_t i, const et_store_record *r) {
+    if (s->vocab_size <= 0) return NULL;
+    for (int64_t t = 0; t < r->n_tokens; t++) {
+        const int32_t id = r->ids[t], lb = r->labels[t];
+        const bool id_ok = (id >= 0 && id < s->vocab_size) || id == s->placeholder;
+        const bool lb_ok = (lb >= 0 && lb < s->vocab_size) || lb == -100;
+        if (!id_ok || !lb_ok)
+            return et_err(ET_ERR_FORMAT,
+                          "%s: sample %lld: %s %d at token %lld is outside the vocabulary [0, "
+                          "%lld)%s; the store was prepared with another tokenizer or is damaged: "
+                          "prepare it again with this config",
+                          s->path, (long long)i, id_ok ? "label" : "token id", id_ok ? lb : id,
+                          (long long)t, (long long)s->vocab_size,
+                          id_ok ? " and is not -100 (ignored)" : "");
+    }
+    return NULL;
+}
+
+void et_store_set_vocab(et_store *s, int64_t vocab_size, int32_t placeholder) {
+    s->vocab_size = vocab_size > 0 ? vocab_size : 0;
+    s->placeholder = placeholder;
+}
+
 static et_status get_sample(et_store *s, int64_t i, et_store_record *r) {
     int64_t t0 = s->tok_off[i], nt = s->tok_off[i + 1] - t0;
     int64_t p0 = s->img_off[i], np = s->img_off[i + 1] - p0;
@@ -1045,6 +1158,7 @@ static et_status get_sample(et_store *s, int64_t i, et_store_record *r) {
         if (!r->ids || !r->labels) return et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);
         ET_TRY(read_ds(s, &s->di_ids, i, (hsize_t)t0, (hsize_t)nt, r->ids));
         ET_TRY(read_ds(s, &s->di_labels, i, (hsize_t)t0, (hsize_t)nt, r->labels));
+        ET_TRY(check_tokens(s, i, r));
     }
     if (np > 0) {
         r->pixels = malloc((size_t)np * S * S * 3);
@@ -1058,6 +1172,12 @@ static et_status get_sample(et_store *s, int64_t i, et_store_record *r) {
         r->landmarks = malloc(D * sizeof(float));
         if (!r->landmarks) return et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);
         ET_TRY(read_ds(s, &s->di_landmarks, i, (hsize_t)i, 1, r->landmarks));
+        for (size_t d = 0; d < D; d++)
+            if (!isfinite(r->landmarks[d]))
+                return et_err(ET_ERR_FORMAT,
+                              "%s: sample %lld: landmarks[%zu] is %s (landmarks must be finite "
+                              "numbers; prepare the store again from fixed landmarks)",
+                              s->path, (long long)i, d, isnan(r->landmarks[d]) ? "NaN" : "Inf");
     }
     char *bytes = malloc((size_t)ns + 1);
     if (!bytes) return et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);

@@ -3,7 +3,7 @@
 //          ET_STORE_KIND_TEXT, ET_STORE_KIND_IMAGE, ET_STORE_KIND_VIDEO, et_store_create,
 //          et_store_append, et_store_writer_close, et_store_writer_abort, et_store_open,
 //          et_store_close, et_store_size, et_store_path, et_store_get_schema, et_store_lengths,
-//          et_store_get, et_store_record_free
+//          et_store_get, et_store_set_vocab, et_store_record_free
 //
 // File layout (schema_version 1). N samples; S = image_size; D = landmark_dim; K = 6
 // string fields. Every dataset is chunked and extendible (H5S_UNLIMITED along axis 0);
@@ -61,7 +61,9 @@
 // scale with threads. That applies to datasets whose layout the reader decodes itself:
 // chunked with whole rows per chunk, file type = native type, filters none, deflate, or
 // shuffle + deflate (what the writer makes); any other layout is read with H5Dread under
-// the mutex. A chunk that does not inflate to exactly its size is ET_ERR_FORMAT.
+// the mutex. A chunk that does not inflate to exactly its size is ET_ERR_FORMAT. Before
+// H5Dread on a chunked dataset, the chunks it covers are checked to decode (no filter,
+// shuffle, deflate) to exactly the chunk's size: libhdf5 1.10 would copy past a short one.
 // HDF5's automatic error printing is switched off (H5Eset_auto) inside these calls; its
 // error stack becomes the et_status message.
 #ifndef ET_STORE_H
@@ -121,8 +123,17 @@ const et_store_schema *et_store_get_schema(const et_store *s);
 // grouping and batching without reading the sample. i must be in [0, size).
 void et_store_lengths(const et_store *s, int64_t i, int64_t *n_tokens, int64_t *n_images,
                       int *kind);
-// Read sample i (0 <= i < size, else ET_ERR_INVALID). On failure *out is zeroed.
+// Read sample i (0 <= i < size, else ET_ERR_INVALID). On failure *out is zeroed. A sample
+// whose landmarks hold NaN or Inf is ET_ERR_FORMAT (naming the file, the sample and the
+// index); so is one whose tokens fall outside the vocabulary set by et_store_set_vocab.
 et_status et_store_get(et_store *s, int64_t i, et_store_record *out);
+// The vocabulary of the model the store feeds: afterwards et_store_get refuses a sample with
+// an id outside [0, vocab_size) other than `placeholder` (the <image> id, e.g. -200), or a
+// label outside [0, vocab_size) other than -100 (ET_ERR_FORMAT naming the file, the sample
+// and the token), so a store prepared with another tokenizer, or damaged, never reaches the
+// embedding or the loss. vocab_size <= 0 switches the check off (the default). Call it
+// before reads start (it is not synchronised with concurrent et_store_get calls).
+void et_store_set_vocab(et_store *s, int64_t vocab_size, int32_t placeholder);
 void et_store_record_free(et_store_record *r);  // frees and zeroes; NULL-safe
 
 #endif

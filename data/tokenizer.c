@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "../core/fileio.h"
+#include "../core/json_util.h"
 #include "unicode_tables.h"
 
 // ---- small utilities -----------------------------------------------------------------------
@@ -1023,6 +1024,11 @@ et_status et_tokenizer_from_json(const char *json, size_t len, const char *name,
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return LERR(ET_ERR_FORMAT, ": the top level must be a JSON object");
+    }
+    et_status dup = et_json_check_unique(root, c->name);  // Python / serde: the last one wins
+    if (dup) {
+        cJSON_Delete(root);
+        return dup;
     }
     et_tokenizer *tk = xcalloc(1, sizeof(et_tokenizer));
     pthread_mutex_init(&tk->cache_mu, NULL);

@@ -422,6 +422,80 @@ static void vclose(vctx *c) {
     c->path = p;
 }
 
+// An MP4 / MOV (ISO BMFF) file is a sequence of top-level boxes (32-bit size, 4-byte type;
+// size 1: a 64-bit size follows; size 0: up to the end of the file), and FFmpeg needs the
+// 'moov' box (the index) to find any stream. A file cut short (a copy or download that
+// stopped, a recorder killed before it wrote 'moov') makes FFmpeg report "invalid data",
+// "end of file" or a stream without a codec. Returns into why (and true) when path looks like
+// ISO BMFF and a box runs past the end of the file or no 'moov' box is there.
+static bool mp4_damage(const char *path, char *why, size_t n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) {
+        fclose(f);
+        return false;
+    }
+    const int64_t size = (int64_t)sb.st_size;
+    static const char *const first_ok[] = {"ftyp", "moov", "mdat", "free", "skip", "wide"};
+    int64_t pos = 0;
+    bool moov = false, bmff = false, cut = false;
+    char type[5] = "";
+    int64_t box = 0;
+    while (pos + 8 <= size) {
+        uint8_t h[16];
+        if (fseeko(f, pos, SEEK_SET) != 0 || fread(h, 1, 8, f) != 8) break;
+        memcpy(type, h + 4, 4);
+        if (pos == 0) {
+            for (size_t k = 0; k < sizeof first_ok / sizeof *first_ok; k++)
+                bmff = bmff || !memcmp(type, first_ok[k], 4);
+            if (!bmff) break;
+        }
+        box = (int64_t)((uint64_t)h[0] << 24 | (uint64_t)h[1] << 16 | (uint64_t)h[2] << 8 | h[3]);
+        if (box == 1) {
+            if (fread(h + 8, 1, 8, f) != 8) {
+                cut = true;
+                break;
+            }
+            uint64_t big = 0;
+            for (int k = 8; k < 16; k++) big = big << 8 | h[k];
+            box = big > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)big;
+        } else if (box == 0) {
+            box = size - pos;  // the last box, up to the end of the file
+        }
+        if (box < 8) break;  // not a box header: leave the diagnosis to FFmpeg
+        if (!memcmp(type, "moov", 4)) moov = true;
+        if (box > size - pos) {
+            cut = true;
+            break;
+        }
+        pos += box;
+    }
+    fclose(f);
+    if (!bmff) return false;
+    for (int k = 0; k < 4; k++)
+        if (!isprint((unsigned char)type[k])) type[k] = '?';
+    if (cut)
+        snprintf(why, n,
+                 "the file is truncated: its '%s' box at byte %lld needs %lld bytes but the "
+                 "file ends after %lld",
+                 type, (long long)pos, (long long)box, (long long)(size - pos));
+    else if (!moov)
+        snprintf(why, n,
+                 "the file is truncated or was never finalised: it has no 'moov' box (the index "
+                 "of its streams)");
+    return cut || !moov;
+}
+
+// The error for a file FFmpeg could not open or find a video stream in: a truncated MP4 is
+// said to be one (FFmpeg's own reason would be "invalid data" or "no video stream").
+static et_status damaged_or(const char *path, et_status fallback) {
+    char why[200];
+    if (!mp4_damage(path, why, sizeof why)) return fallback;
+    et_status_free(fallback);
+    return et_err(ET_ERR_FORMAT, "%s: corrupt MP4/MOV video: %s", path, why);
+}
+
 // Open the container, pick the stream and (if with_decoder) open its decoder.
 static et_status vopen(const char *path, const limits *lim, bool with_decoder, vctx *c) {
     memset(c, 0, sizeof(*c));
@@ -445,17 +519,23 @@ static et_status vopen(const char *path, const limits *lim, bool with_decoder, v
     free(url);
     if (r < 0) {
         c->fmt = NULL;
-        return et_err(ET_ERR_FORMAT,
-                      "%s: not a video FFmpeg can read (%s; accepted containers: mp4/mov, avi, "
-                      "mkv/webm, mpeg-ps/ts, flv, asf/wmv, ogg, nut, gif, mxf, ivf, y4m, raw "
-                      "h264/hevc/m4v/mjpeg)",
-                      path, av_errstr(r, eb, sizeof(eb)));
+        if (r == AVERROR_EOF)
+            return damaged_or(path, et_err(ET_ERR_FORMAT,
+                                           "%s: corrupt video: the file is truncated (it ends "
+                                           "inside its container header)",
+                                           path));
+        return damaged_or(path,
+                          et_err(ET_ERR_FORMAT,
+                                 "%s: not a video FFmpeg can read (%s; accepted containers: "
+                                 "mp4/mov, avi, mkv/webm, mpeg-ps/ts, flv, asf/wmv, ogg, nut, "
+                                 "gif, mxf, ivf, y4m, raw h264/hevc/m4v/mjpeg)",
+                                 path, av_errstr(r, eb, sizeof(eb))));
     }
     r = avformat_find_stream_info(c->fmt, NULL);
     if (r < 0) {
         vclose(c);
-        return et_err(ET_ERR_FORMAT, "%s: cannot read the stream information (%s)", path,
-                      av_errstr(r, eb, sizeof(eb)));
+        return damaged_or(path, et_err(ET_ERR_FORMAT, "%s: cannot read the stream information (%s)",
+                                       path, av_errstr(r, eb, sizeof(eb))));
     }
     c->stream = -1;
     for (unsigned i = 0; i < c->fmt->nb_streams; i++) {
@@ -469,7 +549,7 @@ static et_status vopen(const char *path, const limits *lim, bool with_decoder, v
         et_status s = et_err(ET_ERR_FORMAT, "%s: no video stream (%s container, %u streams)", path,
                              c->fmt->iformat->name, c->fmt->nb_streams);
         vclose(c);
-        return s;
+        return damaged_or(path, s);
     }
     AVStream *st = c->fmt->streams[c->stream];
     c->tb = st->time_base;

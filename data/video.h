@@ -50,7 +50,11 @@
 // - Errors name the path: missing path (ET_ERR_MISSING); not a regular file or directory,
 //   unreadable (ET_ERR_IO); empty file, not a container FFmpeg recognises, no video
 //   stream, a stream with zero frames, a file none of whose frames decodes, a directory
-//   with no frame images (ET_ERR_FORMAT); no decoder for the codec (ET_ERR_UNSUPPORTED,
+//   with no frame images (ET_ERR_FORMAT); an MP4/MOV that FFmpeg cannot open or finds no
+//   video stream in because it is cut short (a top-level box runs past the end of the file,
+//   or there is no 'moov' box): "corrupt MP4/MOV video: the file is truncated ..." naming
+//   the box (ET_ERR_FORMAT), and a file that ends inside its container header: "corrupt
+//   video: the file is truncated" (ET_ERR_FORMAT); no decoder for the codec (ET_ERR_UNSUPPORTED,
 //   naming the codec); bad options (ET_ERR_INVALID). A frame image that fails to decode is
 //   an error naming that image. On failure *out is zeroed.
 // - Truncated or damaged files: demuxing stops at the first read error and the frames

@@ -309,6 +309,34 @@ static void test_checksums(void) {
     fixture_free(&f);
 }
 
+// state.json values a reader must refuse, not cast or pick between (issue 12: fuzz_checkpoint_state
+// found the out-of-range cast; duplicate keys mean different things to cJSON and Python).
+static void test_state_values(void) {
+    fixture f, g;
+    fixture_new(&f, 1.0, "f");
+    fixture_new(&g, 2.0, "g");
+    char dir[512], p[700];
+    CHECK(!write_step(&f, 1, 5, dir, sizeof dir));
+    snprintf(p, sizeof p, "%s/state.json", dir);
+    const char *huge =
+        "{\"format\": 1, \"step\": 1e300, \"micro_step\": 1, \"epoch\": 0, \"position\": 0, "
+        "\"rng_offset\": \"0\", \"nan_skipped\": 0, \"bad_samples\": 0, \"tokens\": 0}";
+    CHECK(!et_write_file_atomic(p, huge, strlen(huge)));
+    expect_refused(dir, &g,
+                   "state.json: field \"step\" = 1e+300 is not a whole number in [0, 2^53]");
+    const char *neg = "{\"format\": 1, \"step\": 2, \"micro_step\": -1}";
+    CHECK(!et_write_file_atomic(p, neg, strlen(neg)));
+    expect_refused(dir, &g, "field \"micro_step\" = -1 is not a whole number");
+    const char *dup =
+        "{\"format\": 1, \"step\": 1, \"micro_step\": 1, \"epoch\": 0, \"position\": 0, "
+        "\"rng_offset\": \"0\", \"nan_skipped\": 0, \"bad_samples\": 0, \"tokens\": 0, "
+        "\"step\": 7}";
+    CHECK(!et_write_file_atomic(p, dup, strlen(dup)));
+    expect_refused(dir, &g, "state.json: duplicate key \"step\" at step");
+    fixture_free(&g);
+    fixture_free(&f);
+}
+
 // keep_last never prunes the checkpoint just written, even when higher steps of an older
 // run sort above it (the issue's Ctrl-C at step 19 beside step-300 and step-375).
 static void test_keep_last_keeps_new(void) {
@@ -394,6 +422,7 @@ int main(void) {
     RUN(test_damaged);
     RUN(test_checksums);
     RUN(test_keep_last_keeps_new);
+    RUN(test_state_values);
     RUN(test_device_tensors);
     return test_summary();
 }

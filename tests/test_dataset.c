@@ -718,6 +718,118 @@ static void test_mixture(void) {
     for (int i = 0; i < 3; i++) et_dataset_close(ds[i]);
 }
 
+// Input that cJSON would read differently from Python, or that would train on broken text:
+// refused with the sample named (issue 12).
+static void test_silent_acceptance(void) {
+    // "\u0000" in a turn: cJSON would end the C string there ("Q"); refused with its position
+    expect_sample_err("nul.jsonl",
+                      "{\"id\": \"n\", \"conversations\": [{\"from\": \"human\", \"value\": "
+                      "\"Q\\u0000evil\"}, {\"from\": \"gpt\", \"value\": \"A\"}]}",
+                      0, true, ET_ERR_FORMAT,
+                      "nul.jsonl:1: sample 0 (id \"n\"): a string holds the escape \\u0000 (a NUL "
+                      "character) at line 1, column 60, which would cut its text short");
+    // an escaped backslash before "u0000" is ordinary text
+    {
+        const char *t =
+            "{\"conversations\": [{\"from\": \"human\", \"value\": \"a\\\\u0000b\"}, "
+            "{\"from\": \"gpt\", \"value\": \"A\"}]}";
+        et_dataset *ds = NULL;
+        et_status s = et_dataset_open_memory(t, strlen(t), "bs.jsonl", NULL, &ds);
+        et_sample smp;
+        if (!s) s = et_dataset_get(ds, 0, &smp);
+        CHECK(!s && str_eq(smp.turns[0].value, "a\\u0000b"), "%s", et_status_msg(s));
+        if (!s) et_sample_free(&smp);
+        et_status_free(s);
+        et_dataset_close(ds);
+    }
+    // invalid UTF-8 in turn text: a stray byte, an overlong '/', a UTF-16 surrogate
+    expect_sample_err("u.jsonl",
+                      GOOD
+                      "\n{\"id\": \"u\", \"conversations\": [{\"from\": \"human\", \"value\": "
+                      "\"Q\"}, {\"from\": \"gpt\", \"value\": \"ab\xff\"}]}",
+                      1, true, ET_ERR_FORMAT,
+                      "u.jsonl:2: sample 1 (id \"u\"): conversations[1].value is not valid UTF-8 "
+                      "(byte 0xff at byte 2 of the text)");
+    expect_sample_err("u.jsonl",
+                      "{\"conversations\": [{\"from\": \"human\", \"value\": \"\xc0\xaf\"}, "
+                      "{\"from\": \"gpt\", \"value\": \"A\"}]}",
+                      0, true, ET_ERR_FORMAT,
+                      "conversations[0].value is not valid UTF-8 (byte 0xc0 at byte 0");
+    expect_sample_err("u.jsonl",
+                      "{\"conversations\": [{\"from\": \"human\", \"value\": \"x\xed\xa0\x80\"}, "
+                      "{\"from\": \"gpt\", \"value\": \"A\"}]}",
+                      0, true, ET_ERR_FORMAT, "value is not valid UTF-8 (byte 0xed at byte 1");
+    // duplicate keys: Python keeps the last, cJSON the first; refused with the key's path
+    expect_sample_err("d.json",
+                      "[" GOOD
+                      ",\n {\"id\": \"d\", \"image\": \"images/face1.jpg\", \"image\": "
+                      "\"images/face2.jpg\", " GOOD_CONV "}]",
+                      1, true, ET_ERR_FORMAT,
+                      "d.json:2: sample 1 (id \"d\"): duplicate key \"image\" at image (Python's "
+                      "json would take the last one");
+    expect_sample_err("d.jsonl",
+                      GOOD "\n" GOOD
+                           "\n{\"conversations\": [{\"from\": \"human\", \"value\": "
+                           "\"Q\"}, {\"from\": \"gpt\", \"value\": \"A\", \"value\": \"B\"}]}",
+                      2, true, ET_ERR_FORMAT,
+                      "d.jsonl:3: sample 2: duplicate key \"value\" at conversations[1].value");
+    expect_sample_err("d.jsonl", "{\"attributes\": {\"x\": [{\"a\": 1, \"b\": 2, \"a\": 3}]}}", 0,
+                      false, ET_ERR_FORMAT, "duplicate key \"a\" at attributes.x[0].a");
+    // nesting past cJSON's limit: said so, not "syntax error"
+    {
+        char *t = malloc(4096);
+        size_t k = (size_t)sprintf(t, "{\"id\": \"deep\", \"x\": ");
+        for (int i = 0; i < 1001; i++) t[k++] = '[';
+        for (int i = 0; i < 1001; i++) t[k++] = ']';
+        strcpy(t + k, "}");
+        expect_sample_err("deep.jsonl", t, 0, false, ET_ERR_FORMAT,
+                          "deep.jsonl:1:1020: sample 0: JSON nesting deeper than 1000 levels");
+        // 1000 levels parse
+        k = (size_t)sprintf(t, "{\"x\": ");
+        for (int i = 0; i < 999; i++) t[k++] = '[';
+        for (int i = 0; i < 999; i++) t[k++] = ']';
+        strcpy(t + k, "}");
+        et_dataset *ds = NULL;
+        et_status s = et_dataset_open_memory(t, strlen(t), "ok.jsonl", NULL, &ds);
+        et_sample smp;
+        if (!s) s = et_dataset_get(ds, 0, &smp);
+        CHECK(!s, "1000 levels: %s", et_status_msg(s));
+        if (!s) et_sample_free(&smp);
+        et_status_free(s);
+        et_dataset_close(ds);
+        free(t);
+    }
+    // NaN / Inf landmarks in a .npy: refused at load, naming the file and the index
+    char root[300], lm[400];
+    snprintf(root, sizeof root, "%s/nanroot", g_tmp);
+    mkdir(root, 0755);
+    float v[136] = {0};
+    for (int bad = 0; bad < 2; bad++) {
+        v[7] = bad ? INFINITY : NAN;
+        snprintf(lm, sizeof lm, "%s/lm%d.npy", root, bad);
+        et_status s = et_npy_write_f32(lm, v, 2, (int64_t[]){68, 2});
+        CHECK(!s, "%s", et_status_msg(s));
+        et_status_free(s);
+        char text[200];
+        snprintf(text, sizeof text, "{\"id\": \"z\", \"landmark\": \"lm%d.npy\"}", bad);
+        et_dataset_opts o = {.data_root = root, .landmark_dim = 136};
+        et_dataset *ds = NULL;
+        s = et_dataset_open_memory(text, strlen(text), "nan.jsonl", &o, &ds);
+        et_sample smp;
+        if (!s) s = et_dataset_get(ds, 0, &smp);
+        char want[PATH_MAX + 200];
+        char *real = realpath(lm, NULL);
+        snprintf(want, sizeof want,
+                 "nan.jsonl:1: sample 0 (id \"z\"): field 'landmark': %s holds %s at index 7 "
+                 "(landmarks must be finite numbers)",
+                 real ? real : lm, bad ? "Inf" : "NaN");
+        free(real);
+        CHECK(s && strstr(et_status_msg(s), want), "got '%s', want '%s'", et_status_msg(s), want);
+        et_status_free(s);
+        et_dataset_close(ds);
+    }
+}
+
 int main(void) {
     snprintf(g_tmp, sizeof(g_tmp), "/tmp/et_test_dataset_XXXXXX");
     ET_ASSERT(mkdtemp(g_tmp), "mkdtemp");
@@ -732,6 +844,7 @@ int main(void) {
     RUN(test_field_errors);
     RUN(test_conversation_errors);
     RUN(test_path_errors);
+    RUN(test_silent_acceptance);
     RUN(test_mixture);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmp);

@@ -176,6 +176,14 @@ static void test_splice_errors(void) {
                "two placeholders");
     expect_err(et_mllm_splice(m, IMG, 0, 1, &c, NULL, vis, NULL, &b), "outside", "token range");
     expect_err(et_mllm_splice(m, IMG, 0, 1, &ok, &l2, vis, NULL, &b), "labels", "label length");
+    // labels past the vocabulary would abort in the loss (issue 12): refused here
+    const int32_t lab_big[5] = {-100, -100, 40, 2, 2}, lab_neg[5] = {-100, -1, 2, 2, 2};
+    et_tensor *lb = ivec(5, lab_big), *ln = ivec(5, lab_neg);
+    expect_err(et_mllm_splice(m, IMG, 0, 1, &ok, &lb, vis, NULL, &b),
+               "mllm splice: sample 0: label 40 at 2 outside [0, ", "label past the vocabulary");
+    expect_err(et_mllm_splice(m, IMG, 0, 1, &ok, &ln, vis, NULL, &b),
+               "label -1 at 1 outside", "negative label");
+    et_release(lb), et_release(ln);
     expect_err(et_mllm_splice(m, IMG, 0, 1, &ok, NULL, NULL, NULL, &b), "no image",
                "placeholder without image");
     expect_err(et_mllm_splice(m, IMG, 0, 2, (et_tensor *[]){ok, ok}, NULL, vis, NULL, &b),

@@ -263,6 +263,10 @@ static void test_save_rejects(void) {
     s = et_st_save(path, 2, empty_name, ts, 0, NULL);
     CHECK(s != NULL);
     et_status_free(s);
+    const char *ctl_name[2] = {"a\nb", "w"};  // the reader would refuse it
+    s = et_st_save(path, 2, ctl_name, ts, 0, NULL);
+    CHECK(s && strstr(et_status_msg(s), "control-character name"), "%s", et_status_msg(s));
+    et_status_free(s);
     const char *ok[2] = {"a", "b"};
     const char *kv[4] = {"k", "1", "k", "2"};
     s = et_st_save(path, 2, ok, ts, 2, kv);
@@ -605,6 +609,17 @@ static const bad_case k_bad[] = {
      "duplicate __metadata__ key 'k'"},
     {"meta_twice.st", AUTO, "{\"__metadata__\":{},\"__metadata__\":{}}", 0,
      "duplicate __metadata__"},
+    // issue 12: "X\u0000evil" would load as "X"; escaped control characters in a name
+    {"nul_name.st", AUTO, "{\"X\\u0000evil\":" T("F32", "[1]", "[0,4]") "}", 4,
+     "header string \"X...\" holds the escape \\u0000 (a NUL character) at header byte 3; "
+     "tensor names and metadata must not contain NUL"},
+    {"nul_meta.st", AUTO, "{\"__metadata__\":{\"k\":\"v\\u0000w\"}}", 0,
+     "header string \"v...\" holds the escape \\u0000"},
+    {"ctl_name.st", AUTO, "{\"ab\\u0007\":" T("F32", "[1]", "[0,4]") "}", 4,
+     "tensor name 'ab...' holds the control character 0x07 at byte 2; tensor names must be "
+     "printable"},
+    {"newline_name.st", AUTO, "{\"a\\nb\":" T("F32", "[1]", "[0,4]") "}", 4,
+     "holds the control character 0x0a at byte 1"},
 };
 
 static void test_malformed_catalogue(void) {

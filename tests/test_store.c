@@ -428,6 +428,19 @@ static void ids_as_float(hid_t f) {
     H5Sclose(sp);
 }
 
+// A chunk of 'age' stored as 1 byte with its filters marked as skipped: libhdf5 1.10 would
+// copy 16384 bytes out of it (fuzz_store's heap overflow); the reader checks it first.
+static void short_age_chunk(hid_t f) {
+    hid_t d = H5Dopen2(f, "age", H5P_DEFAULT);
+    hid_t pl = H5Dget_create_plist(d);
+    const int nf = H5Pget_nfilters(pl);
+    H5Pclose(pl);
+    hsize_t off[1] = {0};
+    uint8_t one = 7;
+    H5Dwrite_chunk(d, H5P_DEFAULT, (1u << nf) - 1, off, 1, &one);
+    H5Dclose(d);
+}
+
 static void test_bad_files(void) {
     char path[512];
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);  // the test's own raw calls stay quiet too
@@ -468,6 +481,11 @@ static void test_bad_files(void) {
         expect_open_error(path, ET_ERR_FORMAT, "'age'", "short column");
     if (edit_copy("kind.h5", path, sizeof(path), kind_mismatch))
         expect_open_error(path, ET_ERR_FORMAT, "'kind'", "kind disagrees with images");
+    if (edit_copy("shortchunk.h5", path, sizeof(path), short_age_chunk))
+        expect_open_error(
+            path, ET_ERR_FORMAT,
+            "cannot read dataset 'age' (chunk at row 0 decodes to 1 bytes, not 16384)",
+            "a stored chunk shorter than the chunk");
     if (edit_copy("floatids.h5", path, sizeof(path), ids_as_float))
         expect_open_error(path, ET_ERR_FORMAT, "'ids'", "wrong element type");
 
@@ -736,6 +754,168 @@ static void test_threads(void) {
     et_store_close(st);
 }
 
+// ---- tokens and landmarks a model cannot take (issue 12) ---------------------------------
+
+// Samples: 0 fine, 1 a label past the vocabulary, 2 an id past it, 3 NaN landmarks,
+// 4 the <image> placeholder (-200) and labels -100: fine, 5 a negative label.
+static bool write_token_store(const char *path) {
+    et_store_schema sc = {.image_size = S, .landmark_dim = D, .compression = 0};
+    et_store_writer *w = NULL;
+    et_status st = et_store_create(path, &sc, &w);
+    CHECK(!st, "%s", et_status_msg(st));
+    if (st) return false;
+    for (int i = 0; i < 6 && !st; i++) {
+        int32_t ids[4] = {1, 5, 9, 2}, labels[4] = {-100, 5, 9, 2};
+        float lm[D] = {0};
+        if (i == 1) labels[2] = 5000;
+        if (i == 2) ids[1] = 1024;
+        if (i == 3) lm[4] = NAN;
+        if (i == 4) ids[0] = -200;
+        if (i == 5) labels[3] = -1;
+        char id[16];
+        snprintf(id, sizeof id, "s%d", i);
+        et_store_record r = {.id = id,
+                             .n_tokens = 4,
+                             .ids = ids,
+                             .labels = labels,
+                             .age = -1,
+                             .label_id = -1,
+                             .has_landmarks = true,
+                             .landmarks = lm};
+        st = et_store_append(w, &r);
+    }
+    if (st) {
+        CHECK(0, "append: %s", et_status_msg(st));
+        et_status_free(st);
+        et_store_writer_abort(w);
+        return false;
+    }
+    st = et_store_writer_close(w);
+    CHECK(!st, "%s", et_status_msg(st));
+    et_status_free(st);
+    return true;
+}
+
+static void test_token_range(void) {
+    char path[512];
+    path_in(path, sizeof path, "tokens.h5");
+    if (!write_token_store(path)) return;
+    et_store *st = NULL;
+    et_status s = et_store_open(path, &st);
+    CHECK(!s, "%s", et_status_msg(s));
+    if (s) return;
+    char want[6][1024];
+    snprintf(want[1], sizeof want[1],
+             "%s: sample 1: label 5000 at token 2 is outside the vocabulary [0, 1024) and is not "
+             "-100 (ignored); the store was prepared with another tokenizer or is damaged: "
+             "prepare it again with this config",
+             path);
+    snprintf(want[2], sizeof want[2],
+             "%s: sample 2: token id 1024 at token 1 is outside the vocabulary [0, 1024); the "
+             "store",
+             path);
+    snprintf(want[3], sizeof want[3],
+             "%s: sample 3: landmarks[4] is NaN (landmarks must be finite numbers", path);
+    snprintf(want[5], sizeof want[5], "%s: sample 5: label -1 at token 3 is outside", path);
+    for (int pass = 0; pass < 2; pass++) {
+        // pass 0: no vocabulary set, only the landmarks are checked; pass 1: vocab 1024
+        if (pass) et_store_set_vocab(st, 1024, -200);
+        for (int i = 0; i < 6; i++) {
+            et_store_record r;
+            s = et_store_get(st, i, &r);
+            bool bad = i == 3 || (pass && (i == 1 || i == 2 || i == 5));
+            if (bad) {
+                CHECK(s && et_status_code(s) == ET_ERR_FORMAT && strstr(et_status_msg(s), want[i]),
+                      "pass %d sample %d: got '%s', want '%s'", pass, i, et_status_msg(s), want[i]);
+                CHECK(!r.ids && !r.labels && !r.landmarks, "record not zeroed");
+            } else {
+                CHECK(!s && r.n_tokens == 4, "pass %d sample %d: %s", pass, i, et_status_msg(s));
+            }
+            et_status_free(s);
+            et_store_record_free(&r);
+        }
+    }
+    et_store_close(st);
+}
+
+// A chunked dataset made by hand: rows of `elem` bytes (rank 1, or 4 = [rows, S, S, 3]).
+// raw > 0: chunk 0 is then rewritten as `raw` zero bytes with H5Dwrite_chunk (same handle).
+static void hand_ds(hid_t f, const char *name, hid_t type, int rank, hsize_t rows, const void *data,
+                    size_t raw) {
+    hsize_t dims[4] = {rows, S, S, 3}, maxd[4] = {H5S_UNLIMITED, S, S, 3}, ch[4] = {1, S, S, 3};
+    hid_t sp = H5Screate_simple(rank, dims, maxd), pl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(pl, rank, ch);
+    hid_t d = H5Dcreate2(f, name, type, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
+    if (rows) H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    if (raw) {
+        hsize_t off[4] = {0};
+        uint8_t *junk = calloc(raw, 1);
+        CHECK(H5Dwrite_chunk(d, H5P_DEFAULT, 0, off, raw, junk) >= 0, "direct chunk write");
+        free(junk);
+    }
+    H5Dclose(d), H5Pclose(pl), H5Sclose(sp);
+}
+
+// An unfiltered chunk whose index records more bytes than the chunk holds (written in the
+// session that made the file): H5Dread_chunk copies the recorded size while
+// H5Dget_chunk_storage_size reports the nominal one; fuzz_store found the overflow. The
+// reader sizes its buffer by the larger and refuses the chunk.
+static void test_chunk_size_disagrees(void) {
+    char path[512];
+    path_in(path, sizeof path, "bigchunk.h5");
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const char *an[] = {"schema_version", "image_size", "landmark_dim"};
+    const int av[] = {1, S, 0};
+    for (int i = 0; i < 4; i++) {
+        hid_t sp = H5Screate(H5S_SCALAR);
+        hid_t a = H5Acreate2(f, i < 3 ? an[i] : "num_samples",
+                             i < 3 ? H5T_STD_I32LE : H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+        const int64_t one = 1;
+        H5Awrite(a, i < 3 ? H5T_NATIVE_INT : H5T_NATIVE_INT64, i < 3 ? (const void *)&av[i] : &one);
+        H5Aclose(a), H5Sclose(sp);
+    }
+    const char *sn[] = {"string_fields", "template", "tokenizer", "creator"};
+    const char *sv[] = {"id,source,label,reference,gender,race", "t", "k", "c"};
+    for (int i = 0; i < 4; i++) {
+        hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+        H5Tset_size(t, strlen(sv[i]) + 1);
+        hid_t a = H5Acreate2(f, sn[i], t, sp, H5P_DEFAULT, H5P_DEFAULT);
+        H5Awrite(a, t, sv[i]);
+        H5Aclose(a), H5Sclose(sp), H5Tclose(t);
+    }
+    const uint8_t zero8 = 0;
+    const int32_t ids[2] = {5, 6}, minus1 = -1;
+    const int64_t off0[2] = {0, 0}, tok[2] = {0, 2}, str[7] = {0};
+    hand_ds(f, "kind", H5T_NATIVE_UINT8, 1, 1, &zero8, 0);
+    hand_ds(f, "has_landmarks", H5T_NATIVE_UINT8, 1, 1, &zero8, 0);
+    hand_ds(f, "age", H5T_NATIVE_INT32, 1, 1, &minus1, 0);
+    hand_ds(f, "label_id", H5T_NATIVE_INT32, 1, 1, &minus1, 0);
+    hand_ds(f, "img_offset", H5T_NATIVE_INT64, 1, 2, off0, 0);
+    hand_ds(f, "tok_offset", H5T_NATIVE_INT64, 1, 2, tok, 0);
+    hand_ds(f, "str_offset", H5T_NATIVE_INT64, 1, 7, str, 0);
+    hand_ds(f, "pixels", H5T_NATIVE_UINT8, 4, 0, NULL, 0);
+    hand_ds(f, "ids", H5T_NATIVE_INT32, 1, 2, ids, 127);  // index: 127 bytes; nominal: 4
+    hand_ds(f, "labels", H5T_NATIVE_INT32, 1, 2, ids, 0);
+    hand_ds(f, "strings", H5T_NATIVE_UINT8, 1, 0, NULL, 0);
+    H5Fclose(f);
+    et_store *st = NULL;
+    et_status s = et_store_open(path, &st);
+    CHECK(!s, "%s", et_status_msg(s));
+    if (s) {
+        et_status_free(s);
+        return;
+    }
+    et_store_record r;
+    s = et_store_get(st, 0, &r);
+    CHECK(
+        s && strstr(et_status_msg(s),
+                    "sample 0: cannot read dataset 'ids' (stored chunk has the wrong size, row 0)"),
+        "got '%s'", et_status_msg(s));
+    et_status_free(s);
+    et_store_record_free(&r);
+    et_store_close(st);
+}
+
 int main(void) {
     snprintf(g_dir, sizeof(g_dir), "/tmp/et_store_XXXXXX");
     if (!mkdtemp(g_dir)) {
@@ -747,6 +927,8 @@ int main(void) {
     RUN(test_layout_and_compression);
     RUN(test_bad_files);
     RUN(test_corrupt_chunk);
+    RUN(test_token_range);
+    RUN(test_chunk_size_disagrees);
     RUN(test_writer_errors);
     RUN(test_many_records);
     RUN(test_threads);

@@ -605,6 +605,54 @@ static void test_truncated_file(void) {
     free(b);
 }
 
+// A cut-off MP4 (moov, the index, is written last) says it is truncated, naming the file and
+// the box, instead of "invalid data" or "no video stream" (issue 12).
+static void test_truncated_mp4(void) {
+    if (!has_encoder(AV_CODEC_ID_MPEG4)) return;
+    char full[512], cut[512];
+    path_in(full, sizeof(full), "whole.mp4");
+    path_in(cut, sizeof(cut), "cut.mp4");
+    CHECK(write_video(full, "mp4", AV_CODEC_ID_MPEG4, 20, 32, 32, 25, NULL, 0), "encoding");
+    size_t n = 0;
+    uint8_t *b = read_bytes(full, &n);
+    CHECK(b && n > 1000, "read back %zu bytes", n);
+    if (!b) return;
+    size_t moov = 0;  // offset of the top-level moov box
+    for (size_t i = 4; i + 4 < n && !moov; i++)
+        if (!memcmp(b + i, "moov", 4)) moov = i - 4;
+    CHECK(moov > 0, "no moov box in the encoded mp4");
+    et_video_opts o = et_video_opts_default();
+    o.num_frames = 4;
+    et_video v;
+    struct {
+        size_t len;
+        const char *want;
+    } cuts[] = {
+        {moov / 2, "corrupt MP4/MOV video: the file is truncated: its 'mdat' box at byte"},
+        {moov,
+         "corrupt MP4/MOV video: the file is truncated or was never finalised: it has no "
+         "'moov' box"},
+        {moov + 40, "corrupt MP4/MOV video: the file is truncated: its 'moov' box at byte"},
+        {moov + (n - moov) / 2, "corrupt MP4/MOV video: the file is truncated: its 'moov' box"},
+    };
+    for (size_t k = 0; moov && k < sizeof cuts / sizeof *cuts; k++) {
+        CHECK(write_bytes(cut, b, cuts[k].len), "write");
+        et_status s = et_video_load(cut, &o, &v);
+        char want[700];
+        snprintf(want, sizeof want, "%s: %s", cut, cuts[k].want);
+        CHECK(s && et_status_code(s) == ET_ERR_FORMAT && strstr(et_status_msg(s), want),
+              "cut at %zu of %zu: got '%s', want '%s'", cuts[k].len, n, et_status_msg(s), want);
+        if (!s) et_video_free(&v);
+        et_status_free(s);
+    }
+    free(b);
+    // the whole file still loads
+    et_status s = et_video_load(full, &o, &v);
+    CHECK(!s && v.n_frames == 4, "%s", et_status_msg(s));
+    if (!s) et_video_free(&v);
+    et_status_free(s);
+}
+
 // A packet that does not decode: the frame count and the selection follow what decodes.
 static void test_damaged_packet(void) {
     if (!has_encoder(AV_CODEC_ID_MJPEG)) return;
@@ -748,6 +796,7 @@ int main(void) {
     RUN(test_frame_directory);
     RUN(test_natural_order);
     RUN(test_truncated_file);
+    RUN(test_truncated_mp4);
     RUN(test_damaged_packet);
     RUN(test_bad_files);
     if (!getenv("KEEP")) nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

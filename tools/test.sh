@@ -2,8 +2,11 @@
 # tools/test.sh - configures, builds and runs emotune's test suites with ctest.
 #   tools/test.sh                 Release build in build/, every suite
 #   tools/test.sh --sanitize      ASan+UBSan build in build-asan/, unit + gradcheck + golden suites
-#   tools/test.sh --fuzz SECONDS  clang libFuzzer build in build-fuzz/, each fuzz target
-#                                 run for SECONDS on its seed corpus
+#   tools/test.sh --fuzz SECONDS [REGEX]
+#                                 clang libFuzzer build in build-fuzz/, each fuzz target (or
+#                                 those matching REGEX) run for SECONDS on its seeds and the
+#                                 corpus it grew before (build-fuzz/fuzz-corpus/<name>/, log in
+#                                 build-fuzz/fuzz-logs/<name>.log); all run, failures listed
 #   tools/test.sh --cuda          CUDA build (-DEMOTUNE_CUDA=ON, sm_90) in build-cuda/ and, when
 #                                 nvidia-smi sees a GPU, its GPU suites (test_cuda_*, e2e_device)
 #   tools/test.sh --cuda-emu      the CUDA op layer over the host emulator of its kernels
@@ -26,25 +29,44 @@ case "$mode" in
     ctest --test-dir build-asan --output-on-failure -j"$jobs" -L 'unit|gradcheck|golden' "$@"
     ;;
   --fuzz)
-    secs=${2:?usage: tools/test.sh --fuzz SECONDS}
+    # Every target runs (a failure does not stop the others) on a corpus grown from its seeds
+    # in build-fuzz/fuzz-corpus/<name>/ (kept between runs), logging to
+    # build-fuzz/fuzz-logs/<name>.log; crash/leak/timeout inputs go to build-fuzz/fuzz-artifacts/.
+    # Optional third argument: a regular expression selecting targets (e.g. 'store|video').
+    secs=${2:?usage: tools/test.sh --fuzz SECONDS [TARGET_REGEX]}
+    only=${3:-}
     CC=clang cmake -S . -B build-fuzz -DEMOTUNE_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
     cmake --build build-fuzz -j"$jobs"
+    mkdir -p build-fuzz/fuzz-logs build-fuzz/fuzz-corpus build-fuzz/fuzz-artifacts
+    # leaks inside libhdf5 itself on malformed files are HDF5's (tests/fuzz/lsan.supp)
+    export LSAN_OPTIONS="suppressions=$PWD/tests/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+    failed=()
     for f in build-fuzz/fuzz_*; do
+      [ -x "$f" ] && [ -f "$f" ] || continue
       name=$(basename "$f")
-      corpus=tests/fuzz/corpus/${name#fuzz_}
-      work=$(mktemp -d)
-      [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
-      echo "fuzz: $name for ${secs}s"
+      short=${name#fuzz_}
+      if [ -n "$only" ] && ! grep -qE "$only" <<<"$short"; then continue; fi
+      corpus=build-fuzz/fuzz-corpus/$short
+      log=build-fuzz/fuzz-logs/$short.log
+      mkdir -p "$corpus"
+      [ -d "tests/fuzz/corpus/$short" ] && cp -rn tests/fuzz/corpus/"$short"/. "$corpus"/
+      echo "fuzz: $name for ${secs}s (corpus $corpus, log $log)"
       rc=0
-      "$f" -max_total_time="$secs" -print_final_stats=1 "$work" > "$work.log" 2>&1 || rc=$?
-      grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$work.log" || true
+      "$f" -max_total_time="$secs" -print_final_stats=1 \
+        -artifact_prefix="build-fuzz/fuzz-artifacts/$short-" "$corpus" > "$log" 2>&1 || rc=$?
+      grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$log" || true
+      echo "fuzz: $name corpus: $(find "$corpus" -type f | wc -l) files"
       if [ "$rc" -ne 0 ]; then
-        tail -50 "$work.log"
-        echo "fuzz: $name failed (exit $rc)"
-        exit 1
+        tail -50 "$log"
+        echo "fuzz: $name failed (exit $rc; log $log)"
+        failed+=("$name")
       fi
-      rm -rf "$work" "$work.log"
     done
+    if [ ${#failed[@]} -gt 0 ]; then
+      echo "fuzz: ${#failed[@]} target(s) failed: ${failed[*]}"
+      exit 1
+    fi
+    echo "fuzz: every target ran ${secs}s without a finding"
     ;;
   --cuda)
     shift

@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "../core/fileio.h"
+#include "../core/json_util.h"
 #include "../core/log.h"
 #include "../core/safetensors.h"
 
@@ -341,6 +342,11 @@ static et_status get_i64(const cJSON *o, const char *key, const char *path, int6
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!cJSON_IsNumber(v))
         return et_err(ET_ERR_FORMAT, "%s: field \"%s\" missing or not a number", path, key);
+    // a whole number in [0, 2^53] (what the writer stores; also keeps the cast defined)
+    if (!(v->valuedouble >= 0 && v->valuedouble <= 9007199254740992.0) ||
+        (double)(int64_t)v->valuedouble != v->valuedouble)
+        return et_err(ET_ERR_FORMAT, "%s: field \"%s\" = %g is not a whole number in [0, 2^53]",
+                      path, key, v->valuedouble);
     *out = (int64_t)v->valuedouble;
     return NULL;
 }
@@ -354,7 +360,7 @@ static et_status read_state(const char *path, et_train_state *s) {
         cJSON_Delete(o);
         return et_err(ET_ERR_FORMAT, "%s: not a JSON object", path);
     }
-    et_status st = NULL;
+    et_status st = et_json_check_unique(o, path);
     int64_t fmt = 0;
     memset(s, 0, sizeof *s);
     if (!st) st = get_i64(o, "format", path, &fmt);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../core/fileio.h"
+#include "../core/json_util.h"
 
 typedef enum { K_INT, K_I64, K_F64, K_BOOL, K_STR, K_STRLIST, K_JSON } kind_t;
 
@@ -524,11 +525,15 @@ static et_status parse_at(const char *json, const char *name, const char *base_d
         const char *at = cJSON_GetErrorPtr();
         int line = 0, col = 0;
         if (at && at >= json) line_col(json, (size_t)(at - json), &line, &col);
+        if (at && at >= json && et_json_too_deep(json, (size_t)(at - json) + 1))
+            return et_err(ET_ERR_FORMAT,
+                          "%s: JSON nesting deeper than %d levels at line %d, column %d", name,
+                          ET_JSON_MAX_DEPTH, line, col);
         return et_err(ET_ERR_FORMAT, "%s: JSON syntax error at line %d, column %d", name, line,
                       col);
     }
-    et_status st = NULL;
-    if (!cJSON_IsObject(root))
+    et_status st = et_json_check_unique(root, name);  // Python would take the last, cJSON the first
+    if (!st && !cJSON_IsObject(root))
         st = et_err(ET_ERR_FORMAT, "%s: the config must be a JSON object", name);
     for (int i = 0; !st && i < n_over; i++) st = apply_override(root, overrides[i]);
     for (const cJSON *sec = root->child; !st && sec; sec = sec->next) {

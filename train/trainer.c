@@ -147,6 +147,8 @@ static et_status check_lengths(const et_run_config *c, run_t *r) {
 // settings (image size, landmarks, template, tokenizer), before any step.
 static et_status open_store(const et_run_config *c, run_t *r) {
     ET_TRY(et_store_open(c->store, &r->store));
+    // ids / labels outside the decoder's vocabulary: the sample is skipped and counted
+    et_store_set_vocab(r->store, r->model.llm->cfg.vocab_size, r->model.mllm.image_token);
     const et_store_schema *sc = et_store_get_schema(r->store);
     const et_emo_model *m = &r->model;
     const char *p = c->store;

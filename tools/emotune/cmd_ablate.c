@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "core/fileio.h"
+#include "core/json_util.h"
 #include "train/eval/evaluator.h"
 #include "train/runconfig.h"
 #include "train/trainer.h"
@@ -93,10 +94,15 @@ static et_status matrix_parse(const char *path, const char *text, ablation_matri
         int line = 1, col = 1;
         for (const char *p = text; end && p < end; p++)
             line += *p == '\n', col = *p == '\n' ? 1 : col + 1;
+        if (end && et_json_too_deep(text, (size_t)(end - text) + 1))
+            return et_err(ET_ERR_FORMAT,
+                          "%s: JSON nesting deeper than %d levels at line %d, column %d", path,
+                          ET_JSON_MAX_DEPTH, line, col);
         return et_err(ET_ERR_FORMAT, "%s: JSON syntax error at line %d, column %d", path, line,
                       col);
     }
-    et_status st = NULL;
+    et_status st = et_json_check_unique(root, path);  // Python would take the last, cJSON the first
+    if (st) goto done;
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "name");
     const cJSON *runs = cJSON_GetObjectItemCaseSensitive(root, "runs");
     const cJSON *it;

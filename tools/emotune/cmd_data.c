@@ -240,12 +240,23 @@ int et_cli_convert(int argc, char **argv) {
             return et_cli_fail(
                 et_err(ET_ERR_INVALID, "--dtype %s: expected f32, bf16 or f16", a.opt_val[2]));
     }
+    long long shard_mb = 0;  // checked before the model is read: MiB, shifted to bytes below
+    if (a.opt_val[3]) {
+        const long long max_mb = 1ll << 23;  // 8 TiB: far above any shard, far below overflow
+        char *end = NULL;
+        shard_mb = strtoll(a.opt_val[3], &end, 10);  // overflow saturates: caught by max_mb
+        if (end == a.opt_val[3] || *end || shard_mb < 1 || shard_mb > max_mb)
+            return et_cli_fail(et_err(ET_ERR_INVALID,
+                                      "--shard-mb %s: expected a whole number of MiB from 1 to "
+                                      "%lld (e.g. --shard-mb 5000)",
+                                      a.opt_val[3], max_mb));
+    }
     et_llama *llm = NULL;
     et_status st = et_llama_load(a.opt_val[0], dt, &llm);
     if (st) return et_cli_fail(st);
     et_export_opts eo = et_export_defaults(llm);
     eo.dtype = dt;
-    if (a.opt_val[3]) eo.max_shard_bytes = (int64_t)atoll(a.opt_val[3]) << 20;
+    if (shard_mb) eo.max_shard_bytes = (int64_t)shard_mb << 20;
     st = et_mkdirs(a.opt_val[1]);
     if (!st) st = et_export_merged_llama(a.opt_val[1], llm, &eo);
     et_llama_free(llm);

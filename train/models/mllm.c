@@ -284,6 +284,14 @@ et_status et_mllm_splice(et_llama *llm, int32_t image_token, int64_t max_len, in
                            b, p[t], (long long)t, (long long)llm->cfg.vocab_size);
             }
         }
+        // labels reach the loss as class indices: -100 or a token of the vocabulary
+        const int32_t *lp = s || !labels ? NULL : ET_DATA(const int32_t, labels[b]);
+        for (int64_t t = 0; lp && !s && t < id->shape[0]; t++)
+            if (lp[t] != ET_MLLM_IGNORE && (lp[t] < 0 || lp[t] >= llm->cfg.vocab_size))
+                s = et_err(ET_ERR_INVALID,
+                           "mllm splice: sample %d: label %d at %lld outside [0, %lld) and not "
+                           "%d (ignored)",
+                           b, lp[t], (long long)t, (long long)llm->cfg.vocab_size, ET_MLLM_IGNORE);
         if (!s && ph[b] >= 0 && !visual && !prior)
             s = et_err(ET_ERR_INVALID,
                        "mllm splice: sample %d has an image placeholder but no "
