@@ -11,7 +11,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > /dev/null
 cmake --build build -j"$(nproc)" --target emotune_cli
 cfg=configs/tiny-emola.json
 ./build/emotune synth -c "$cfg" "$@"
-rm -rf runs/tiny-emola
-./build/emotune train -c "$cfg" "$@"
+# a previous demo run is moved aside to runs/tiny-emola.old-<time>, never deleted
+./build/emotune train -c "$cfg" --overwrite "$@"
 ./build/emotune eval -c "$cfg" "$@"
 echo "demo: done in $(( $(date +%s) - start )) s (outputs in runs/tiny-emola)"
