@@ -10,8 +10,9 @@
 // spinning threads hold every core, the thread that shares its core with that process
 // cannot move to a free one, and every barrier waits for its time slice: a 60-step tiny
 // run took 40-95 s with 2 threads instead of 5 s (BENCHMARKS.md, "Threads on a shared
-// machine"). With GOMP_SPINCOUNT=ET_THREADS_SPINCOUNT a waiting thread spins briefly, then
-// sleeps and frees its core. libgomp reads its environment once, while the process loads
+// machine"). With GOMP_SPINCOUNT=ET_THREADS_SPINCOUNT (100: the count libgomp itself uses
+// when threads outnumber CPUs) a waiting thread spins for microseconds, then sleeps and
+// frees its core; 0 (passive) and 100 measured alike here, 1000 and more slower under load. libgomp reads its environment once, while the process loads
 // (before main; a setenv in main is too late, and glibc's own start-up resets the
 // environment after an executable's .preinit_array), so et_threads_init sets the variable
 // and re-executes the program (/proc/self/exe) once. The environment wins: with
@@ -22,7 +23,7 @@
 #ifndef ET_THREADS_H
 #define ET_THREADS_H
 
-#define ET_THREADS_SPINCOUNT "1000"
+#define ET_THREADS_SPINCOUNT "100"
 
 // First thing in main(): unless the environment sets OMP_WAIT_POLICY or GOMP_SPINCOUNT,
 // sets GOMP_SPINCOUNT=ET_THREADS_SPINCOUNT and re-executes /proc/self/exe with the same

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/e2e/e2e_threads.sh BUILD_DIR - the OpenMP wait policy emotune starts with
-# (core/threads.h): GOMP_SPINCOUNT=1000 unless the environment sets OMP_WAIT_POLICY or
+# (core/threads.h): GOMP_SPINCOUNT=100 unless the environment sets OMP_WAIT_POLICY or
 # GOMP_SPINCOUNT, which win; the re-execution keeps the arguments, output and exit status.
 # libgomp prints the values it read with OMP_DISPLAY_ENV=verbose (once per process start).
 set -uo pipefail
@@ -17,7 +17,7 @@ spin() {  # the GOMP_SPINCOUNT values libgomp read, one per process start, space
 clean=(env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=verbose)
 
 got=$("${clean[@]}" "$bin" --help 2>&1 >/dev/null | spin)
-[[ "$got" == *"1000 " && "$got" != "1000 1000 " ]]; check "default: spin count 1000 after one re-exec" $? "read: $got"
+[[ "$got" == *" 100 " && "$got" != *" 100 100 " ]]; check "default: spin count 100 after one re-exec" $? "read: $got"
 got=$("${clean[@]}" OMP_WAIT_POLICY=active "$bin" --help 2>&1 >/dev/null | spin)
 [ "$got" = "30000000000 " ]; check "OMP_WAIT_POLICY=active wins, no re-exec" $? "read: $got"
 got=$("${clean[@]}" GOMP_SPINCOUNT=50 "$bin" --help 2>&1 >/dev/null | spin)
@@ -39,8 +39,8 @@ base=(synth.dir="$work/synth" synth.n_train=24 synth.n_test=4 data.train="$work/
       train.max_steps=2 train.batch_size=4 train.tensorboard=false train.output_dir="$work/run")
 "$bin" synth -c "$cfg" "${base[@]}" > /dev/null 2>&1
 out=$("${clean[@]}" OMP_NUM_THREADS=2 "$bin" train -c "$cfg" "${base[@]}" 2>&1); rc=$?
-[ $rc -eq 0 ] && grep -q "train: 2/2 steps" <<<"$out" && [[ "$(spin <<<"$out")" == *"1000 " ]]
-check "train runs with spin count 1000" $? "rc $rc: $(tail -3 <<<"$out")"
+[ $rc -eq 0 ] && grep -q "train: 2/2 steps" <<<"$out" && [[ " $(spin <<<"$out")" == *" 100 " ]]
+check "train runs with spin count 100" $? "rc $rc: $(tail -3 <<<"$out")"
 
 [ $fails -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
 echo "all threads checks passed"
