@@ -37,7 +37,8 @@ static double *widen(const float *x, int64_t n) {
 }
 
 static k_gemm_path expected_gemm(k_simd_level l) {
-    return l == K_SIMD_AVX512 ? K_GEMM_AVX512 : l == K_SIMD_AVX2 ? K_GEMM_AVX2 : K_GEMM_BLAS;
+    if (l == K_SIMD_AVX512) return k_gemm_zen4() ? K_GEMM_AVX2 : K_GEMM_AVX512;
+    return l == K_SIMD_AVX2 ? K_GEMM_AVX2 : K_GEMM_BLAS;
 }
 
 // ---- GEMM ---------------------------------------------------------------------------
@@ -100,26 +101,31 @@ static void test_gemm_paths(void) {
         {6, 15, 1000}, {145, 19, 9}, {31, 7, 17},  {1, 300, 600},  {200, 5, 11},
     };
     static const float ab[][2] = {{1, 0}, {0.5f, 1}, {-2, 0.25f}};
+    static const char *names[] = {"blas", "avx2", "avx512"};
     const bool env_gemm = getenv("EMOTUNE_GEMM") != NULL;
-    for (int l = 0; l < g_nlevels; l++) {
+    for (int l = 0; l < g_nlevels; l++) {  // each level's default GEMM path
         k_simd_level lv = k_simd_set(g_levels[l]);
-        const char *path = k_simd_name(lv);
         if (!env_gemm)
-            CHECK(k_gemm_path_now() == expected_gemm(lv), "%s: GEMM path %d", path,
+            CHECK(k_gemm_path_now() == expected_gemm(lv), "%s: GEMM path %d", k_simd_name(lv),
                   (int)k_gemm_path_now());
+    }
+    for (int l = 0; l < g_nlevels; l++) {  // every GEMM path the CPU runs
+        k_gemm_path p = k_gemm_set_path((int)g_levels[l]);
+        CHECK((int)p == (int)g_levels[l], "GEMM path %d forced, %d runs", (int)g_levels[l], (int)p);
         int fails = 0;
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0] && fails < 3; s++)
             for (int t = 0; t < 4; t++)
                 for (int c = 0; c < 3; c++)
                     if ((s + (size_t)t + (size_t)c) % 2 == 0 || c == 0)  // a spread of cases
-                        fails += !gemm_case(t & 1, t >> 1, shapes[s], ab[c][0], ab[c][1], path);
+                        fails += !gemm_case(t & 1, t >> 1, shapes[s], ab[c][0], ab[c][1], names[p]);
     }
+    k_gemm_set_path(-1);
 }
 
 // K = 0: C = beta C (beta 0 writes zeros without reading C, so NaN there goes away).
 static void test_gemm_k0(void) {
     for (int l = 0; l < g_nlevels; l++) {
-        const char *path = k_simd_name(k_simd_set(g_levels[l]));
+        const char *path = k_simd_name((k_simd_level)k_gemm_set_path((int)g_levels[l]));
         float A[1] = {0}, B[1] = {0}, C[6] = {1, 2, 3, NAN, 5, 6};
         k_gemm_f32(false, false, 2, 3, 0, 1, A, 1, B, 3, 0.5f, C, 3);
         CHECK(C[0] == 0.5f && C[2] == 1.5f && isnan(C[3]) && C[5] == 3, "%s: beta 0.5", path);
@@ -129,6 +135,7 @@ static void test_gemm_k0(void) {
         CHECK(zero, "%s: beta 0 leaves %g %g %g %g %g %g", path, C[0], C[1], C[2], C[3], C[4],
               C[5]);
     }
+    k_gemm_set_path(-1);
 }
 
 // Products big enough to be split over threads give the same bits on 1 and 2 threads.
@@ -139,7 +146,7 @@ static void test_gemm_threads_bitwise(void) {
     fill(A, M * K, 1), fill(B, K * N, 1);
     int nt = omp_get_max_threads();
     for (int l = 0; l < g_nlevels; l++) {
-        k_simd_level lv = k_simd_set(g_levels[l]);
+        k_simd_level lv = (k_simd_level)k_gemm_set_path((int)g_levels[l]);
         if (lv == K_SIMD_SCALAR) continue;  // OpenBLAS promises nothing across threads
         for (int t = 0; t < 4; t++) {
             bool ta = t & 1, tb = t >> 1;
@@ -152,6 +159,7 @@ static void test_gemm_threads_bitwise(void) {
         }
     }
     omp_set_num_threads(nt);
+    k_gemm_set_path(-1);
     free(A), free(B), free(C1), free(C2);
 }
 

@@ -21,6 +21,7 @@
 #include "gemm.h"
 
 #include <cblas.h>
+#include <cpuid.h>
 #include <immintrin.h>
 #include <omp.h>
 #include <pthread.h>
@@ -266,10 +267,12 @@ static void gemm_packed(const k_gemm_kernel *kn, bool ta, bool tb, int64_t M, in
     }
 }
 
-// $EMOTUNE_GEMM: -1 = unset (follow k_simd()), else a k_gemm_path; read once.
+// $EMOTUNE_GEMM: -1 = unset (follow k_simd()), else a k_gemm_path; read once (or set by
+// k_gemm_set_path).
+static atomic_int g_gemm_mode = -2;
 static int gemm_env(void) {
-    static atomic_int mode = -2;
-    int m = atomic_load(&mode);
+    atomic_int *const mode = &g_gemm_mode;
+    int m = atomic_load(mode);
     if (m == -2) {
         const char *e = getenv("EMOTUNE_GEMM");
         m = -1;
@@ -281,23 +284,51 @@ static int gemm_env(void) {
             else if (!strcmp(e, "avx512"))
                 m = K_GEMM_AVX512;
             int expect = -2;
-            if (atomic_compare_exchange_strong(&mode, &expect, m) && m < 0)
+            if (atomic_compare_exchange_strong(mode, &expect, m) && m < 0)
                 fprintf(stderr,
                         "emotune: EMOTUNE_GEMM=%s is not a GEMM path: use blas, avx2 or avx512 "
                         "(running the SIMD level's own)\n",
                         e);
         }
-        atomic_store(&mode, m);
+        int expect = -2;
+        atomic_compare_exchange_strong(mode, &expect, m);
+        m = atomic_load(mode);
     }
     return m;
+}
+
+_Static_assert((int)K_GEMM_AVX2 == (int)K_SIMD_AVX2 && (int)K_GEMM_AVX512 == (int)K_SIMD_AVX512,
+               "GEMM paths and SIMD levels share their numbers");
+
+k_gemm_path k_gemm_set_path(int path) {
+    if (path > (int)k_simd_cpu()) path = (int)k_simd_cpu();
+    atomic_store(&g_gemm_mode, path < 0 ? -1 : path);
+    return k_gemm_path_now();
+}
+
+// AMD family 19h with AVX-512 (Zen 4) runs 512-bit FMAs as two 256-bit halves: the 6 x 16
+// AVX2 tiles reach the same FLOP rate with less edge waste, and measured 15-18% faster
+// on the LLaMA step (BENCHMARKS.md); its AVX-512 level then keeps AVX-512 elsewhere.
+bool k_gemm_zen4(void) {
+    static atomic_int zen4 = -1;
+    int z = atomic_load(&zen4);
+    if (z < 0) {
+        unsigned a, b, c, d;
+        z = 0;
+        if (__builtin_cpu_is("amd") && __get_cpuid(1, &a, &b, &c, &d))
+            z = ((a >> 8) & 0xF) + ((a >> 20) & 0xFF) == 0x19;
+        atomic_store(&zen4, z);
+    }
+    return z;
 }
 
 k_gemm_path k_gemm_path_now(void) {
     int m = gemm_env();
     k_simd_level l = k_simd();
     if (m == K_GEMM_BLAS) return K_GEMM_BLAS;
-    if (m > 0) l = (int)k_simd_cpu() < m ? k_simd_cpu() : (k_simd_level)m;
-    return l == K_SIMD_AVX512 ? K_GEMM_AVX512 : l == K_SIMD_AVX2 ? K_GEMM_AVX2 : K_GEMM_BLAS;
+    if (m > 0) return (int)k_simd_cpu() < m ? (k_gemm_path)k_simd_cpu() : (k_gemm_path)m;
+    if (l == K_SIMD_AVX512) return k_gemm_zen4() ? K_GEMM_AVX2 : K_GEMM_AVX512;
+    return l == K_SIMD_AVX2 ? K_GEMM_AVX2 : K_GEMM_BLAS;
 }
 
 void k_gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,

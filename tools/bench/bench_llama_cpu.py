@@ -117,7 +117,7 @@ def main():
     info = {}
     # Rounds alternate the implementations so that background load hits them alike; each
     # round gives one median per implementation, the table shows the best round.
-    for _ in range(args.rounds):
+    for r in range(args.rounds):
         for name, (cmd, e) in bins.items():
             lines = subprocess.run(cmd, env=e, check=True, capture_output=True,
                                    text=True).stdout
@@ -127,6 +127,8 @@ def main():
         for attn in ("eager", "sdpa"):
             rounds[attn].append(torch_step_time(models[attn], args.batch, args.seq, args.steps,
                                                 args.warmup))
+        print(f"round {r + 1}/{args.rounds} (ms): " +
+              ", ".join(f"{k} {v[-1] * 1e3:.1f}" for k, v in rounds.items()), flush=True)
     tokens = args.batch * args.seq
     first = next(iter(bins))
     print(f"CPU: {cpu_model()}")
