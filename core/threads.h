@@ -9,15 +9,17 @@
 // iterations (milliseconds) before it sleeps. When another process keeps a core busy, the
 // spinning threads hold every core, the thread that shares its core with that process
 // cannot move to a free one, and every barrier waits for its time slice: a 60-step tiny
-// run took 40-95 s with 2 threads instead of 5 s (BENCHMARKS.md, "Threads on a shared
+// run took 40-110 s with 2 threads instead of 5-7 s (BENCHMARKS.md, "Threads on a shared
 // machine"). With GOMP_SPINCOUNT=ET_THREADS_SPINCOUNT (100: the count libgomp itself uses
 // when threads outnumber CPUs) a waiting thread spins for microseconds, then sleeps and
-// frees its core; 0 (passive) and 100 measured alike here, 1000 and more slower under load. libgomp reads its environment once, while the process loads
-// (before main; a setenv in main is too late, and glibc's own start-up resets the
-// environment after an executable's .preinit_array), so et_threads_init sets the variable
-// and re-executes the program (/proc/self/exe) once. The environment wins: with
-// OMP_WAIT_POLICY or GOMP_SPINCOUNT set nothing changes (OMP_WAIT_POLICY=active gives
-// libgomp's own spinning back).
+// frees its core (0, i.e. passive, measured alike; 1000 and more slower under load).
+// libgomp reads its environment once, while the process loads (before main; a setenv in
+// main is too late, and glibc's start-up resets the environment after an executable's
+// .preinit_array runs), so et_threads_init sets the variable and re-executes the program
+// (/proc/self/exe) once. The environment wins: with OMP_WAIT_POLICY or GOMP_SPINCOUNT set
+// nothing changes (OMP_WAIT_POLICY=active gives libgomp's own spinning back). Under
+// valgrind, which does not follow an exec by default, set either variable so that no
+// re-execution happens.
 //
 // Thread safety: call both from the main thread before any other thread starts.
 #ifndef ET_THREADS_H
