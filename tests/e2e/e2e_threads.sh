@@ -5,6 +5,8 @@
 # libgomp prints the values it read with OMP_DISPLAY_ENV=verbose (once per process start).
 set -uo pipefail
 bin="$1/emotune"
+# GOMP_SPINCOUNT and its display are libgomp's (GCC's OpenMP); another runtime: skip.
+ldd "$bin" | grep -q libgomp || { echo "skip: $bin is not linked to libgomp"; exit 77; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fails=0
