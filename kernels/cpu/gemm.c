@@ -4,9 +4,9 @@
 // gemm_avx2.c) or AVX-512F (below); OpenBLAS runs it on older CPUs, on the "scalar" SIMD
 // level and with EMOTUNE_GEMM=blas. f64 is always OpenBLAS.
 // Why our own: OpenBLAS 0.3.21 (Debian 12) picks its AVX2 "Haswell" kernels on AMD Zen 4/5,
-// which leaves half of the FMA width unused; on AVX2-only CPUs its small and transposed
-// products lose to a kernel that reads op(A) in place; the step of a small LLaMA spends ~2/3
-// of its time in SGEMM.
+// which leaves half of the FMA width unused, and its skinny products (a LoRA rank of 16 on
+// one side) run at half the rate of a kernel that reads op(A) in place (BENCHMARKS.md);
+// the step of a small LLaMA spends ~2/3 of its time in SGEMM.
 //
 // The driver: C is cut into column blocks of NC, K into blocks of KC and rows into blocks
 // of MC; B's KC x NC block is packed into NR-wide column panels, and an MR x NR register
