@@ -2,7 +2,6 @@
 #include "trainer.h"
 
 #include <math.h>
-#include <omp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include "../core/log.h"
 #include "../core/ops.h"
 #include "../core/optim.h"
+#include "../core/threads.h"
 #include "../data/dataloader.h"
 #include "../data/store.h"
 #include "checkpoint.h"
@@ -188,7 +188,7 @@ static et_status setup(const et_run_config *c, run_t *r, et_train_state *state, 
         return et_err(ET_ERR_INVALID,
                       "config: data.train is empty (a LLaVA-format JSON/JSONL) and no data.store "
                       "is set");
-    if (c->threads > 0) omp_set_num_threads(c->threads);
+    et_threads_apply(c->threads);
     ET_TRY(et_emo_model_build(c, &r->model));
     if (!r->model.tok) return et_err(ET_ERR_INVALID, "config: model.tokenizer is empty");
     if (c->store[0]) {

@@ -1,29 +1,37 @@
 // kernels/cpu/gemm.c - see gemm.h
 //
-// f32: on CPUs with AVX-512F a packed GEMM of our own (below) runs every product; without
-// it (or with EMOTUNE_GEMM=blas in the environment) OpenBLAS does. f64 is always OpenBLAS.
+// f32: a packed GEMM of our own runs every product on CPUs with AVX2 + FMA (kernel set in
+// gemm_avx2.c) or AVX-512F (below); OpenBLAS runs it on older CPUs, on the "scalar" SIMD
+// level and with EMOTUNE_GEMM=blas. f64 is always OpenBLAS.
 // Why our own: OpenBLAS 0.3.21 (Debian 12) picks its AVX2 "Haswell" kernels on AMD Zen 4/5,
-// which leaves half of the FMA width unused; the step of a small LLaMA spends ~2/3 of its
-// time in SGEMM.
+// which leaves half of the FMA width unused, and its skinny products (a LoRA rank of 16 on
+// one side) run at half the rate of a kernel that reads op(A) in place (BENCHMARKS.md);
+// the step of a small LLaMA spends ~2/3 of its time in SGEMM.
 //
-// The f32 kernel: C is cut into column blocks of NC, K into blocks of KC and rows into
-// blocks of MC; B's KC x NC block is packed into NR-wide column panels (zero-padded), and
-// an MR x NR register tile (12 x 32, 24 zmm accumulators) runs over k, broadcasting A's
-// elements straight from op(A) (packing A measured slower here: a 12-row panel of A is
-// only reused across N / 32 column panels, and the broadcasts hit L1 either way). Edge
-// tiles are stored with masks. Threads (outside an OpenMP region only) each take a contiguous range
-// of whole row panels (or column panels when N is the longer side) and run the serial algorithm on
-// it; every C element is computed by the same instruction sequence in the same k order whatever the
-// thread count or partition, so results are bit-identical from run to run and across thread counts.
+// The driver: C is cut into column blocks of NC, K into blocks of KC and rows into blocks
+// of MC; B's KC x NC block is packed into NR-wide column panels, and an MR x NR register
+// tile runs over k, broadcasting A's elements straight from op(A) (packing A measured
+// slower here: a panel of A is only reused across N / NR column panels, and the broadcasts
+// hit L1 either way). AVX-512: 12 x 32 tiles (24 zmm accumulators), edge tiles stored with
+// masks; AVX2: 6 x 16 (gemm_avx2.c). Threads (outside an OpenMP region only) each take a
+// contiguous range of whole row panels (or column panels when N is the longer side) and run
+// the serial algorithm on it; every C element is computed by the same instruction sequence
+// in the same k order whatever the thread count or partition, so results are bit-identical
+// from run to run and across thread counts (on one path).
 #include "gemm.h"
 
 #include <cblas.h>
+#include <cpuid.h>
 #include <immintrin.h>
 #include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "gemm_kernels.h"
+#include "simd.h"
 
 static atomic_uint_fast64_t g_calls;
 
@@ -32,16 +40,15 @@ void k_gemm_calls_reset(void) { atomic_store(&g_calls, 0); }
 
 // ---- packed AVX-512 SGEMM ----------------------------------------------------------
 
-enum { MR = 12, NR = 32, KC = 256, MC = 144, NC = 2048, DIRECT_B_M = 72 };
-
-typedef struct {
-    bool ta, tb;
-    const float *A, *B;
-    int64_t lda, ldb, K;
-    float alpha, beta;
-    float *C;
-    int64_t ldc;
-} gemm_args;
+enum {
+    MR = 12,
+    NR = 32,
+    KC = K_GEMM_KC,
+    MC = K_GEMM_MC,
+    NC = K_GEMM_NC,
+    DIRECT_B_M = K_GEMM_DIRECT_B_M
+};
+typedef k_gemm_args gemm_args;
 
 // Per-thread packing buffer for a KC x NC block of B (64-byte aligned),
 // allocated on a thread's first GEMM and freed when the thread exits (a pthread key
@@ -186,9 +193,13 @@ __attribute__((target("avx512f"))) static void ukernel_cols(int64_t kc, const fl
     ukernel_body(kc, ar, lda, b, bs, c, ldc, rows, cols, alpha, beta, first);
 }
 
+static const k_gemm_kernel k_gemm_avx512_kernel = {MR, NR, pack_b, ukernel_rows, ukernel_cols};
+
 // Serial packed GEMM of the sub-matrix rows [i0, i0 + M) x columns [j0, j0 + N) of C.
-static void gemm_serial(const gemm_args *g, int64_t i0, int64_t M, int64_t j0, int64_t N) {
+static void gemm_serial(const k_gemm_kernel *kn, const gemm_args *g, int64_t i0, int64_t M,
+                        int64_t j0, int64_t N) {
     float *pb = pack_buffers();
+    const int mr = kn->mr, nr = kn->nr;
     // A KC x NR panel of B serves M / MR register tiles: with few rows, packing it costs
     // more than it saves, so a non-transposed B is read in place.
     const bool direct_b = !g->tb && M <= DIRECT_B_M;
@@ -197,24 +208,24 @@ static void gemm_serial(const gemm_args *g, int64_t i0, int64_t M, int64_t j0, i
         for (int64_t pc = 0; pc < g->K; pc += KC) {
             int64_t kc = g->K - pc < KC ? g->K - pc : KC;
             bool first = pc == 0;
-            if (!direct_b) pack_b(g, pc, kc, j0 + jc, nc, pb);
+            if (!direct_b) kn->pack_b(g, pc, kc, j0 + jc, nc, pb);
             for (int64_t ic = 0; ic < M; ic += MC) {
                 int64_t mc = M - ic < MC ? M - ic : MC;
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    int cols = (int)(nc - jr < NR ? nc - jr : NR);
-                    for (int64_t ir = 0; ir < mc; ir += MR) {
-                        int rows = (int)(mc - ir < MR ? mc - ir : MR);
+                for (int64_t jr = 0; jr < nc; jr += nr) {
+                    int cols = (int)(nc - jr < nr ? nc - jr : nr);
+                    for (int64_t ir = 0; ir < mc; ir += mr) {
+                        int rows = (int)(mc - ir < mr ? mc - ir : mr);
                         int64_t i = i0 + ic + ir;
                         float *c = g->C + i * g->ldc + j0 + jc + jr;
                         const float *b =
                             direct_b ? g->B + pc * g->ldb + j0 + jc + jr : pb + jr * kc;
-                        int64_t bs = direct_b ? g->ldb : NR;
+                        int64_t bs = direct_b ? g->ldb : nr;
                         if (!g->ta)
-                            ukernel_rows(kc, g->A + i * g->lda + pc, g->lda, b, bs, c, g->ldc, rows,
-                                         cols, g->alpha, g->beta, first);
+                            kn->tile_rows(kc, g->A + i * g->lda + pc, g->lda, b, bs, c, g->ldc,
+                                          rows, cols, g->alpha, g->beta, first);
                         else
-                            ukernel_cols(kc, g->A + pc * g->lda + i, g->lda, b, bs, c, g->ldc, rows,
-                                         cols, g->alpha, g->beta, first);
+                            kn->tile_cols(kc, g->A + pc * g->lda + i, g->lda, b, bs, c, g->ldc,
+                                          rows, cols, g->alpha, g->beta, first);
                     }
                 }
             }
@@ -222,23 +233,24 @@ static void gemm_serial(const gemm_args *g, int64_t i0, int64_t M, int64_t j0, i
     }
 }
 
-static void gemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
-                        const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                        float *C, int64_t ldc) {
+static void gemm_packed(const k_gemm_kernel *kn, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                        float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                        float beta, float *C, int64_t ldc) {
     if (K == 0) {  // C = beta C (beta 0: zeros, never reading C)
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j];
         return;
     }
     gemm_args g = {ta, tb, A, B, lda, ldb, K, alpha, beta, C, ldc};
+    const int mr = kn->mr, nr = kn->nr;
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     if ((double)M * (double)N * (double)K < 4e6) nt = 1;
     // Split the longer side of C in whole panels.
-    bool by_rows = (M + MR - 1) / MR >= (N + NR - 1) / NR;
-    int64_t units = by_rows ? (M + MR - 1) / MR : (N + NR - 1) / NR;
+    bool by_rows = (M + mr - 1) / mr >= (N + nr - 1) / nr;
+    int64_t units = by_rows ? (M + mr - 1) / mr : (N + nr - 1) / nr;
     if (nt > units) nt = (int)units;
     if (nt <= 1) {
-        gemm_serial(&g, 0, M, 0, N);
+        gemm_serial(kn, &g, 0, M, 0, N);
         return;
     }
 #pragma omp parallel num_threads(nt)
@@ -246,44 +258,87 @@ static void gemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float
         int t = omp_get_thread_num(), n = omp_get_num_threads();
         int64_t u0 = units * t / n, u1 = units * (t + 1) / n;
         if (by_rows) {
-            int64_t r0 = u0 * MR, r1 = u1 * MR < M ? u1 * MR : M;
-            if (r1 > r0) gemm_serial(&g, r0, r1 - r0, 0, N);
+            int64_t r0 = u0 * mr, r1 = u1 * mr < M ? u1 * mr : M;
+            if (r1 > r0) gemm_serial(kn, &g, r0, r1 - r0, 0, N);
         } else {
-            int64_t c0 = u0 * NR, c1 = u1 * NR < N ? u1 * NR : N;
-            if (c1 > c0) gemm_serial(&g, 0, M, c0, c1 - c0);
+            int64_t c0 = u0 * nr, c1 = u1 * nr < N ? u1 * nr : N;
+            if (c1 > c0) gemm_serial(kn, &g, 0, M, c0, c1 - c0);
         }
     }
 }
 
-bool k_cpu_avx512(void) {
-    static atomic_int have = -1;
-    int h = atomic_load(&have);
-    if (h < 0) {
-        __builtin_cpu_init();
-        h = __builtin_cpu_supports("avx512f") != 0;
-        atomic_store(&have, h);
-    }
-    return h;
-}
-
-// 1 = our AVX-512 path, 0 = OpenBLAS; decided once.
-static int use_own_sgemm(void) {
-    static atomic_int mode = -1;
-    int m = atomic_load(&mode);
-    if (m < 0) {
+// $EMOTUNE_GEMM: -1 = unset (follow k_simd()), else a k_gemm_path; read once (or set by
+// k_gemm_set_path).
+static atomic_int g_gemm_mode = -2;
+static int gemm_env(void) {
+    atomic_int *const mode = &g_gemm_mode;
+    int m = atomic_load(mode);
+    if (m == -2) {
         const char *e = getenv("EMOTUNE_GEMM");
-        m = k_cpu_avx512() && !(e && !strcmp(e, "blas"));
-        atomic_store(&mode, m);
+        m = -1;
+        if (e && *e) {
+            if (!strcmp(e, "blas"))
+                m = K_GEMM_BLAS;
+            else if (!strcmp(e, "avx2"))
+                m = K_GEMM_AVX2;
+            else if (!strcmp(e, "avx512"))
+                m = K_GEMM_AVX512;
+            int expect = -2;
+            if (atomic_compare_exchange_strong(mode, &expect, m) && m < 0)
+                fprintf(stderr,
+                        "emotune: EMOTUNE_GEMM=%s is not a GEMM path: use blas, avx2 or avx512 "
+                        "(running the SIMD level's own)\n",
+                        e);
+        }
+        int expect = -2;
+        atomic_compare_exchange_strong(mode, &expect, m);
+        m = atomic_load(mode);
     }
     return m;
+}
+
+_Static_assert((int)K_GEMM_AVX2 == (int)K_SIMD_AVX2 && (int)K_GEMM_AVX512 == (int)K_SIMD_AVX512,
+               "GEMM paths and SIMD levels share their numbers");
+
+k_gemm_path k_gemm_set_path(int path) {
+    if (path > (int)k_simd_cpu()) path = (int)k_simd_cpu();
+    atomic_store(&g_gemm_mode, path < 0 ? -1 : path);
+    return k_gemm_path_now();
+}
+
+// AMD family 19h with AVX-512 (Zen 4) runs 512-bit FMAs as two 256-bit halves: the 6 x 16
+// AVX2 tiles reach the same FLOP rate with less edge waste, and measured 15-18% faster
+// on the LLaMA step (BENCHMARKS.md); its AVX-512 level then keeps AVX-512 elsewhere.
+bool k_gemm_zen4(void) {
+    static atomic_int zen4 = -1;
+    int z = atomic_load(&zen4);
+    if (z < 0) {
+        unsigned a, b, c, d;
+        z = 0;
+        if (__builtin_cpu_is("amd") && __get_cpuid(1, &a, &b, &c, &d))
+            z = ((a >> 8) & 0xF) + ((a >> 20) & 0xFF) == 0x19;
+        atomic_store(&zen4, z);
+    }
+    return z;
+}
+
+k_gemm_path k_gemm_path_now(void) {
+    int m = gemm_env();
+    k_simd_level l = k_simd();
+    if (m == K_GEMM_BLAS) return K_GEMM_BLAS;
+    if (m > 0) return (int)k_simd_cpu() < m ? (k_gemm_path)k_simd_cpu() : (k_gemm_path)m;
+    if (l == K_SIMD_AVX512) return k_gemm_zen4() ? K_GEMM_AVX2 : K_GEMM_AVX512;
+    return l == K_SIMD_AVX2 ? K_GEMM_AVX2 : K_GEMM_BLAS;
 }
 
 void k_gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     atomic_fetch_add(&g_calls, 1);
     if (M == 0 || N == 0) return;
-    if (use_own_sgemm()) {
-        gemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    k_gemm_path p = k_gemm_path_now();
+    if (p != K_GEMM_BLAS) {
+        gemm_packed(p == K_GEMM_AVX512 ? &k_gemm_avx512_kernel : &k_gemm_avx2_kernel, ta, tb, M, N,
+                    K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "simd.h"
 
 // ET_PAR_FOR(i, n, body): `for (int64_t i = 0; i < n; i++) body`, parallel only when n is
 // large. An OpenMP region costs far more than a small loop even with a false if-clause.
@@ -108,7 +109,7 @@ static inline void k_expf_sub(float *x, int64_t n, float c) {
 
 // ---- AVX-512 variants (f32) ------------------------------------------------------
 // The library is built for x86-64-v2; functions marked K_AVX512 are compiled for
-// AVX-512F and may only run when k_cpu_avx512() (kernels/cpu/gemm.h) is true. k_expf16 is
+// AVX-512F and may only run when k_simd() == K_SIMD_AVX512 (kernels/cpu/simd.h). k_expf16 is
 // k_expf4 on 16 lanes (same reduction and polynomial; FMA contraction may move the last
 // bit). Results on one machine are deterministic either way.
 #define K_AVX512 __attribute__((target("avx512f")))
@@ -141,6 +142,41 @@ K_AVX512 static inline k_v16f k_expf16(k_v16f x) {
     p = p * r * r + r + 1.0f;
     k_v16f y = p * s1 * s2;
     return k_sel16(over, inf, k_sel16(under, z, y));
+}
+
+// ---- AVX2 + FMA variants (f32) ---------------------------------------------------
+// K_AVX2 functions may only run when k_simd() >= K_SIMD_AVX2. k_expf8 is k_expf4 on 8
+// lanes (same reduction and polynomial; FMA contraction may move the last bit).
+#define K_AVX2 __attribute__((target("avx2,fma")))
+typedef float k_v8f __attribute__((vector_size(32)));
+typedef int32_t k_v8i __attribute__((vector_size(32)));
+typedef uint32_t k_v8u __attribute__((vector_size(32)));
+
+K_AVX2 static inline k_v8f k_sel8(k_v8i m, k_v8f a, k_v8f b) {
+    return (k_v8f)(((k_v8i)a & m) | ((k_v8i)b & ~m));
+}
+
+K_AVX2 static inline k_v8f k_expf8(k_v8f x) {
+    const k_v8f z = {0};
+    const k_v8f lo = z - 87.33654f, hi = z + 88.72283f, magic = z + 12582912.0f;
+    const k_v8f inf = z + INFINITY;
+    k_v8i under = x<lo, over = x> hi;
+    k_v8f xc = k_sel8(under, lo, k_sel8(over, hi, x));
+    k_v8f t = xc * 1.44269504088896341f + magic;
+    k_v8f n = t - magic;
+    k_v8i ni = (k_v8i)t - (k_v8i)magic;
+    k_v8i n1 = ni >> 1, n2 = ni - n1;
+    k_v8f s1 = (k_v8f)((k_v8u)(n1 + 127) << 23), s2 = (k_v8f)((k_v8u)(n2 + 127) << 23);
+    k_v8f r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    k_v8f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    k_v8f y = p * s1 * s2;
+    return k_sel8(over, inf, k_sel8(under, z, y));
 }
 
 #endif

@@ -1,7 +1,8 @@
 // kernels/cpu/nn.h - CPU kernels of the neural-network ops (core/ops_nn.c).
 // defines: k_rmsnorm_*, k_layernorm_*, k_add_rmsnorm_fwd_*, k_add_layernorm_fwd_*, k_rope_*,
 //          k_softmax_*, k_attention_*, k_silu_*, k_gelu_*, k_quick_gelu_*, k_swiglu_*,
-//          k_cross_entropy_*, k_mul_cols_*, k_rope_table_f32, k_attention_slots
+//          k_cross_entropy_*, k_mul_cols_*, k_rope_table_f32, k_attention_slots,
+//          k_exp_sub_f32
 //
 // Every kernel exists as name_f32 and name_f64 (kernels/cpu/ktemplate.h); the f32 ones
 // accumulate row statistics in float (double where cheap), the f64 ones in double.
@@ -146,6 +147,11 @@
 
 K_NN_DECLS(float, f32)
 K_NN_DECLS(double, f64)
+
+// x[i] = exp(x[i] - c) in place, i < n, on the SIMD level in use (kernels/cpu/simd.h):
+// Cephes polynomial, <= 2 ulp; below -87.33654 (after subtracting c) gives 0, above
+// 88.72283 +inf, NaN stays NaN. The attention softmax and cross-entropy use it.
+void k_exp_sub_f32(float *x, int64_t n, float c);
 
 // Scratch slots the attention kernels use for `units` = B * Hkv work units:
 // min(units, OpenMP max threads), at least 1.

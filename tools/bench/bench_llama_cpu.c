@@ -5,13 +5,16 @@
 // (gradients of the LoRA A/B reset before each step; no optimizer). A few warmup steps,
 // then the median of N timed steps (wall clock; step_cpu_s: the median process CPU time).
 // Usage: bench_llama_cpu [steps] [warmup] [batch] [seq]
-// Output: "key value" lines (tools/bench/bench_llama_cpu.py reads them).
+// Output: "key value" lines (tools/bench/bench_llama_cpu.py reads them); `simd` and `gemm`
+// name the code paths that ran ($EMOTUNE_SIMD / $EMOTUNE_GEMM choose them).
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "../../core/autograd.h"
 #include "../../core/ops.h"
+#include "../../kernels/cpu/gemm.h"
+#include "../../kernels/cpu/simd.h"
 #include "train/models/llama.h"
 #include "train/models/lora.h"
 
@@ -102,6 +105,9 @@ int main(int argc, char **argv) {
     qsort(tc, (size_t)steps, sizeof(double), cmp_d);
     double med = steps % 2 ? t[steps / 2] : 0.5 * (t[steps / 2 - 1] + t[steps / 2]);
     double medc = steps % 2 ? tc[steps / 2] : 0.5 * (tc[steps / 2 - 1] + tc[steps / 2]);
+    static const char *gemm_names[] = {"blas", "avx2", "avx512"};
+    printf("simd %s\n", k_simd_name(k_simd()));
+    printf("gemm %s\n", gemm_names[k_gemm_path_now()]);
     printf("lora_layers %d\n", na);
     printf("trainable %lld\n", (long long)n_train);
     printf("loss0 %.6f\n", loss0);

@@ -1,7 +1,6 @@
 // tools/emotune/main.c - the `emotune` command: train, eval, generate, synth, prepare,
 // convert, export, ablate. Every subcommand takes a run config (-c FILE, configs/*.json) and any
 // number of key=value overrides (section.key=value; `emotune train --help` lists the keys).
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include "cli.h"
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/threads.h"
 #include "data/synth.h"
 #include "train/emo_model.h"
 #include "train/eval/evaluator.h"
@@ -37,7 +37,7 @@ int et_cli_load_config(const et_cli_args *a, const char *cmd, unsigned need, et_
         if (st) et_run_config_free(c);
     }
     if (st) return et_cli_fail(st);
-    if (c->threads > 0) omp_set_num_threads(c->threads);
+    et_threads_apply(c->threads);
     return 0;
 }
 
@@ -284,6 +284,7 @@ int main(int argc, char **argv) {
                EMOTUNE_GIT_DESCRIBE, EMOTUNE_GIT_DESCRIBE[0] ? ")" : "");
         return 0;
     }
+    et_threads_init(argv);  // OpenMP wait policy (core/threads.h); may re-execute
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
         !strcmp(argv[1], "help")) {
         usage(stdout);
