@@ -91,10 +91,9 @@ static void test_fewer_than_a_batch(void) {
     write_subset("onegood", 5, 4, "missing/");
     write_subset("allbad", 5, 5, "missing/");
     const char *names[3] = {"five", "onegood", "allbad"};
-    const char *want[3] = {
-        "only 3 of the 5 samples load (2 bad, see above), fewer than one "
-        "batch of batch_size 4",
-        "only 1 of the 5 samples load (4 bad", "no sample loads (all 5 are bad"};
+    const char *want[3] = {("only 3 of the 5 samples load (2 bad, see above), fewer than one "
+                            "batch of batch_size 4"),
+                           "only 1 of the 5 samples load (4 bad", "no sample loads (all 5 are bad"};
     for (int k = 0; k < 3; k++)
         for (int workers = 0; workers <= 2; workers += 2) {
             et_dataset *ds = open_json(names[k]);
