@@ -396,7 +396,7 @@ et_tensor *et_softmax(et_tensor *x) {
 // saved: 0 q, 1 k, 2 v, 3 lse [B, Hq, T] (cdt), 4 key mask u8 [B, S] or NULL, 5 the
 // probabilities [B, Hq, T, S] (cdt) when at most ATTN_KEEP_PROBS elements, else NULL
 // (backward recomputes them). Keeping them saves a score GEMM and an exp pass per block
-// (4% of the CPU LoRA step in tools/bench/bench_llama_cpu, BENCHMARKS.md).
+// (1-6% of the CPU LoRA step of tools/bench/bench_llama_cpu, BENCHMARKS.md).
 enum { ATTN_KEEP_PROBS = 1 << 22 };
 // f[0] scale, i[0] causal.
 
@@ -410,8 +410,8 @@ static void attention_backward(et_node *n, const et_tensor *gy, et_tensor **gx) 
     int64_t slots = k_attention_slots(B * Hkv);
     et_tensor *scratch = et_new(cdt, 4, (int64_t[]){slots, 2, T, S});
     ET_KCALL(cdt, k_attention_bwd, et_data(q), et_data(k), et_data(v), dptr(n->saved[4]),
-             et_data(n->saved[3]), dptr(n->saved[5]), et_data(g), dptr(dq), dptr(dk), dptr(dv), et_data(scratch),
-             slots, B, T, S, Hq, Hkv, hd, n->i[0] != 0, n->f[0]);
+             et_data(n->saved[3]), dptr(n->saved[5]), et_data(g), dptr(dq), dptr(dk), dptr(dv),
+             et_data(scratch), slots, B, T, S, Hq, Hkv, hd, n->i[0] != 0, n->f[0]);
     et_release(scratch);
     et_release(q);
     et_release(k);
@@ -470,7 +470,8 @@ et_tensor *et_attention(et_tensor *q, et_tensor *k, et_tensor *v, et_tensor *key
                            ? et_new(cdt, 4, (int64_t[]){B, Hq, T, S})
                            : NULL;
     ET_KCALL(cdt, k_attention_fwd, et_data(qc), et_data(kc), et_data(vc), dptr(km), et_data(o),
-             et_data(lse), dptr(probs), et_data(scratch), slots, B, T, S, Hq, Hkv, hd, causal, scale);
+             et_data(lse), dptr(probs), et_data(scratch), slots, B, T, S, Hq, Hkv, hd, causal,
+             scale);
     et_release(scratch);
     et_release(qc);
     et_release(kc);

@@ -470,8 +470,7 @@ static void test_frozen_inputs(void) {
     g = et_full(ET_F32, 4, y->shape, 1.0);
     k_gemm_calls_reset();
     et_backward_grads(1, &y, &g);
-    CHECK(k_gemm_calls() == (uint64_t)(B * H), "%llu GEMMs",
-          (unsigned long long)k_gemm_calls());
+    CHECK(k_gemm_calls() == (uint64_t)(B * H), "%llu GEMMs", (unsigned long long)k_gemm_calls());
     CHECK(v->grad && !q->grad && !k->grad);
     et_tensor *ts2[5] = {q, k, v, y, g};
     release_all(5, ts2);

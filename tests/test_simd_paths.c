@@ -192,8 +192,8 @@ static void attention_case(int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t 
     double *scd = malloc(sizeof(double) * (size_t)(slots * 2 * T * S + 1));
     k_attention_fwd_f64(qd, kd, vd, NULL, od, lsed, NULL, scd, slots, B, T, S, Hq, Hkv, hd, causal,
                         scale);
-    k_attention_bwd_f64(qd, kd, vd, NULL, lsed, NULL, dod, dqd, dkd, dvd, scd, slots, B, T, S, Hq, Hkv,
-                        hd, causal, scale);
+    k_attention_bwd_f64(qd, kd, vd, NULL, lsed, NULL, dod, dqd, dkd, dvd, scd, slots, B, T, S, Hq,
+                        Hkv, hd, causal, scale);
     float *o = malloc(sizeof(float) * nq), *lse = malloc(sizeof(float) * nl);
     float *dq = malloc(sizeof(float) * nq), *dk = malloc(sizeof(float) * nk);
     float *dv = malloc(sizeof(float) * nk);
@@ -214,8 +214,8 @@ static void attention_case(int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t 
         CHECK(eo < 2e-6 && el < 2e-6 && eq < 2e-5 && ek < 2e-5 && ev < 2e-5,
               "%s (probs kept %d): B %lld T %lld S %lld hd %lld causal %d: error o %.3g lse %.3g "
               "dq %.3g dk %.3g dv %.3g",
-              path, keep, (long long)B, (long long)T, (long long)S, (long long)hd, causal, eo, el, eq, ek,
-              ev);
+              path, keep, (long long)B, (long long)T, (long long)S, (long long)hd, causal, eo, el,
+              eq, ek, ev);
     }
     free(q), free(k), free(v), free(dout), free(qd), free(kd), free(vd), free(dod), free(od);
     free(lsed), free(dqd), free(dkd), free(dvd), free(scd), free(o), free(lse), free(dq), free(dk);

@@ -103,7 +103,7 @@
                              int64_t Hkv, int64_t hd, bool causal, double scale);            \
     /* Uses fwd's probs, or with NULL recomputes them from q, k and lse. dq, dk, dv are  */  \
     /* written (dk, dv summed over the query heads of a group); any may be NULL. Of a    */  \
-    /* probs row only the columns a causal row block computed are read.                */  \
+    /* probs row only the columns a causal row block computed are read.                */    \
     void k_attention_bwd_##S(const real *q,        /* (B, T, Hq, hd) */                      \
                              const real *k,        /* (B, S, Hkv, hd) */                     \
                              const real *v,        /* (B, S, Hkv, hd) */                     \
