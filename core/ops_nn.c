@@ -393,7 +393,11 @@ et_tensor *et_softmax(et_tensor *x) {
 }
 
 // ---- attention ----------------------------------------------------------------------
-// saved: 0 q, 1 k, 2 v, 3 lse [B, Hq, T] (cdt), 4 key mask u8 [B, S] or NULL.
+// saved: 0 q, 1 k, 2 v, 3 lse [B, Hq, T] (cdt), 4 key mask u8 [B, S] or NULL, 5 the
+// probabilities [B, Hq, T, S] (cdt) when at most ATTN_KEEP_PROBS elements, else NULL
+// (backward recomputes them). Keeping them saves a score GEMM and an exp pass per block
+// (1-6% of the CPU LoRA step of tools/bench/bench_llama_cpu, BENCHMARKS.md).
+enum { ATTN_KEEP_PROBS = 1 << 22 };
 // f[0] scale, i[0] causal.
 
 static void attention_backward(et_node *n, const et_tensor *gy, et_tensor **gx) {
@@ -406,8 +410,8 @@ static void attention_backward(et_node *n, const et_tensor *gy, et_tensor **gx) 
     int64_t slots = k_attention_slots(B * Hkv);
     et_tensor *scratch = et_new(cdt, 4, (int64_t[]){slots, 2, T, S});
     ET_KCALL(cdt, k_attention_bwd, et_data(q), et_data(k), et_data(v), dptr(n->saved[4]),
-             et_data(n->saved[3]), et_data(g), dptr(dq), dptr(dk), dptr(dv), et_data(scratch),
-             slots, B, T, S, Hq, Hkv, hd, n->i[0] != 0, n->f[0]);
+             et_data(n->saved[3]), dptr(n->saved[5]), et_data(g), dptr(dq), dptr(dk), dptr(dv),
+             et_data(scratch), slots, B, T, S, Hq, Hkv, hd, n->i[0] != 0, n->f[0]);
     et_release(scratch);
     et_release(q);
     et_release(k);
@@ -460,24 +464,31 @@ et_tensor *et_attention(et_tensor *q, et_tensor *k, et_tensor *v, et_tensor *key
     et_tensor *lse = et_new(cdt, 3, (int64_t[]){B, Hq, T});
     int64_t slots = k_attention_slots(B * Hkv);
     et_tensor *scratch = et_new(cdt, 3, (int64_t[]){slots, T, S});
+    et_tensor *ins[3] = {q, k, v};
+    const bool record = et_should_record(3, ins);
+    et_tensor *probs = record && (double)B * Hq * T * S <= ATTN_KEEP_PROBS
+                           ? et_new(cdt, 4, (int64_t[]){B, Hq, T, S})
+                           : NULL;
     ET_KCALL(cdt, k_attention_fwd, et_data(qc), et_data(kc), et_data(vc), dptr(km), et_data(o),
-             et_data(lse), et_data(scratch), slots, B, T, S, Hq, Hkv, hd, causal, scale);
+             et_data(lse), dptr(probs), et_data(scratch), slots, B, T, S, Hq, Hkv, hd, causal,
+             scale);
     et_release(scratch);
     et_release(qc);
     et_release(kc);
     et_release(vc);
     o = et_finish(o, q->dtype);
-    et_tensor *ins[3] = {q, k, v};
-    if (et_should_record(3, ins)) {
+    if (record) {
         et_node *n = et_record("attention", attention_backward, o, 3, ins);
         et_node_save(n, 0, q);
         et_node_save(n, 1, k);
         et_node_save(n, 2, v);
         et_node_save(n, 3, lse);
         et_node_save(n, 4, km);
+        et_node_save(n, 5, probs);
         n->f[0] = scale;
         n->i[0] = causal;
     }
+    et_release(probs);
     et_release(lse);
     et_release(km);
     return o;

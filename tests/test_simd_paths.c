@@ -190,31 +190,36 @@ static void attention_case(int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t 
     double *dqd = malloc(sizeof(double) * nq), *dkd = malloc(sizeof(double) * nk);
     double *dvd = malloc(sizeof(double) * nk);
     double *scd = malloc(sizeof(double) * (size_t)(slots * 2 * T * S + 1));
-    k_attention_fwd_f64(qd, kd, vd, NULL, od, lsed, scd, slots, B, T, S, Hq, Hkv, hd, causal,
+    k_attention_fwd_f64(qd, kd, vd, NULL, od, lsed, NULL, scd, slots, B, T, S, Hq, Hkv, hd, causal,
                         scale);
-    k_attention_bwd_f64(qd, kd, vd, NULL, lsed, dod, dqd, dkd, dvd, scd, slots, B, T, S, Hq, Hkv,
-                        hd, causal, scale);
+    k_attention_bwd_f64(qd, kd, vd, NULL, lsed, NULL, dod, dqd, dkd, dvd, scd, slots, B, T, S, Hq,
+                        Hkv, hd, causal, scale);
     float *o = malloc(sizeof(float) * nq), *lse = malloc(sizeof(float) * nl);
     float *dq = malloc(sizeof(float) * nq), *dk = malloc(sizeof(float) * nk);
     float *dv = malloc(sizeof(float) * nk);
     float *sc = malloc(sizeof(float) * (size_t)(slots * 2 * T * S + 1));
-    for (int l = 0; l < g_nlevels; l++) {
+    float *probs = malloc(sizeof(float) * (size_t)(B * Hq * T * S + 1));
+    // every level, with the probabilities recomputed (keep 0) or kept from the forward
+    for (int run = 0; run < 2 * g_nlevels; run++) {
+        const int l = run / 2, keep = run % 2;
         const char *path = k_simd_name(k_simd_set(g_levels[l]));
-        k_attention_fwd_f32(q, k, v, NULL, o, lse, sc, slots, B, T, S, Hq, Hkv, hd, causal, scale);
-        k_attention_bwd_f32(q, k, v, NULL, lse, dout, dq, dk, dv, sc, slots, B, T, S, Hq, Hkv, hd,
-                            causal, scale);
+        float *pk = keep ? probs : NULL;
+        k_attention_fwd_f32(q, k, v, NULL, o, lse, pk, sc, slots, B, T, S, Hq, Hkv, hd, causal,
+                            scale);
+        k_attention_bwd_f32(q, k, v, NULL, lse, pk, dout, dq, dk, dv, sc, slots, B, T, S, Hq, Hkv,
+                            hd, causal, scale);
         double eo = max_rel(o, od, nq, 1), el = max_rel(lse, lsed, nl, 1);
         double eq = max_rel(dq, dqd, nq, 1), ek = max_rel(dk, dkd, nk, 1);
         double ev = max_rel(dv, dvd, nk, 1);
         CHECK(eo < 2e-6 && el < 2e-6 && eq < 2e-5 && ek < 2e-5 && ev < 2e-5,
-              "%s: B %lld T %lld S %lld hd %lld causal %d: error o %.3g lse %.3g dq %.3g dk %.3g "
-              "dv %.3g",
-              path, (long long)B, (long long)T, (long long)S, (long long)hd, causal, eo, el, eq, ek,
-              ev);
+              "%s (probs kept %d): B %lld T %lld S %lld hd %lld causal %d: error o %.3g lse %.3g "
+              "dq %.3g dk %.3g dv %.3g",
+              path, keep, (long long)B, (long long)T, (long long)S, (long long)hd, causal, eo, el,
+              eq, ek, ev);
     }
     free(q), free(k), free(v), free(dout), free(qd), free(kd), free(vd), free(dod), free(od);
     free(lsed), free(dqd), free(dkd), free(dvd), free(scd), free(o), free(lse), free(dq), free(dk);
-    free(dv), free(sc);
+    free(dv), free(sc), free(probs);
 }
 
 // Row lengths 1, 7, 9, 17, 70 (a causal block of 64 plus a tail), T > S (rows that see no

@@ -97,16 +97,19 @@
                              const uint8_t *kmask, /* (B, S) or NULL */                      \
                              real *o,              /* (B, T, Hq, hd) */                      \
                              real *lse,            /* (B, Hq, T) */                          \
+                             real *probs,          /* (B, Hq, T, S) kept for bwd, or NULL */ \
                              real *scratch,        /* (slots, T, S) */                       \
                              int64_t slots, int64_t B, int64_t T, int64_t S, int64_t Hq,     \
                              int64_t Hkv, int64_t hd, bool causal, double scale);            \
-    /* Recomputes the probabilities from q, k and lse. dq, dk, dv are written (dk, dv    */  \
-    /* summed over the query heads of a group); any may be NULL.                         */  \
+    /* Uses fwd's probs, or with NULL recomputes them from q, k and lse. dq, dk, dv are  */  \
+    /* written (dk, dv summed over the query heads of a group); any may be NULL. Of a    */  \
+    /* probs row only the columns a causal row block computed are read.                */    \
     void k_attention_bwd_##S(const real *q,        /* (B, T, Hq, hd) */                      \
                              const real *k,        /* (B, S, Hkv, hd) */                     \
                              const real *v,        /* (B, S, Hkv, hd) */                     \
                              const uint8_t *kmask, /* (B, S) or NULL */                      \
                              const real *lse,      /* (B, Hq, T) */                          \
+                             const real *probs,    /* (B, Hq, T, S) from fwd, or NULL */     \
                              const real *dout,     /* (B, T, Hq, hd) */                      \
                              real *dq,             /* (B, T, Hq, hd) or NULL */              \
                              real *dk,             /* (B, S, Hkv, hd) or NULL */             \

@@ -14,10 +14,11 @@ has), each a row of the table, so the AVX2 path can be measured on an AVX-512 ma
 ONEDNN_MAX_CPU_ISA, set before torch is imported), i.e. an AVX2-only CPU for both sides.
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, if set, reach only emotune (PyTorch runs on MKL).
 With --base-bin, a second emotune build (e.g. an older commit's bench_llama_cpu) joins the
-rounds as "emotune-base" (default SIMD path), so a change can be measured before/after in
-the same run.
+rounds as "emotune-base" (SIMD path --base-simd, default auto), so a change can be measured
+before/after in the same run.
 Usage: python3 tools/bench/bench_llama_cpu.py [--threads N] [--bin build/bench_llama_cpu]
        [--simd auto,avx2] [--torch-isa native|avx2] [--base-bin OTHER/bench_llama_cpu]
+       [--base-simd auto|avx512|avx2|scalar]
 """
 import argparse
 import os
@@ -90,6 +91,8 @@ def main():
                     help="comma list of emotune SIMD paths: auto, avx512, avx2, scalar")
     ap.add_argument("--torch-isa", choices=["native", "avx2"], default="native")
     ap.add_argument("--base-bin", default=None)
+    ap.add_argument("--base-simd", default="auto", choices=["auto", "avx512", "avx2", "scalar"],
+                    help="the SIMD path of --base-bin (EMOTUNE_SIMD)")
     args = ap.parse_args()
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
                OPENBLAS_NUM_THREADS=str(args.threads))
@@ -102,7 +105,8 @@ def main():
         e = dict(env) if path == "auto" else dict(env, EMOTUNE_SIMD=path)
         bins[f"emotune ({path})"] = ([args.bin] + tail, e)
     if args.base_bin:
-        bins["emotune-base"] = ([args.base_bin] + tail, env)
+        e = dict(env) if args.base_simd == "auto" else dict(env, EMOTUNE_SIMD=args.base_simd)
+        bins[f"emotune-base ({args.base_simd})"] = ([args.base_bin] + tail, e)
     # PyTorch's side: its own ISA choice (or AVX2), no OpenBLAS tuning meant for emotune.
     for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         os.environ.pop(k, None)
