@@ -13,7 +13,8 @@
 // - Outputs under train.output_dir: checkpoints/step-N (train/checkpoint.h) every
 //   train.save_every steps and at the end, metrics.jsonl (one line per log step), tb/
 //   (TensorBoard events), config.json (resolved), adapter/ (PEFT adapter) and
-//   trainables.safetensors (projector + expert) at the end.
+//   trainables.safetensors (projector + expert) at the end, and curves.png (loss and lr,
+//   from metrics.jsonl) at the end of any run that took a step.
 //   config.json, metrics.jsonl and tb/ are written once the first step has run, so a run that
 //   fails before it (bad config, missing data, damaged checkpoint) leaves the directory as
 //   it was.
