@@ -260,16 +260,19 @@ et_status et_trainckpt_write(const char *root, const et_train_state *state, int 
     }
     if (!st) {
         et_fsync_dir(tmp);
-        if (et_path_exists(fin)) {  // a checkpoint of this step already exists: replace it
-            char del[PATH_CAP + 64];
-            snprintf(del, sizeof del, "%s/.del-step-%08lld-%ld", root, (long long)state->step,
-                     (long)getpid());
-            if (rename(fin, del) == 0) et_status_free(et_remove_tree(del));
-        }
-        if (rename(tmp, fin) != 0)
+        // A checkpoint of this step already exists: move it aside, put the new one in place,
+        // and only then delete the old one (restored if the new one cannot take its place).
+        char del[PATH_CAP + 64];
+        snprintf(del, sizeof del, "%s/.del-step-%08lld-%ld", root, (long long)state->step,
+                 (long)getpid());
+        const bool replaced = et_path_exists(fin) && rename(fin, del) == 0;
+        if (rename(tmp, fin) != 0) {
             st = et_err(ET_ERR_IO, "%s: cannot rename %s: %s", fin, tmp, strerror(errno));
-        else
+            if (replaced) rename(del, fin);
+        } else {
             et_fsync_dir(root);
+            if (replaced) et_status_free(et_remove_tree(del));
+        }
     }
     if (st) {
         et_status_free(et_remove_tree(tmp));
