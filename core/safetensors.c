@@ -67,36 +67,9 @@ static void *st_calloc(size_t n, size_t size) {
     return p;
 }
 
-// Returns the offset of the first invalid byte, or len when s[0..len) is valid UTF-8
-// (no overlong forms, no surrogates, nothing above U+10FFFF).
+// The offset of the first byte that is not well-formed UTF-8, or len (core/json_util.h).
 static size_t utf8_invalid_at(const uint8_t *s, size_t len) {
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        uint32_t cp, min;
-        if ((c & 0xe0) == 0xc0) {
-            n = 2, cp = c & 0x1f, min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 3, cp = c & 0x0f, min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            n = 4, cp = c & 0x07, min = 0x10000;
-        } else {
-            return i;
-        }
-        if (n > len - i) return i;
-        for (size_t k = 1; k < n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return i;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
-        i += n;
-    }
-    return len;
+    return et_utf8_invalid_at(s, len);
 }
 
 // A JSON number that is a non-negative integer exactly representable in a double.
