@@ -68,9 +68,7 @@ static void *st_calloc(size_t n, size_t size) {
 }
 
 // The offset of the first byte that is not well-formed UTF-8, or len (core/json_util.h).
-static size_t utf8_invalid_at(const uint8_t *s, size_t len) {
-    return et_utf8_invalid_at(s, len);
-}
+static size_t utf8_invalid_at(const uint8_t *s, size_t len) { return et_utf8_invalid_at(s, len); }
 
 // A JSON number that is a non-negative integer exactly representable in a double.
 static bool json_uint(const cJSON *j, uint64_t *out) {
