@@ -62,34 +62,39 @@ typedef float k_v4f __attribute__((vector_size(16)));
 typedef int32_t k_v4i __attribute__((vector_size(16)));
 typedef uint32_t k_v4u __attribute__((vector_size(16)));
 
-static inline k_v4f k_sel4(k_v4i m, k_v4f a, k_v4f b) {  // m ? a : b per lane
-    return (k_v4f)(((k_v4i)a & m) | ((k_v4i)b & ~m));
-}
+// One definition of the lane-wise select and exp for every vector width N (4: SSE, 8: AVX2,
+// 16: AVX-512), each compiled with ATTR (its target attribute, or nothing): same range
+// reduction and polynomial on every width.
+#define K_DEFINE_EXPF(ATTR, N)                                                               \
+    ATTR static inline k_v##N##f k_sel##N(k_v##N##i m, k_v##N##f a, k_v##N##f b) {           \
+        return (k_v##N##f)(((k_v##N##i)a & m) | ((k_v##N##i)b & ~m)); /* m ? a : b */        \
+    }                                                                                        \
+    ATTR static inline k_v##N##f k_expf##N(k_v##N##f x) {                                    \
+        const k_v##N##f z = {0};                                                             \
+        const k_v##N##f lo = z - 87.33654f, hi = z + 88.72283f;                              \
+        const k_v##N##f magic = z + 12582912.0f; /* 1.5 * 2^23 */                            \
+        const k_v##N##f inf = z + INFINITY;                                                  \
+        k_v##N##i under = x<lo, over = x> hi;                                                \
+        k_v##N##f xc = k_sel##N(under, lo, k_sel##N(over, hi, x));                           \
+        k_v##N##f t = xc * 1.44269504088896341f + magic;                                     \
+        k_v##N##f n = t - magic;                                                             \
+        k_v##N##i ni = (k_v##N##i)t - (k_v##N##i)magic; /* n in [-126, 128] */               \
+        k_v##N##i n1 = ni >> 1, n2 = ni - n1;           /* 2^n = 2^n1 * 2^n2, both normal */ \
+        k_v##N##f s1 = (k_v##N##f)((k_v##N##u)(n1 + 127) << 23);                             \
+        k_v##N##f s2 = (k_v##N##f)((k_v##N##u)(n2 + 127) << 23);                             \
+        k_v##N##f r = xc - n * 0.693359375f;                                                 \
+        r = r - n * -2.12194440e-4f;                                                         \
+        k_v##N##f p = r * 1.9875691500e-4f + 1.3981999507e-3f;                               \
+        p = p * r + 8.3334519073e-3f;                                                        \
+        p = p * r + 4.1665795894e-2f;                                                        \
+        p = p * r + 1.6666665459e-1f;                                                        \
+        p = p * r + 5.0000001201e-1f;                                                        \
+        p = p * r * r + r + 1.0f;                                                            \
+        k_v##N##f y = p * s1 * s2;                                                           \
+        return k_sel##N(over, inf, k_sel##N(under, z, y));                                   \
+    }
 
-static inline k_v4f k_expf4(k_v4f x) {
-    const k_v4f lo = {-87.33654f, -87.33654f, -87.33654f, -87.33654f};
-    const k_v4f hi = {88.72283f, 88.72283f, 88.72283f, 88.72283f};
-    const k_v4f magic = {12582912.0f, 12582912.0f, 12582912.0f, 12582912.0f};  // 1.5 * 2^23
-    const k_v4f zero = {0, 0, 0, 0};
-    const k_v4f inf = {INFINITY, INFINITY, INFINITY, INFINITY};
-    k_v4i under = x<lo, over = x> hi;
-    k_v4f xc = k_sel4(under, lo, k_sel4(over, hi, x));
-    k_v4f t = xc * 1.44269504088896341f + magic;
-    k_v4f n = t - magic;
-    k_v4i ni = (k_v4i)t - (k_v4i)magic;  // n in [-126, 128]
-    k_v4i n1 = ni >> 1, n2 = ni - n1;    // 2^n = 2^n1 * 2^n2, both normal
-    k_v4f s1 = (k_v4f)((k_v4u)(n1 + 127) << 23), s2 = (k_v4f)((k_v4u)(n2 + 127) << 23);
-    k_v4f r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    k_v4f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    k_v4f y = p * s1 * s2;
-    return k_sel4(over, inf, k_sel4(under, zero, y));
-}
+K_DEFINE_EXPF(, 4)
 
 static inline void k_expf_sub(float *x, int64_t n, float c) {
     int64_t i = 0;
@@ -117,32 +122,7 @@ typedef float k_v16f __attribute__((vector_size(64)));
 typedef int32_t k_v16i __attribute__((vector_size(64)));
 typedef uint32_t k_v16u __attribute__((vector_size(64)));
 
-K_AVX512 static inline k_v16f k_sel16(k_v16i m, k_v16f a, k_v16f b) {
-    return (k_v16f)(((k_v16i)a & m) | ((k_v16i)b & ~m));
-}
-
-K_AVX512 static inline k_v16f k_expf16(k_v16f x) {
-    const k_v16f z = {0};
-    const k_v16f lo = z - 87.33654f, hi = z + 88.72283f, magic = z + 12582912.0f;
-    const k_v16f inf = z + INFINITY;
-    k_v16i under = x<lo, over = x> hi;
-    k_v16f xc = k_sel16(under, lo, k_sel16(over, hi, x));
-    k_v16f t = xc * 1.44269504088896341f + magic;
-    k_v16f n = t - magic;
-    k_v16i ni = (k_v16i)t - (k_v16i)magic;
-    k_v16i n1 = ni >> 1, n2 = ni - n1;
-    k_v16f s1 = (k_v16f)((k_v16u)(n1 + 127) << 23), s2 = (k_v16f)((k_v16u)(n2 + 127) << 23);
-    k_v16f r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    k_v16f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    k_v16f y = p * s1 * s2;
-    return k_sel16(over, inf, k_sel16(under, z, y));
-}
+K_DEFINE_EXPF(K_AVX512, 16)
 
 // ---- AVX2 + FMA variants (f32) ---------------------------------------------------
 // K_AVX2 functions may only run when k_simd() >= K_SIMD_AVX2. k_expf8 is k_expf4 on 8
@@ -152,31 +132,6 @@ typedef float k_v8f __attribute__((vector_size(32)));
 typedef int32_t k_v8i __attribute__((vector_size(32)));
 typedef uint32_t k_v8u __attribute__((vector_size(32)));
 
-K_AVX2 static inline k_v8f k_sel8(k_v8i m, k_v8f a, k_v8f b) {
-    return (k_v8f)(((k_v8i)a & m) | ((k_v8i)b & ~m));
-}
-
-K_AVX2 static inline k_v8f k_expf8(k_v8f x) {
-    const k_v8f z = {0};
-    const k_v8f lo = z - 87.33654f, hi = z + 88.72283f, magic = z + 12582912.0f;
-    const k_v8f inf = z + INFINITY;
-    k_v8i under = x<lo, over = x> hi;
-    k_v8f xc = k_sel8(under, lo, k_sel8(over, hi, x));
-    k_v8f t = xc * 1.44269504088896341f + magic;
-    k_v8f n = t - magic;
-    k_v8i ni = (k_v8i)t - (k_v8i)magic;
-    k_v8i n1 = ni >> 1, n2 = ni - n1;
-    k_v8f s1 = (k_v8f)((k_v8u)(n1 + 127) << 23), s2 = (k_v8f)((k_v8u)(n2 + 127) << 23);
-    k_v8f r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    k_v8f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    k_v8f y = p * s1 * s2;
-    return k_sel8(over, inf, k_sel8(under, z, y));
-}
+K_DEFINE_EXPF(K_AVX2, 8)
 
 #endif
