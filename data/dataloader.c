@@ -610,6 +610,7 @@ static et_status loader_new(et_dataset *ds, et_store *store, const et_loader_opt
     et_template_opts_init(&l->topts);
     l->topts.max_len = opts->max_len;
     l->topts.image_id = opts->image_token;
+    l->topts.supervise_all = opts->supervise_all;
     if (opts->image_size > 0) {
         et_clip_preproc_default(&l->pp, opts->image_size);
         l->pp.pad_square = opts->pad_to_square;

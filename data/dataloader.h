@@ -109,6 +109,7 @@ typedef struct {
     const et_template *tmpl;  // JSON source only
     const et_tokenizer *tok;  // JSON source only
     int32_t image_token;      // placeholder id for <image>
+    bool supervise_all;       // JSON source: every token is a label (data.supervise=all)
     const volatile sig_atomic_t *stop;  // non-NULL: et_loader_next gives up when *stop != 0
 } et_loader_opts;
 

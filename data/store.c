@@ -245,6 +245,9 @@ static et_status create_locked(const char *path, const et_store_schema *sc, et_s
     if (!s) s = write_attr_str(w->file, "string_fields", k_str_fields);
     if (!s) s = write_attr_str(w->file, "template", sc->template_name);
     if (!s) s = write_attr_str(w->file, "tokenizer", sc->tokenizer_name);
+    if (!s)
+        s = write_attr_str(w->file, "supervise",
+                           sc->supervise && sc->supervise[0] ? sc->supervise : "answers");
     if (!s) s = write_attr_str(w->file, "creator", sc->creator);
     if (s) {
         et_status r = h5_err(ET_ERR_IO, w->tmp, et_status_msg(s));
@@ -471,7 +474,7 @@ struct et_store {
     hid_t file, pixels, ids, labels, landmarks, strings;
     dsinfo di_pixels, di_ids, di_labels, di_landmarks, di_strings;
     et_store_schema schema;
-    char *template_name, *tokenizer_name, *creator;
+    char *template_name, *tokenizer_name, *creator, *supervise;
     int64_t n;
     uint8_t *kind, *has_lm;      // [n]
     int32_t *age, *label_id;     // [n]
@@ -497,6 +500,7 @@ static void store_free_locked(et_store *s) {
     if (s->file > 0) H5Fclose(s->file);
     free(s->path);
     free(s->template_name);
+    free(s->supervise);
     free(s->tokenizer_name);
     free(s->creator);
     free(s->kind);
@@ -854,6 +858,12 @@ static et_status open_locked(et_store *s) {
     ET_TRY(read_attr_str(s, "template", &s->template_name));
     ET_TRY(read_attr_str(s, "tokenizer", &s->tokenizer_name));
     ET_TRY(read_attr_str(s, "creator", &s->creator));
+    ET_TRY(read_attr_str(s, "supervise", &s->supervise));
+    if (!s->supervise[0]) {  // written before the attribute existed
+        free(s->supervise);
+        s->supervise = strdup("answers");
+        if (!s->supervise) return et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);
+    }
     s->n = n;
     s->schema.image_size = (int)size;
     s->schema.landmark_dim = (int)dim;
@@ -861,6 +871,7 @@ static et_status open_locked(et_store *s) {
     s->schema.template_name = s->template_name;
     s->schema.tokenizer_name = s->tokenizer_name;
     s->schema.creator = s->creator;
+    s->schema.supervise = s->supervise;
 
     ET_TRY(load_column(s, "kind", H5T_INTEGER, 1, H5T_NATIVE_UINT8, n, (void **)&s->kind));
     ET_TRY(

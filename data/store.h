@@ -86,6 +86,8 @@ typedef struct et_store_schema {
     int landmark_dim;            // D (0..65536); 0 = the store has no landmarks
     const char *template_name;   // chat template the ids were built with (may be NULL)
     const char *tokenizer_name;  // tokenizer identity (may be NULL)
+    const char *supervise;       // labels rule (data.supervise): "answers" or "all"; NULL
+                                 // or "" (stores written before it) read as "answers"
     const char *creator;         // tool and version that wrote the file (may be NULL)
     int compression;             // deflate level 1..9; 0 = no filters; < 0 = default (4)
 } et_store_schema;

@@ -69,6 +69,7 @@ void et_template_opts_init(et_template_opts *o) {
     o->move_media = true;
     o->legacy = -1;
     o->pad_id = ET_TEMPLATE_PAD_UNK;
+    o->supervise_all = false;
 }
 
 et_status et_chat_turns_from_json(const struct cJSON *conversations, const char *where,
@@ -651,10 +652,13 @@ et_status et_template_encode(const et_template *t, const et_tokenizer *tk,
     sbuf b = {0};
     if (t->style == STYLE_LLAMA_3) {
         llama3_encode(tk, &c, opts, false, ids, labels);
+        if (opts->supervise_all) copy_ids(labels, ids);
     } else {
         render_text(t, tk, &c, false, &b);
         media_encode(tk, b.p, b.n, ET_TOK_TEMPLATE, opts, ids, &tmp);
-        if (t->style == STYLE_PLAIN) {
+        if (opts->supervise_all) {
+            copy_ids(labels, ids);
+        } else if (t->style == STYLE_PLAIN) {
             copy_ids(labels, ids);
             const char *m = plain_media(&c);
             mask(labels, 0, (int64_t)media_len(tk, m, strlen(m), opts, &scratch, &tmp));

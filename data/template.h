@@ -36,6 +36,10 @@
 // opts.move_media (LLaVA preprocess_multimodal, mm_use_im_start_end false) every turn that
 // contains `<image>` loses all its copies and becomes "<image>\n" + rest, stripped (Python
 // str.strip whitespace), then the same for `<video>`.
+//   Supervision (opts.supervise_all, emotune extension, data.supervise=all): the same ids,
+// and every label equals its id except at media placeholders: causal-LM pretraining of a
+// decoder on conversations rendered in the template's words (turns are checked as usual;
+// LLaVA's round re-tokenization check does not apply, so there is no mismatch).
 //   Truncation: the first opts.max_len tokens are kept (LLaVA: tokenizer truncation or the
 // collator's cut to model_max_length); info->has_supervised tells whether any supervised
 // label survives (a sample without one adds no loss).
@@ -109,6 +113,8 @@ typedef struct {
     int legacy;        // tokenizer.legacy: -1 detect (default), 0, 1
     int32_t pad_id;    // ids equal to it are not counted by LLaVA's total_len check
                        // (ET_TEMPLATE_PAD_UNK = the tokenizer's unk, as LLaVA sets it)
+    bool supervise_all;  // causal-LM pretraining on the rendered text (false): every
+                         // token is a label except media placeholders; no round check
 } et_template_opts;
 
 void et_template_opts_init(et_template_opts *o);  // the defaults above, max_len 2048

@@ -172,6 +172,7 @@ static void test_roundtrip(void) {
     CHECK(sc->image_size == S && sc->landmark_dim == D && sc->compression == 4, "schema");
     CHECK(strcmp(sc->template_name, "llava_v1") == 0, "template %s", sc->template_name);
     CHECK(strcmp(sc->tokenizer_name, "llama-2 tokenizer.json sha256:abc") == 0, "tokenizer");
+    CHECK(sc->supervise && !strcmp(sc->supervise, "answers"), "supervise defaults to answers");
     CHECK(strcmp(sc->creator, "test_store") == 0, "creator");
     // Random order, every record, twice.
     int order[2 * NREC];
@@ -647,7 +648,8 @@ static void test_writer_errors(void) {
 static void test_many_records(void) {
     char path[512];
     path_in(path, sizeof(path), "many.h5");
-    et_store_schema sc = {.image_size = 4, .landmark_dim = 3, .compression = 1};
+    et_store_schema sc = {
+        .image_size = 4, .landmark_dim = 3, .compression = 1, .supervise = "all"};
     et_store_writer *w = NULL;
     et_status s = et_store_create(path, &sc, &w);
     CHECK(!s, "%s", et_status_msg(s));
@@ -683,6 +685,7 @@ static void test_many_records(void) {
     et_store *st = NULL;
     s = et_store_open(path, &st);
     CHECK(!s && et_store_size(st) == n, "%s", et_status_msg(s));
+    CHECK(st && !strcmp(et_store_get_schema(st)->supervise, "all"), "supervise attribute");
     for (int k = 0; st && k < 300; k++) {
         int i = rnd(n);
         et_store_record r;

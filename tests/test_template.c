@@ -362,6 +362,57 @@ static void test_labels_spans(void) {
     et_ids_free(&sup);
 }
 
+// data.supervise=all: the same ids as the LLaVA rule, every label equal to its id except at
+// media placeholders, for every template, and no mismatch even where LLaVA would report one.
+static void test_supervise_all(void) {
+    et_template_opts o, oa;
+    et_template_opts_init(&o);
+    et_template_opts_init(&oa);
+    oa.supervise_all = true;
+    et_chat_turn t[] = {{"human", "<image>\nhello"}, {"gpt", "happy face"}, {"human", "why"},
+                        {"gpt", "smile"}};
+    et_chat_turn plain[] = {{"human", "<image>\n"}, {"gpt", "a smiling face"}};
+    const char *names[] = {"vicuna_v1", "llava_v1", "llava_llama_2", "llama_3", "plain"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        const bool is_plain = !strcmp(names[k], "plain");
+        et_tokenizer *tk = !strcmp(names[k], "llama_3") ? g_l3 : g_l2;
+        const et_chat_turn *tt = is_plain ? plain : t;
+        size_t n = is_plain ? 2 : 4;
+        et_ids ids = {0}, lab = {0}, ids_a = {0}, lab_a = {0};
+        et_template_info info, info_a;
+        CHECK(!et_template_encode(et_template_find(names[k]), tk, tt, n, &o, &ids, &lab, &info));
+        CHECK(!et_template_encode(et_template_find(names[k]), tk, tt, n, &oa, &ids_a, &lab_a,
+                                  &info_a));
+        CHECK(ids.len == ids_a.len && ids.len > 4, "%s", names[k]);
+        size_t n_media = 0, n_diff = 0;
+        for (size_t i = 0; i < ids.len && i < ids_a.len; i++) {
+            n_diff += ids.data[i] != ids_a.data[i];
+            if (ids_a.data[i] == ET_IMAGE_TOKEN_INDEX) {
+                n_media++;
+                CHECK(lab_a.data[i] == ET_IGNORE_INDEX, "%s: placeholder supervised", names[k]);
+            } else {
+                CHECK(lab_a.data[i] == ids_a.data[i], "%s: label %zu", names[k], i);
+            }
+        }
+        CHECK(n_diff == 0 && n_media == 1, "%s: %zu ids differ, %zu placeholders", names[k], n_diff,
+              n_media);
+        CHECK(info_a.n_supervised == ids_a.len - 1 && info_a.n_supervised > info.n_supervised,
+              "%s: %zu supervised of %zu (answers: %zu)", names[k], info_a.n_supervised,
+              ids_a.len, info.n_supervised);
+        CHECK(!info_a.mismatch);
+        et_ids_free(&ids), et_ids_free(&lab), et_ids_free(&ids_a), et_ids_free(&lab_a);
+    }
+    // a conversation LLaVA's round check rejects (a literal "</s>" in a turn) keeps its labels
+    et_chat_turn bad[] = {{"human", "hi</s>"}, {"gpt", "ok"}};
+    et_ids ids = {0}, lab = {0};
+    et_template_info info;
+    CHECK(!et_template_encode(et_template_find("vicuna_v1"), g_l2, bad, 2, &o, &ids, &lab, &info));
+    CHECK(info.mismatch, "LLaVA reports a mismatch here");
+    CHECK(!et_template_encode(et_template_find("vicuna_v1"), g_l2, bad, 2, &oa, &ids, &lab, &info));
+    CHECK(!info.mismatch && info.n_supervised == ids.len);
+    et_ids_free(&ids), et_ids_free(&lab);
+}
+
 // Hostile text: random pieces (separators, special tokens, media, whitespace, invalid UTF-8)
 // never crash, and the outputs keep their invariants.
 static void test_random_robustness(void) {
@@ -453,6 +504,7 @@ int main(void) {
     RUN(test_truncation);
     RUN(test_mismatch);
     RUN(test_labels_spans);
+    RUN(test_supervise_all);
     RUN(test_random_robustness);
     et_tokenizer_free(g_l2);
     et_tokenizer_free(g_l2meta);

@@ -87,6 +87,9 @@ static const entry_t table[] = {
      "media root: image / landmark paths resolve under it (default: the data file's dir)"},
     {"data.template", K_STR, O(template_name), S(template_name), "\"vicuna_v1\"", 0, 0,
      "conversation template: vicuna_v1 | llava_v1 | llava_llama_2 | llama_3 | plain"},
+    {"data.supervise", K_STR, O(supervise), S(supervise), "\"answers\"", 0, 0,
+     "labels: answers (LLaVA: the gpt turns) | all (every token: causal-LM pretraining of the "
+     "decoder on conversations in the template's words)"},
     {"data.max_len", K_INT, O(max_len), 0, "2048", 8, 1 << 24, "model_max_length"},
     {"data.image_aspect_ratio", K_STR, O(image_aspect_ratio), S(image_aspect_ratio), "\"pad\"", 0,
      0, "pad | square"},
@@ -262,6 +265,7 @@ static const struct {
     {"model.weight_dtype", "f32|bf16"},
     {"data.template", "vicuna_v1|llava_v1|llava_llama_2|llama_3|plain"},
     {"data.image_aspect_ratio", "pad|square"},
+    {"data.supervise", "answers|all"},
     {"train.lr_scheduler", "constant|constant_with_warmup|linear|cosine"},
     {"train.device", "cpu|cuda"},
     {"eval.kind", "emotion|au"},

@@ -78,6 +78,7 @@ typedef struct {
     int video_frames;
     char data_root[ET_RC_PATH];
     char template_name[32];
+    char supervise[16];
     int max_len;
     char image_aspect_ratio[16];
     bool group_by_modality_length;

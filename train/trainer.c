@@ -103,6 +103,7 @@ static et_status check_lengths(const et_run_config *c, run_t *r) {
     et_template_opts_init(&to);
     to.max_len = c->max_len;
     to.image_id = r->model.mllm.image_token;
+    to.supervise_all = !strcmp(c->supervise, "all");
     const int64_t N = et_dataset_size(r->ds);
     int64_t n_bad = 0, first = -1, n_video = 0, first_video = -1;
     char first_id[128] = "";
@@ -168,6 +169,12 @@ static et_status open_store(const et_run_config *c, run_t *r) {
                       "%s: the store was tokenized with template \"%s\" but data.template is "
                       "\"%s\"; prepare it again with this config",
                       p, sc->template_name ? sc->template_name : "", c->template_name);
+    const char *sup = sc->supervise && sc->supervise[0] ? sc->supervise : "answers";
+    if (strcmp(sup, c->supervise))
+        return et_err(ET_ERR_INVALID,
+                      "%s: the store's labels were made with data.supervise=%s but the config "
+                      "says %s; prepare it again with this config",
+                      p, sup, c->supervise);
     if (strcmp(sc->tokenizer_name ? sc->tokenizer_name : "", c->tokenizer))
         return et_err(ET_ERR_INVALID,
                       "%s: the store was tokenized with tokenizer \"%s\" but model.tokenizer is "
@@ -208,6 +215,7 @@ static et_status setup(const et_run_config *c, run_t *r, et_train_state *state, 
     lo.workers = c->workers, lo.prefetch = c->prefetch, lo.seed = (uint64_t)c->seed;
     lo.shuffle = true, lo.group_by_length = c->group_by_modality_length, lo.drop_last = true;
     lo.rank = 0, lo.world = 1, lo.tmpl = r->tmpl, lo.tok = r->model.tok;
+    lo.supervise_all = !strcmp(c->supervise, "all");
     lo.image_token = r->model.mllm.image_token;
     lo.video_frames = 0;  // refused above (check_lengths / open_store)
     lo.stop = &g_stop;    // a stop request interrupts a wait for data

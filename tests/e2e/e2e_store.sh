@@ -2,7 +2,8 @@
 # tests/e2e/e2e_store.sh BUILD_DIR - training from a prepared HDF5 store (data.store): synth,
 # prepare, train a few steps from the store; the JSON run and the store run see the same
 # data (same first-window loss); a store made for another template or image size stops
-# before any step with a clear message; a store with video samples is refused.
+# before any step with a clear message; a store with video samples is refused; the
+# data.supervise rule travels with the store.
 set -uo pipefail
 bin="$1/emotune"
 work=$(mktemp -d)
@@ -52,7 +53,27 @@ out=$("$bin" prepare -c "$cfg" "${base[@]}" model.face_prior=none --data "$work/
 expect "video refused" 'clips.h5: 4 video samples .*not supported yet' \
   "$bin" train -c "$cfg" "${base[@]}" model.face_prior=none data.store="$work/clips.h5" \
   train.output_dir="$work/o4"
-for o in o1 o2 o3 o4; do
+# data.supervise=all (causal-LM labels) is recorded in the store: the JSON and store runs see
+# the same labels (equal losses, unlike the answers-only run), a mismatch is refused
+v1=(data.template=vicuna_v1)
+"$bin" train -c "$cfg" "${base[@]}" "${v1[@]}" train.output_dir="$work/json_v1" > /dev/null 2>&1 ||
+  fail "[train json v1]"
+"$bin" prepare -c "$cfg" "${base[@]}" "${v1[@]}" data.supervise=all --out "$work/all.h5" > /dev/null 2>&1 ||
+  fail "[prepare all] failed"
+"$bin" train -c "$cfg" "${base[@]}" "${v1[@]}" data.supervise=all train.output_dir="$work/json_all" \
+  > /dev/null 2>&1 || fail "[train json all]"
+"$bin" train -c "$cfg" "${base[@]}" "${v1[@]}" data.supervise=all data.train= data.store="$work/all.h5" \
+  train.output_dir="$work/store_all" > /dev/null 2>&1 || fail "[train store all]"
+a=$(grep -o '"loss":[^,]*' "$work/json_all/metrics.jsonl" 2>/dev/null | head -4 | tr '\n' ' ')
+b=$(grep -o '"loss":[^,]*' "$work/store_all/metrics.jsonl" 2>/dev/null | head -4 | tr '\n' ' ')
+c=$(grep -o '"loss":[^,]*' "$work/json_v1/metrics.jsonl" 2>/dev/null | head -4 | tr '\n' ' ')
+if [ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" != "$c" ]; then echo "ok   [supervise=all store = json] $b"
+else fail "[supervise=all] json: $a store: $b answers: $c"; fi
+expect "supervise mismatch" 'all.h5: the store.s labels were made with data.supervise=all but the config says answers' \
+  "$bin" train -c "$cfg" "${base[@]}" "${v1[@]}" data.train= data.store="$work/all.h5" train.output_dir="$work/o5"
+expect "supervise choice" 'data.supervise.*"some".*answers\|all' \
+  "$bin" train -c "$cfg" "${base[@]}" data.supervise=some train.output_dir="$work/o6"
+for o in o1 o2 o3 o4 o5 o6; do
   ls "$work/$o/checkpoints"/step-* > /dev/null 2>&1 && fail "a checkpoint was written in $o"
 done
 [ $fails -eq 0 ] && echo "ok" || { echo "$fails failures"; exit 1; }

@@ -79,6 +79,7 @@ int et_cli_prepare(int argc, char **argv) {
                               .landmark_dim = D,
                               .template_name = c.template_name,
                               .tokenizer_name = c.tokenizer,
+                              .supervise = c.supervise,
                               .creator = "emotune prepare",
                               .compression = -1};
         et_loader_opts lo = et_loader_opts_default();
@@ -87,6 +88,7 @@ int et_cli_prepare(int argc, char **argv) {
         lo.video_frames = c.video_frames;
         lo.workers = c.workers, lo.prefetch = c.prefetch > 4 ? c.prefetch : 4;
         lo.tmpl = tmpl, lo.tok = m.tok, lo.image_token = m.mllm.image_token;
+        lo.supervise_all = !strcmp(c.supervise, "all");
         st = et_loader_prepare_store(ds, &lo, &sc, a.opt_val[0], &ok, &bad);
     }
     et_dataset_close(ds);
