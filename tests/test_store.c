@@ -648,8 +648,7 @@ static void test_writer_errors(void) {
 static void test_many_records(void) {
     char path[512];
     path_in(path, sizeof(path), "many.h5");
-    et_store_schema sc = {
-        .image_size = 4, .landmark_dim = 3, .compression = 1, .supervise = "all"};
+    et_store_schema sc = {.image_size = 4, .landmark_dim = 3, .compression = 1, .supervise = "all"};
     et_store_writer *w = NULL;
     et_status s = et_store_create(path, &sc, &w);
     CHECK(!s, "%s", et_status_msg(s));

@@ -369,8 +369,8 @@ static void test_supervise_all(void) {
     et_template_opts_init(&o);
     et_template_opts_init(&oa);
     oa.supervise_all = true;
-    et_chat_turn t[] = {{"human", "<image>\nhello"}, {"gpt", "happy face"}, {"human", "why"},
-                        {"gpt", "smile"}};
+    et_chat_turn t[] = {
+        {"human", "<image>\nhello"}, {"gpt", "happy face"}, {"human", "why"}, {"gpt", "smile"}};
     et_chat_turn plain[] = {{"human", "<image>\n"}, {"gpt", "a smiling face"}};
     const char *names[] = {"vicuna_v1", "llava_v1", "llava_llama_2", "llama_3", "plain"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
@@ -397,8 +397,8 @@ static void test_supervise_all(void) {
         CHECK(n_diff == 0 && n_media == 1, "%s: %zu ids differ, %zu placeholders", names[k], n_diff,
               n_media);
         CHECK(info_a.n_supervised == ids_a.len - 1 && info_a.n_supervised > info.n_supervised,
-              "%s: %zu supervised of %zu (answers: %zu)", names[k], info_a.n_supervised,
-              ids_a.len, info.n_supervised);
+              "%s: %zu supervised of %zu (answers: %zu)", names[k], info_a.n_supervised, ids_a.len,
+              info.n_supervised);
         CHECK(!info_a.mismatch);
         et_ids_free(&ids), et_ids_free(&lab), et_ids_free(&ids_a), et_ids_free(&lab_a);
     }
