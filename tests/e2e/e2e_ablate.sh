@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/e2e/e2e_ablate.sh BUILD_DIR - `emotune ablate`: a 2-run matrix trains and evaluates
 # each run in its own directory and writes one markdown table; running it again reuses the
-# finished runs; bad matrices stop before any training with a message naming the file.
+# finished runs; "seeds" / --seeds repeat each run per train.seed (mean ± sd in the table);
+# bad matrices stop before any training with a message naming the file.
 set -uo pipefail
 bin="$1/emotune"
 work=$(mktemp -d)
@@ -35,6 +36,26 @@ grep -q 'landmark_expert' "$work/abl/landmark-only/non_lora_trainables.safetenso
 # a second run over the same directory reuses both rows (no training)
 out=$("$bin" ablate -c "$cfg" --matrix "$work/m.json" --out "$work/abl" "${base[@]}" 2>&1) || fail "rerun: $out"
 [ "$(grep -c 'finished earlier' <<<"$out")" = 3 ] || fail "rerun did not reuse: $out"
+# seeds: every run once per train.seed in <run>/seed-S; the table gives mean ± sd
+cat > "$work/ms.json" <<'J'
+{"name": "seeds (e2e)", "overrides": ["train.max_steps=2"], "seeds": [5, 6],
+ "runs": [{"name": "both"}, {"name": "visual only", "overrides": ["model.face_prior=none"]}]}
+J
+out=$("$bin" ablate -c "$cfg" --matrix "$work/ms.json" --out "$work/abs" "${base[@]}" 2>&1) || fail "ablate seeds: $out"
+for d in both/seed-5 both/seed-6 visual-only/seed-5 visual-only/seed-6; do
+  [ -f "$work/abs/$d/ablation_row.json" ] || fail "seeds: no row for $d"
+done
+grep -qE '"seed":[[:space:]]+6,' "$work/abs/both/seed-6/config.json" || fail "seeds: train.seed not applied"
+grep -qE '^\| visual only \| `model.face_prior=none` \| 2 \| [0-9.]+ ± [0-9.]+ \| [0-9.]+ ± [0-9.]+ \|' "$work/abs/results.md" ||
+  fail "seeds: row format: $(cat "$work/abs/results.md")"
+grep -q 'mean ± sample standard deviation over 2 seeds (train.seed = 5, 6)' "$work/abs/results.md" ||
+  fail "seeds: footnote: $(cat "$work/abs/results.md")"
+[ "$(grep -c '"seed"' "$work/abs/results.json")" = 4 ] || fail "seeds: results.json rows"
+# --seeds replaces the matrix's list; finished seeds are reused
+out=$("$bin" ablate -c "$cfg" --matrix "$work/ms.json" --out "$work/abs" --seeds 6,7 "${base[@]}" 2>&1) || fail "--seeds: $out"
+[ "$(grep -c 'finished earlier' <<<"$out")" = 2 ] && [ -f "$work/abs/both/seed-7/ablation_row.json" ] ||
+  fail "--seeds 6,7: $out"
+echo "ok   [seeds]"
 # bad matrices: nothing is trained
 expect() {
   local name=$1 pat=$2 file=$3 out rc
@@ -56,4 +77,9 @@ expect "override type" 'b4.json: runs\[0\].overrides\[0\] is not a "key=value" s
 printf '{"runs": [{"name": "x"},]}' > "$work/b5.json"
 expect "syntax" 'b5.json: JSON syntax error at line 1, column' "$work/b5.json"
 expect "missing" 'nope.json' "$work/nope.json"
+printf '{"seeds": [1, 1], "runs": [{"name": "x"}]}' > "$work/b6.json"
+expect "seeds" 'b6.json: "seeds" must be an array of 1 to 16 distinct non-negative integers' "$work/b6.json"
+out=$("$bin" ablate -c "$cfg" --matrix "$work/m.json" --out "$work/bad" --seeds 1,x "${base[@]}" 2>&1)
+grep -q -- '--seeds "1,x": expected 1 to 16 distinct non-negative integers' <<<"$out" && [ ! -e "$work/bad" ] ||
+  fail "[--seeds 1,x] $out"
 [ $fails -eq 0 ] && echo "e2e_ablate: ok" || { echo "e2e_ablate: $fails failure(s)"; exit 1; }

@@ -3,15 +3,22 @@
 //
 // The matrix file (configs/ablation/*.json):
 //   {"name": "...", "overrides": ["train.max_steps=200", ...],          (optional, every run)
+//    "seeds": [1, 2, 3],                                               (optional)
 //    "runs": [{"name": "visual + landmark", "overrides": []},
 //             {"name": "visual only", "overrides": ["model.face_prior=none"]}]}
 // Run k gets: the base config (-c), the command line's key=value overrides, the matrix's
 // overrides, its own, then train.output_dir=OUT/<slug of its name> (eval.output_dir: unset,
-// so OUT/<slug>/eval). Each finished run leaves OUT/<slug>/ablation_row.json; a second
+// so OUT/<slug>/eval). With seeds (the matrix's "seeds" or --seeds 1,2,3, which wins), every
+// run is repeated once per seed with train.seed=S last, in OUT/<slug>/seed-S, and the table
+// gives each figure as mean ± sample standard deviation over the seeds (results.json keeps
+// every seed's row). Each finished run leaves OUT/<slug>/ablation_row.json; a second
 // `ablate` over the same OUT reuses finished rows and resumes unfinished runs from their
 // newest checkpoint, so an interrupted ablation continues where it stopped. The table goes to
 // OUT/results.md (and stdout), the rows to OUT/results.json.
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +32,7 @@
 
 #define MAX_RUNS 64
 #define MAX_OVER 64
+#define MAX_SEEDS 16
 
 typedef struct {
     char name[128];
@@ -39,6 +47,8 @@ typedef struct {
     char *over[MAX_OVER];
     int n_runs;
     ablation_run runs[MAX_RUNS];
+    int n_seeds;  // 0: one run each, train.seed as configured
+    int64_t seeds[MAX_SEEDS];
 } ablation_matrix;
 
 static void matrix_free(ablation_matrix *m) {
@@ -112,9 +122,28 @@ static et_status matrix_parse(const char *path, const char *text, ablation_matri
     }
     cJSON_ArrayForEach(it, root) {
         if (strcmp(it->string, "name") && strcmp(it->string, "overrides") &&
-            strcmp(it->string, "runs")) {
-            st = et_err(ET_ERR_FORMAT, "%s: unknown key \"%s\" (expected name, overrides, runs)",
-                        path, it->string);
+            strcmp(it->string, "runs") && strcmp(it->string, "seeds")) {
+            st = et_err(ET_ERR_FORMAT,
+                        "%s: unknown key \"%s\" (expected name, overrides, seeds, runs)", path,
+                        it->string);
+            goto done;
+        }
+    }
+    const cJSON *seeds = cJSON_GetObjectItemCaseSensitive(root, "seeds");
+    if (seeds) {
+        bool ok = cJSON_IsArray(seeds) && cJSON_GetArraySize(seeds) > 0 &&
+                  cJSON_GetArraySize(seeds) <= MAX_SEEDS;
+        const cJSON *list = ok ? seeds : NULL;
+        cJSON_ArrayForEach(it, list) {
+            double v = it->valuedouble;
+            ok = ok && cJSON_IsNumber(it) && v >= 0 && v <= 9007199254740991.0 && v == (int64_t)v;
+            for (int k = 0; ok && k < m->n_seeds; k++) ok = m->seeds[k] != (int64_t)v;
+            if (ok) m->seeds[m->n_seeds++] = (int64_t)v;
+        }
+        if (!ok) {
+            st = et_err(ET_ERR_FORMAT,
+                        "%s: \"seeds\" must be an array of 1 to %d distinct non-negative integers",
+                        path, MAX_SEEDS);
             goto done;
         }
     }
@@ -178,9 +207,10 @@ typedef struct {
     bool emotion, have_rouge;
 } ablation_row;
 
-static cJSON *row_to_json(const ablation_run *r, const ablation_row *w) {
+static cJSON *row_to_json(const ablation_run *r, const ablation_row *w, const int64_t *seed) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", r->name);
+    if (seed) cJSON_AddNumberToObject(o, "seed", (double)*seed);
     cJSON *ov = cJSON_AddArrayToObject(o, "overrides");
     for (int i = 0; i < r->n_over; i++) cJSON_AddItemToArray(ov, cJSON_CreateString(r->over[i]));
     cJSON_AddStringToObject(o, "kind", w->emotion ? "emotion" : "au");
@@ -241,40 +271,50 @@ static int run_overrides(const et_cli_args *a, const ablation_matrix *m, const a
     return n;
 }
 
+// seed: NULL = train.seed as configured, in OUT/<slug>; else OUT/<slug>/seed-S.
 static et_status run_one(const et_cli_args *a, const ablation_matrix *m, const ablation_run *r,
-                         const char *out, ablation_row *w) {
-    char dir[4096], outdir_kv[4200], path[4300];
-    snprintf(dir, sizeof dir, "%s/%s", out, r->slug);
+                         const int64_t *seed, const char *out, ablation_row *w) {
+    char dir[4096], outdir_kv[4200], seed_kv[64], path[4300], label[200];
+    if (seed) {
+        snprintf(dir, sizeof dir, "%s/%s/seed-%lld", out, r->slug, (long long)*seed);
+        snprintf(label, sizeof label, "%s (seed %lld)", r->name, (long long)*seed);
+    } else {
+        snprintf(dir, sizeof dir, "%s/%s", out, r->slug);
+        snprintf(label, sizeof label, "%s", r->name);
+    }
     snprintf(path, sizeof path, "%s/ablation_row.json", dir);
     if (row_load(path, w)) {
-        printf("ablate: %s: finished earlier (%s), reused\n", r->name, path);
+        printf("ablate: %s: finished earlier (%s), reused\n", label, path);
         return NULL;
     }
-    const char *over[ET_CLI_MAX_OVERRIDES + 2 * MAX_OVER + 1];
+    const char *over[ET_CLI_MAX_OVERRIDES + 2 * MAX_OVER + 2];
     int n = run_overrides(a, m, r, over);
+    if (seed) {
+        snprintf(seed_kv, sizeof seed_kv, "train.seed=%lld", (long long)*seed);
+        over[n++] = seed_kv;
+    }
     snprintf(outdir_kv, sizeof outdir_kv, "train.output_dir=%s", dir);
     over[n++] = outdir_kv;
     et_run_config c;
     ET_TRY(et_run_config_load(a->config, n, over, &c));
-    printf("ablate: %s -> %s\n", r->name, dir);
+    printf("ablate: %s -> %s\n", label, dir);
     fflush(stdout);
     et_train_result tr;
     et_eval_summary es;
     et_status st = et_train_run(&c, true, &tr);
     if (!st && tr.interrupted)
-        st =
-            et_err(ET_ERR_IO,
-                   "ablation interrupted during \"%s\"; run the same command to continue", r->name);
+        st = et_err(ET_ERR_IO,
+                    "ablation interrupted during \"%s\"; run the same command to continue", label);
     if (!st) st = et_eval_run(&c, NULL, &es);
     et_run_config_free(&c);
-    if (st) return et_status_wrap(st, "ablation run \"%s\"", r->name);
+    if (st) return et_status_wrap(st, "ablation run \"%s\"", label);
     const et_emo_eval_result *e = &es.result;
     memset(w, 0, sizeof *w);
     w->steps = (double)tr.steps, w->final_loss = tr.last_loss, w->train_seconds = tr.seconds;
     w->samples = (double)e->n_samples, w->emotion = e->kind == ET_EVAL_EMOTION;
     w->accuracy = e->accuracy, w->uar = e->uar, w->f1_mean = e->f1_mean;
     w->have_rouge = e->n_rouge > 0, w->s_ge = e->s_ge, w->rege = e->rege;
-    cJSON *o = row_to_json(r, w);
+    cJSON *o = row_to_json(r, w, seed);
     char *js = cJSON_Print(o);
     cJSON_Delete(o);
     st = et_write_file_atomic(path, js, strlen(js));
@@ -282,29 +322,64 @@ static et_status run_one(const et_cli_args *a, const ablation_matrix *m, const a
     return st;
 }
 
+// One figure over a run's seeds: "m" alone, or "m ± sd" (sample standard deviation).
+static void fig(FILE *f, const ablation_row *rows, int n, size_t off, double scale, int prec) {
+    double sum = 0, sq = 0;
+    for (int i = 0; i < n; i++) sum += scale * *(const double *)((const char *)&rows[i] + off);
+    const double mean = sum / n;
+    for (int i = 0; i < n; i++) {
+        double d = scale * *(const double *)((const char *)&rows[i] + off) - mean;
+        sq += d * d;
+    }
+    fprintf(f, "%.*f", prec, mean);
+    if (n > 1) fprintf(f, " ± %.*f", prec, sqrt(sq / (n - 1)));
+}
+
+// rows[r * ns + k]: run r, seed k (ns = max(1, n_seeds)).
 static void table_write(FILE *f, const ablation_matrix *m, const ablation_row *rows) {
+    const int ns = m->n_seeds ? m->n_seeds : 1;
     bool rouge = false, emotion = rows[0].emotion;
-    for (int r = 0; r < m->n_runs; r++) rouge |= rows[r].have_rouge;
+    for (int r = 0; r < m->n_runs * ns; r++) rouge |= rows[r].have_rouge;
     fprintf(f, "## %s\n\n| run | overrides | steps | final loss | %s | ROUGE-L | REGE |\n", m->name,
             emotion ? "accuracy | UAR" : "AU F1");
     fprintf(f, "|---|---|---|---|%s---|---|\n", emotion ? "---|---|" : "---|");
     for (int r = 0; r < m->n_runs; r++) {
         const ablation_run *run = &m->runs[r];
-        const ablation_row *w = &rows[r];
+        const ablation_row *w = &rows[r * ns];
         fprintf(f, "| %s | ", run->name);
         if (!run->n_over) fprintf(f, "(base)");
         for (int i = 0; i < run->n_over; i++) fprintf(f, "%s`%s`", i ? " " : "", run->over[i]);
-        fprintf(f, " | %.0f | %.4f | ", w->steps, w->final_loss);
-        if (emotion)
-            fprintf(f, "%.2f | %.2f | ", 100 * w->accuracy, 100 * w->uar);
-        else
-            fprintf(f, "%.2f | ", 100 * w->f1_mean);
-        if (rouge && w->have_rouge)
-            fprintf(f, "%.2f | %.2f |\n", w->s_ge, w->rege);
-        else
+        fprintf(f, " | %.0f | ", w->steps);
+        fig(f, w, ns, offsetof(ablation_row, final_loss), 1, 4);
+        fprintf(f, " | ");
+        if (emotion) {
+            fig(f, w, ns, offsetof(ablation_row, accuracy), 100, 2);
+            fprintf(f, " | ");
+            fig(f, w, ns, offsetof(ablation_row, uar), 100, 2);
+        } else {
+            fig(f, w, ns, offsetof(ablation_row, f1_mean), 100, 2);
+        }
+        fprintf(f, " | ");
+        bool have = true;
+        for (int k = 0; k < ns; k++) have &= w[k].have_rouge;
+        if (rouge && have) {
+            fig(f, w, ns, offsetof(ablation_row, s_ge), 1, 2);
+            fprintf(f, " | ");
+            fig(f, w, ns, offsetof(ablation_row, rege), 1, 2);
+            fprintf(f, " |\n");
+        } else {
             fprintf(f, "- | - |\n");
+        }
     }
     fprintf(f, "\n%d runs; samples per evaluation: %.0f.", m->n_runs, rows[0].samples);
+    if (m->n_seeds) {
+        fprintf(f,
+                " Each figure is the mean ± sample standard deviation over %d seeds (train.seed =",
+                m->n_seeds);
+        for (int k = 0; k < m->n_seeds; k++)
+            fprintf(f, "%s %lld", k ? "," : "", (long long)m->seeds[k]);
+        fprintf(f, ").");
+    }
     if (m->n_over) {
         fprintf(f, " Every run:");
         for (int i = 0; i < m->n_over; i++) fprintf(f, " `%s`", m->over[i]);
@@ -327,9 +402,12 @@ static et_status write_results(const char *out, const ablation_matrix *m,
     if (!st) fputs(buf, stdout);
     free(buf);
     if (st) return st;
+    const int ns = m->n_seeds ? m->n_seeds : 1;
     cJSON *arr = cJSON_CreateArray();
     for (int r = 0; r < m->n_runs; r++)
-        cJSON_AddItemToArray(arr, row_to_json(&m->runs[r], &rows[r]));
+        for (int k = 0; k < ns; k++)
+            cJSON_AddItemToArray(
+                arr, row_to_json(&m->runs[r], &rows[r * ns + k], m->n_seeds ? &m->seeds[k] : NULL));
     char *js = cJSON_Print(arr);
     cJSON_Delete(arr);
     snprintf(path, sizeof path, "%s/results.json", out);
@@ -338,19 +416,47 @@ static et_status write_results(const char *out, const ablation_matrix *m,
     return st;
 }
 
+// --seeds "1,2,3" into m (replacing the matrix's seeds).
+static et_status parse_seeds(const char *s, ablation_matrix *m) {
+    m->n_seeds = 0;
+    const char *p = s;
+    while (*p) {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        bool ok = end != p && errno == 0 && v >= 0 && (*end == ',' || !*end) &&
+                  m->n_seeds < MAX_SEEDS && (*p >= '0' && *p <= '9');
+        for (int k = 0; ok && k < m->n_seeds; k++) ok = m->seeds[k] != v;
+        if (!ok)
+            return et_err(ET_ERR_INVALID,
+                          "--seeds \"%s\": expected 1 to %d distinct non-negative integers "
+                          "separated by commas (e.g. --seeds 1,2,3)",
+                          s, MAX_SEEDS);
+        m->seeds[m->n_seeds++] = v;
+        p = *end ? end + 1 : end;
+        if (*end == ',' && !*p)
+            return et_err(ET_ERR_INVALID, "--seeds \"%s\": a trailing comma", s);
+    }
+    if (!m->n_seeds) return et_err(ET_ERR_INVALID, "--seeds is empty (e.g. --seeds 1,2,3)");
+    return NULL;
+}
+
 int et_cli_ablate(int argc, char **argv) {
-    static const et_cli_opt opts[] = {{"--matrix", true}, {"--out", true}};
+    static const et_cli_opt opts[] = {{"--matrix", true}, {"--out", true}, {"--seeds", true}};
     et_cli_args a;
-    int rc = et_cli_parse(argc, argv, opts, 2, &a);
+    int rc = et_cli_parse(argc, argv, opts, 3, &a);
     if (rc) return rc;
     if (a.help || !a.opt_val[0] || !a.opt_val[1]) {
         printf(
-            "usage: emotune ablate -c CONFIG --matrix MATRIX.json --out DIR [key=value ...]\n"
+            "usage: emotune ablate -c CONFIG --matrix MATRIX.json --out DIR [--seeds 1,2,3] "
+            "[key=value ...]\n"
             "Trains and evaluates one run per entry of the matrix (configs/ablation/*.json: "
             "a list of\nnamed config diffs), each in DIR/<run name>, and writes one markdown "
             "table (DIR/results.md)\nand DIR/results.json. Running it again over the same DIR "
             "reuses finished runs and resumes\nunfinished ones. key=value overrides apply to "
-            "every run (before the matrix's own).\n");
+            "every run (before the matrix's own).\n--seeds (or the matrix's \"seeds\") repeats "
+            "every run once per train.seed, in DIR/<run name>/seed-S,\nand the table gives "
+            "mean ± standard deviation over the seeds.\n");
         return a.help ? 0 : 2;
     }
     if (!a.config) {
@@ -366,6 +472,7 @@ int et_cli_ablate(int argc, char **argv) {
     if (!st) st = matrix_parse(a.opt_val[0], text, &m);
     free(text);
     if (st) return et_cli_fail(st);
+    if (a.opt_val[2]) st = parse_seeds(a.opt_val[2], &m);
     // Every run's config must load before the first one trains.
     for (int r = 0; r < m.n_runs && !st; r++) {
         const char *over[ET_CLI_MAX_OVERRIDES + 2 * MAX_OVER];
@@ -379,11 +486,16 @@ int et_cli_ablate(int argc, char **argv) {
         }
         if (st) st = et_status_wrap(st, "%s: run \"%s\"", a.opt_val[0], m.runs[r].name);
     }
-    ablation_row rows[MAX_RUNS];
+    const int ns = m.n_seeds ? m.n_seeds : 1;
+    ablation_row *rows = calloc((size_t)(m.n_runs * ns), sizeof *rows);
+    if (!st && !rows) st = et_err(ET_ERR_NOMEM, "ablate: out of memory");
     if (!st) st = et_mkdirs(a.opt_val[1]);
     for (int r = 0; r < m.n_runs && !st; r++)
-        st = run_one(&a, &m, &m.runs[r], a.opt_val[1], &rows[r]);
+        for (int k = 0; k < ns && !st; k++)
+            st = run_one(&a, &m, &m.runs[r], m.n_seeds ? &m.seeds[k] : NULL, a.opt_val[1],
+                         &rows[r * ns + k]);
     if (!st) st = write_results(a.opt_val[1], &m, rows);
+    free(rows);
     matrix_free(&m);
     return st ? et_cli_fail(st) : 0;
 }
