@@ -179,29 +179,26 @@ static et_status load_projector_file(const char *path, et_projector *p) {
     et_tensor *ts[4];
     const int n = et_projector_params(p, names, ts);
     for (int i = 0; i < n && !st; i++) {
+        char got[96] = "[", exp[96] = "[";
+        for (int d = 0; d < ts[i]->ndim; d++)
+            snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%lld", d ? ", " : "",
+                     (long long)ts[i]->shape[d]);
         et_st_info info;
         et_status s = et_st_info_of(f, names[i], &info);
         if (s) {
             et_status_free(s);
             st = et_err(ET_ERR_FORMAT,
-                        "%s (model.projector_path): no tensor %s (expected %s [%lld, %lld] or "
-                        "[%lld] for this model's %s projector)",
-                        path, names[i], names[i], (long long)ts[i]->shape[0],
-                        (long long)(ts[i]->ndim > 1 ? ts[i]->shape[1] : 1),
-                        (long long)ts[i]->shape[0],
-                        p->type == ET_PROJ_LINEAR ? "linear" : "mlp2x_gelu");
+                        "%s (model.projector_path): no tensor %s (this model's %s projector needs "
+                        "it with shape %s])",
+                        path, names[i], p->type == ET_PROJ_LINEAR ? "linear" : "mlp2x_gelu", exp);
             break;
         }
         bool ok = info.ndim == ts[i]->ndim;
         for (int d = 0; ok && d < info.ndim; d++) ok = info.shape[d] == ts[i]->shape[d];
         if (!ok) {
-            char got[96] = "[", exp[96] = "[";
             for (int d = 0; d < info.ndim; d++)
                 snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "",
                          (long long)info.shape[d]);
-            for (int d = 0; d < ts[i]->ndim; d++)
-                snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%lld", d ? ", " : "",
-                         (long long)ts[i]->shape[d]);
             st = et_err(ET_ERR_FORMAT,
                         "%s (model.projector_path): tensor %s has shape %s] but this model's "
                         "projector needs %s] (vision hidden %lld -> decoder hidden %lld): the "
