@@ -24,10 +24,10 @@
 #include "../core/ops.h"
 #include "../core/optim.h"
 #include "../core/safetensors.h"
+#include "test_util.h"
 #include "train/emo_model.h"
 #include "train/io/export.h"
 #include "train/io/llama_load.h"
-#include "test_util.h"
 
 #define LLAVA EMOTUNE_SOURCE_DIR "/tests/golden/llava"
 #define FULLFT EMOTUNE_SOURCE_DIR "/tests/golden/fullft"
@@ -117,8 +117,7 @@ static void test_gradients(void) {
         double rmax = 0, gmax = 0;
         for (int64_t k = 0; k < r->numel; k++) rmax = fmax(rmax, fabs(et_get(r, k)));
         if (ps[i]->grad && rmax < 1e-7) {  // a gradient that is 0 in exact arithmetic
-            for (int64_t k = 0; k < r->numel; k++)
-                gmax = fmax(gmax, fabs(et_get(ps[i]->grad, k)));
+            for (int64_t k = 0; k < r->numel; k++) gmax = fmax(gmax, fabs(et_get(ps[i]->grad, k)));
             CHECK(gmax < 1e-6, "%s: reference gradient ~0 (%.3g) but got %.3g", names[i], rmax,
                   gmax);
             n_zero++;
@@ -132,9 +131,10 @@ static void test_gradients(void) {
     int n_ref = 0;
     for (int i = 0; i < et_st_num_tensors(g); i++) n_ref += !strncmp(et_st_name(g, i), "grad/", 5);
     CHECK(n_ref == n, "%d reference gradients, %d trainables", n_ref, n);
-    printf("     %d gradients (decoder, embeddings, tower, projector); worst rel err %.3g (%s); "
-           "%d exactly-zero ones (|g| < 1e-6)\n",
-           n, worst, worst_name, n_zero);
+    printf(
+        "     %d gradients (decoder, embeddings, tower, projector); worst rel err %.3g (%s); "
+        "%d exactly-zero ones (|g| < 1e-6)\n",
+        n, worst, worst_name, n_zero);
     free(names), free(ps);
     et_emo_model_free(&m);
     et_st_close(g), et_st_close(ref);

@@ -17,9 +17,9 @@
 
 #include "../core/optim.h"
 #include "../core/safetensors.h"
+#include "test_util.h"
 #include "train/emo_model.h"
 #include "train/io/export.h"
-#include "test_util.h"
 
 // A tiny model: decoder hidden 32 (2 layers, vocab 64), tower hidden 16 (3 layers), landmark
 // prior. Extra overrides come after these.
@@ -139,7 +139,8 @@ static void test_errors(void) {
                  "model.llava_path, and model.visual_tokens=true)");
     const char *c[] = {"lora.enabled=false", "model.visual_tokens=false",
                        "train.trainable=[\"projector\"]"};
-    expect_error(3, c, "config: train.trainable lists \"projector\" but the model has no projector");
+    expect_error(3, c,
+                 "config: train.trainable lists \"projector\" but the model has no projector");
     const char *d[] = {"lora.enabled=false", "train.trainable=[\"lora\"]"};
     expect_error(2, d,
                  "config: train.trainable lists \"lora\" but lora.enabled is false: set "
@@ -227,8 +228,8 @@ static void test_projector_file(void) {
         for (int i = 0; i < 4; i++) {
             et_st_info info;
             et_status e = et_st_info_of(f, nm[i], &info);
-            CHECK(!e && info.shape[0] == shp[i][0] && (shp[i][1] == 0 ? info.ndim == 1
-                                                                        : info.shape[1] == shp[i][1]),
+            CHECK(!e && info.shape[0] == shp[i][0] &&
+                      (shp[i][1] == 0 ? info.ndim == 1 : info.shape[1] == shp[i][1]),
                   "%s", nm[i]);
             et_status_free(e);
         }

@@ -62,7 +62,7 @@
 #define ET_RANDOM_BASE_NAME "emotune/random-init-llama"
 
 typedef struct {
-    char name[16];  // lora | projector | expert | decoder | embeddings | tower
+    char name[16];    // lora | projector | expert | decoder | embeddings | tower
     bool owns_names;  // names[i] are malloc'd copies
     double lr;
     int n;

@@ -442,8 +442,9 @@ static et_status apply_override(cJSON *root, const char *ov) {
 // resolve against the file's directory. Outputs (train.output_dir, eval.output_dir) and every
 // value typed on the command line stay relative to the working directory.
 static const char *const input_paths[] = {
-    "model.llm_path", "model.vision_path", "model.llava_path", "model.tokenizer", "data.train",
-    "data.eval",      "data.store",        "data.root",        "synth.dir", "model.projector_path"};
+    "model.llm_path", "model.vision_path",   "model.llava_path", "model.tokenizer",
+    "data.train",     "data.eval",           "data.store",       "data.root",
+    "synth.dir",      "model.projector_path"};
 
 static bool is_input_path(const char *key) {
     for (size_t i = 0; i < sizeof input_paths / sizeof *input_paths; i++)
