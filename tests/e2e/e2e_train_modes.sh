@@ -5,6 +5,7 @@
 #   (the later ones removed, as after a crash) ends with the same bytes as the
 #   uninterrupted run: trainables, optimizer state and the final files (merged/,
 #   mm_projector.safetensors, vision/);
+# - full fine-tuning under train.recompute gives the same bytes;
 # - stage 2 starts from stage 1's mm_projector.safetensors (model.projector_path);
 # - `emotune export` writes what each mode trained (merged/ without adapter, vision/,
 #   mm_projector.safetensors);
@@ -52,6 +53,13 @@ resume_check fullft merged/model.safetensors "${fft[@]}"
 resume_check stage1 mm_projector.safetensors "${stage1[@]}"
 resume_check tower vision/model.safetensors "${tower[@]}"
 
+# full fine-tuning under block recompute: the same weights as without
+"$bin" train -c "$cfg" "${common[@]}" "${fft[@]}" train.recompute=true \
+  train.output_dir="$work/fullft-rc" > /dev/null 2>&1 || fail "fullft with train.recompute"
+cmp -s "$work/fullft-ref/checkpoints/step-00000008/trainables.safetensors" \
+  "$work/fullft-rc/checkpoints/step-00000008/trainables.safetensors" \
+  && echo "ok   [fullft] train.recompute=true gives the same weights" \
+  || fail "fullft: train.recompute changes the weights"
 # full fine-tuning: no adapter, no non_lora_trainables, the decoder in merged/ (bf16)
 [ ! -e "$work/fullft-ref/adapter" ] || fail "fullft: an adapter was written"
 grep -q '"torch_dtype":[[:space:]]*"bfloat16"' "$work/fullft-ref/merged/config.json" \
