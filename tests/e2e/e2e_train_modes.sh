@@ -80,6 +80,12 @@ out=$("$bin" train -c "$cfg" "${common[@]}" train.max_steps=2 train.output_dir="
 grep -q "mm_projector.safetensors" "$work/stage2/config.json" || fail "stage2: projector_path not in config.json"
 [ -d "$work/stage2/adapter" ] && echo "ok   [stage2] LoRA + projector + expert from stage 1's projector"
 
+# an export's non_lora_trainables.safetensors (projector + expert) works as projector_path too
+out=$("$bin" train -c "$cfg" "${common[@]}" train.max_steps=1 train.output_dir="$work/stage2b" \
+  model.projector_path="$work/stage2/non_lora_trainables.safetensors" 2>&1) \
+  && echo "ok   [stage2] model.projector_path reads non_lora_trainables.safetensors" \
+  || fail "stage2 from non_lora_trainables: $out"
+
 # export per mode
 "$bin" export -c "$cfg" "${common[@]}" "${fft[@]}" train.output_dir="$work/fullft-ref" \
   --out "$work/x-fullft" > /dev/null 2>&1 || fail "export fullft"
