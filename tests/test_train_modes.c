@@ -70,9 +70,10 @@ static void test_default_groups(void) {
 
 static void test_full_ft_groups(void) {
     const char *ov[] = {"lora.enabled=false",
-                        "train.trainable=[\"decoder\",\"embeddings\",\"tower\"]"};
+                        "train.trainable=[\"decoder\",\"embeddings\",\"tower\"]",
+                        "train.decoder_lr=0.01", "train.tower_lr=0.002"};
     et_emo_model m;
-    et_status s = build(2, ov, &m);
+    et_status s = build(4, ov, &m);
     CHECK(!s, "%s", et_status_msg(s));
     if (s) return et_status_free(s);
     const et_emo_group *d = group(&m, "decoder"), *e = group(&m, "embeddings"),
@@ -102,6 +103,8 @@ static void test_full_ft_groups(void) {
     et_face_prior_params(&m.prior, NULL, ft);
     CHECK(!ft[0]->requires_grad, "face prior not listed: frozen");
     CHECK(!m.has_lora, "no adapters");
+    CHECK(d && e && t && d->lr == 0.01 && e->lr == 0.01 && t->lr == 0.002,
+          "train.decoder_lr / train.tower_lr");
     et_emo_model_free(&m);
 }
 

@@ -378,18 +378,18 @@ static et_status build(const et_run_config *c, et_emo_model *m) {
         plist l = {0};
         dec_ctx d = {&l, false};
         et_llama_for_each_weight(m->llm, collect_decoder, &d);
-        add_owned_group(m, "decoder", c->lr, &l);
+        add_owned_group(m, "decoder", c->decoder_lr > 0 ? c->decoder_lr : c->lr, &l);
     }
     if (want[G_EMB]) {
         plist l = {0};
         dec_ctx d = {&l, true};
         et_llama_for_each_weight(m->llm, collect_decoder, &d);
-        add_owned_group(m, "embeddings", c->lr, &l);
+        add_owned_group(m, "embeddings", c->decoder_lr > 0 ? c->decoder_lr : c->lr, &l);
     }
     if (want[G_TOWER]) {
         plist l = {0};
         collect_tower(vis, c->select_layer, &l);
-        add_owned_group(m, "tower", c->lr, &l);
+        add_owned_group(m, "tower", c->tower_lr > 0 ? c->tower_lr : c->lr, &l);
     }
     m->explicit_trainable = expl;
     if (proj && !want[G_PROJ]) {  // frozen (explicit list without it)

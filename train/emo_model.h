@@ -32,7 +32,8 @@
 //                 ET_EMO_TOWER_PREFIX + HF CLIPVisionModel names: embeddings, pre_layrnorm
 //                 and layers 1..k for model.select_layer k (later layers never run: they are
 //                 not in the group and stay as loaded); the tower then runs with grad.
-//   These groups train at train.lr. Errors name train.trainable: an unknown group (the valid
+//   decoder and embeddings train at train.decoder_lr, the tower at train.tower_lr (0 =
+//   train.lr). Errors name train.trainable: an unknown group (the valid
 //   ones are listed) or one the model lacks.
 // - model.projector_path: the projector's tensors (its HF names, model.mm_projector.*) are
 //   copied from that safetensors file after the init; a missing tensor or one of another

@@ -118,6 +118,9 @@ static const entry_t table[] = {
     {"train.mm_projector_lr", K_F64, O(mm_projector_lr), 0, "0", 0, 10,
      "projector lr (0 = train.lr), LLaVA's mm_projector_lr"},
     {"train.expert_lr", K_F64, O(expert_lr), 0, "0", 0, 10, "face-prior expert lr (0 = train.lr)"},
+    {"train.decoder_lr", K_F64, O(decoder_lr), 0, "0", 0, 10,
+     "lr of the decoder and embeddings groups (0 = train.lr)"},
+    {"train.tower_lr", K_F64, O(tower_lr), 0, "0", 0, 10, "lr of the tower group (0 = train.lr)"},
     {"train.trainable", K_STRLIST, O(trainable), O(n_trainable), "[]", 0, 0,
      "parameter groups to train: lora projector face_prior decoder tower embeddings ([] = "
      "lora if enabled + projector + face_prior)"},

@@ -101,6 +101,8 @@ typedef struct {
     double lr;
     double mm_projector_lr;
     double expert_lr;
+    double decoder_lr;  // train.decoder_lr: decoder + embeddings groups (0 = train.lr)
+    double tower_lr;    // train.tower_lr (0 = train.lr)
     int n_trainable;  // train.trainable: parameter groups (0 = the default groups)
     char trainable[ET_RC_MAX_TARGETS][64];
     double weight_decay;
