@@ -5,7 +5,8 @@
 #   (the later ones removed, as after a crash) ends with the same bytes as the
 #   uninterrupted run: trainables, optimizer state and the final files (merged/,
 #   mm_projector.safetensors, vision/);
-# - full fine-tuning under train.recompute gives the same bytes;
+# - full fine-tuning stopped by SIGINT mid-run and resumed gives the same bytes; so does
+#   full fine-tuning under train.recompute;
 # - stage 2 starts from stage 1's mm_projector.safetensors (model.projector_path);
 # - `emotune export` writes what each mode trained (merged/ without adapter, vision/,
 #   mm_projector.safetensors);
@@ -52,6 +53,27 @@ resume_check() {
 resume_check fullft merged/model.safetensors "${fft[@]}"
 resume_check stage1 mm_projector.safetensors "${stage1[@]}"
 resume_check tower vision/model.safetensors "${tower[@]}"
+
+# full fine-tuning stopped by SIGINT mid-run (a checkpoint at that step), then --resume
+sig=(train.max_steps=30 train.save_every=0)
+"$bin" train -c "$cfg" "${common[@]}" "${fft[@]}" "${sig[@]}" train.output_dir="$work/sig-ref" \
+  > /dev/null 2>&1 || fail "fullft 30 steps"
+"$bin" train -c "$cfg" "${common[@]}" "${fft[@]}" "${sig[@]}" train.output_dir="$work/sig" \
+  > "$work/sig.log" 2>&1 &
+pid=$!
+sleep 0.8
+kill -INT "$pid" 2>/dev/null
+wait "$pid"
+stopped=$(ls "$work/sig/checkpoints" 2>/dev/null | tail -1)
+"$bin" train -c "$cfg" "${common[@]}" "${fft[@]}" "${sig[@]}" train.output_dir="$work/sig" --resume \
+  > /dev/null 2>&1 || fail "fullft: resume after SIGINT"
+if cmp -s "$work/sig-ref/checkpoints/step-00000030/trainables.safetensors" \
+     "$work/sig/checkpoints/step-00000030/trainables.safetensors" &&
+   cmp -s "$work/sig-ref/merged/model.safetensors" "$work/sig/merged/model.safetensors"; then
+  echo "ok   [fullft] stopped by SIGINT at ${stopped:-the end}, resumed: identical weights and merged/"
+else
+  fail "fullft: SIGINT + resume differs from the uninterrupted run"
+fi
 
 # full fine-tuning under block recompute: the same weights as without
 "$bin" train -c "$cfg" "${common[@]}" "${fft[@]}" train.recompute=true \
