@@ -44,13 +44,176 @@ static et_status build_vision(const et_run_config *c, et_emo_model *m) {
     return NULL;
 }
 
-static void add_group(et_emo_model *m, const char *name, double lr, int n, const char **names,
-                      et_tensor **params) {
-    if (n == 0) return;
+static et_emo_group *add_group(et_emo_model *m, const char *name, double lr, int n,
+                               const char **names, et_tensor **params) {
+    if (n == 0) return NULL;
     et_emo_group *g = &m->groups[m->n_groups++];
     snprintf(g->name, sizeof g->name, "%s", name);
     g->lr = lr, g->n = n, g->names = names, g->params = params;
     m->n_trainables += n;
+    return g;
+}
+
+// ---- train.trainable ------------------------------------------------------------------
+
+enum { G_LORA, G_PROJ, G_PRIOR, G_DEC, G_TOWER, G_EMB, G_N };
+static const char *const k_group_names[G_N] = {"lora",    "projector", "face_prior",
+                                               "decoder", "tower",     "embeddings"};
+
+static et_status parse_trainable(const et_run_config *c, bool want[G_N]) {
+    for (int g = 0; g < G_N; g++) want[g] = false;
+    for (int i = 0; i < c->n_trainable; i++) {
+        int k = 0;
+        while (k < G_N && strcmp(c->trainable[i], k_group_names[k])) k++;
+        if (k == G_N)
+            return et_err(ET_ERR_INVALID,
+                          "config: train.trainable: unknown group \"%s\"; the groups are lora, "
+                          "projector, face_prior, decoder, tower, embeddings",
+                          c->trainable[i]);
+        want[k] = true;
+    }
+    return NULL;
+}
+
+// A growing (name, tensor) list; names are owned copies.
+typedef struct {
+    int n, cap;
+    const char **names;
+    et_tensor **ts;
+} plist;
+
+static void pl_add(plist *l, const char *prefix, const char *name, et_tensor *t) {
+    if (!t) return;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 32;
+        l->names = realloc(l->names, sizeof(*l->names) * (size_t)l->cap);
+        l->ts = realloc(l->ts, sizeof(*l->ts) * (size_t)l->cap);
+        ET_ASSERT(l->names && l->ts, "out of memory");
+    }
+    size_t len = strlen(prefix) + strlen(name) + 1;
+    char *s = malloc(len);
+    ET_ASSERT(s, "out of memory");
+    snprintf(s, len, "%s%s", prefix, name);
+    l->names[l->n] = s;
+    l->ts[l->n++] = t;
+    et_set_requires_grad(t, true);
+}
+
+typedef struct {
+    plist *l;
+    bool embeddings;  // collect embed_tokens + lm_head (else every other weight)
+} dec_ctx;
+
+static void collect_decoder(void *ctx, const char *name, et_tensor **dst, int ndim, int64_t d0,
+                            int64_t d1) {
+    (void)ndim, (void)d0, (void)d1;
+    dec_ctx *d = ctx;
+    const bool emb = !strcmp(name, "model.embed_tokens.weight") || !strcmp(name, "lm_head.weight");
+    if (emb == d->embeddings) pl_add(d->l, "", name, *dst);
+}
+
+static void pl_linear(plist *l, const char *p, int layer, const char *mod, et_linear_layer *y) {
+    char nm[128];
+    snprintf(nm, sizeof nm, "encoder.layers.%d.%s.weight", layer, mod);
+    pl_add(l, p, nm, y->weight);
+    snprintf(nm, sizeof nm, "encoder.layers.%d.%s.bias", layer, mod);
+    pl_add(l, p, nm, y->bias);
+}
+
+// The CLIP tower's weights that reach the features: embeddings, pre_layrnorm and the layers
+// up to model.select_layer (the later ones never run, so they are left out of the group).
+static void collect_tower(et_clip_vision *v, int select_layer, plist *l) {
+    const char *p = ET_EMO_TOWER_PREFIX;
+    const int L = (int)v->cfg.num_layers;
+    const int upto = select_layer < 0 ? L + 1 + select_layer : select_layer;
+    pl_add(l, p, "embeddings.class_embedding", v->class_embedding);
+    pl_add(l, p, "embeddings.patch_embedding.weight", v->patch_weight);
+    pl_add(l, p, "embeddings.position_embedding.weight", v->pos_embedding);
+    pl_add(l, p, "pre_layrnorm.weight", v->pre_ln_w);
+    pl_add(l, p, "pre_layrnorm.bias", v->pre_ln_b);
+    for (int i = 0; i < upto; i++) {
+        et_clip_layer *y = &v->layers[i];
+        char nm[128];
+        pl_linear(l, p, i, "self_attn.k_proj", &y->k);
+        pl_linear(l, p, i, "self_attn.v_proj", &y->v);
+        pl_linear(l, p, i, "self_attn.q_proj", &y->q);
+        pl_linear(l, p, i, "self_attn.out_proj", &y->o);
+        snprintf(nm, sizeof nm, "encoder.layers.%d.layer_norm1.weight", i);
+        pl_add(l, p, nm, y->ln1_w);
+        snprintf(nm, sizeof nm, "encoder.layers.%d.layer_norm1.bias", i);
+        pl_add(l, p, nm, y->ln1_b);
+        pl_linear(l, p, i, "mlp.fc1", &y->fc1);
+        pl_linear(l, p, i, "mlp.fc2", &y->fc2);
+        snprintf(nm, sizeof nm, "encoder.layers.%d.layer_norm2.weight", i);
+        pl_add(l, p, nm, y->ln2_w);
+        snprintf(nm, sizeof nm, "encoder.layers.%d.layer_norm2.bias", i);
+        pl_add(l, p, nm, y->ln2_b);
+    }
+    v->frozen = false;
+}
+
+static void add_owned_group(et_emo_model *m, const char *name, double lr, plist *l) {
+    et_emo_group *g = add_group(m, name, lr, l->n, l->names, l->ts);
+    if (g) g->owns_names = true;
+}
+
+bool et_emo_param_decays(const char *name) {
+    const size_t n = strlen(name);
+    if (n >= 5 && !strcmp(name + n - 5, ".bias")) return false;
+    return !strstr(name, "norm");  // layernorm, layer_norm, layrnorm, RMSNorm's *norm.weight
+}
+
+bool et_emo_model_trains(const et_emo_model *m, const char *group) {
+    for (int g = 0; g < m->n_groups; g++)
+        if (!strcmp(m->groups[g].name, group)) return true;
+    return false;
+}
+
+// model.projector_path: LLaVA's mm_projector file (stage 1) or an export's
+// non_lora_trainables.safetensors, into the projector; every tensor present with its shape.
+static et_status load_projector_file(const char *path, et_projector *p) {
+    et_st_file *f = NULL;
+    et_status st = et_st_open(path, &f);
+    if (st) return et_status_wrap(st, "config: model.projector_path");
+    const char *names[4];
+    et_tensor *ts[4];
+    const int n = et_projector_params(p, names, ts);
+    for (int i = 0; i < n && !st; i++) {
+        char got[96] = "[", exp[96] = "[";
+        for (int d = 0; d < ts[i]->ndim; d++)
+            snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%lld", d ? ", " : "",
+                     (long long)ts[i]->shape[d]);
+        et_st_info info;
+        et_status s = et_st_info_of(f, names[i], &info);
+        if (s) {
+            et_status_free(s);
+            st = et_err(ET_ERR_FORMAT,
+                        "%s (model.projector_path): no tensor %s (this model's %s projector needs "
+                        "it with shape %s])",
+                        path, names[i], p->type == ET_PROJ_LINEAR ? "linear" : "mlp2x_gelu", exp);
+            break;
+        }
+        bool ok = info.ndim == ts[i]->ndim;
+        for (int d = 0; ok && d < info.ndim; d++) ok = info.shape[d] == ts[i]->shape[d];
+        if (!ok) {
+            for (int d = 0; d < info.ndim; d++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "",
+                         (long long)info.shape[d]);
+            st = et_err(ET_ERR_FORMAT,
+                        "%s (model.projector_path): tensor %s has shape %s] but this model's "
+                        "projector needs %s] (vision hidden %lld -> decoder hidden %lld): the "
+                        "file was trained for another tower or decoder",
+                        path, names[i], got, exp, (long long)p->in_dim, (long long)p->out_dim);
+        }
+    }
+    for (int i = 0; i < n && !st; i++) {
+        et_tensor *t = NULL;
+        st = et_st_load(f, names[i], &t);
+        if (!st) et_copy_(ts[i], t);
+        et_release(t);
+    }
+    et_st_close(f);
+    return st;
 }
 
 static et_status build(const et_run_config *c, et_emo_model *m) {
@@ -126,6 +289,46 @@ static et_status build(const et_run_config *c, et_emo_model *m) {
     et_mllm_decoder_linears(m->llm, m->linears);
     for (int l = 0; l < (int)m->llm->cfg.num_hidden_layers; l++)
         m->llm->layers[l].recompute = c->recompute;
+    bool want[G_N];
+    ET_TRY(parse_trainable(c, want));
+    const bool expl = c->n_trainable > 0;
+    if (!expl) {  // the default: LoRA (when enabled), the projector in use, the expert
+        want[G_LORA] = c->lora_enabled;
+        want[G_PROJ] = proj && m->use_images;
+        want[G_PRIOR] = pk != ET_PRIOR_NONE;
+    } else {
+        if (want[G_LORA] && !c->lora_enabled)
+            return et_err(ET_ERR_INVALID,
+                          "config: train.trainable lists \"lora\" but lora.enabled is false: set "
+                          "lora.enabled=true or remove \"lora\"");
+        if (!want[G_LORA] && c->lora_enabled)
+            return et_err(ET_ERR_INVALID,
+                          "config: lora.enabled is true but train.trainable does not list "
+                          "\"lora\": add \"lora\" to train.trainable or set lora.enabled=false");
+        if (want[G_LORA] && want[G_DEC])
+            return et_err(ET_ERR_INVALID,
+                          "config: train.trainable lists both \"lora\" and \"decoder\": LoRA "
+                          "adapts a frozen decoder; train one of them (full fine-tuning: "
+                          "[\"decoder\"] with lora.enabled=false)");
+        if ((want[G_PROJ] || want[G_TOWER]) && !(proj && m->use_images))
+            return et_err(ET_ERR_INVALID,
+                          "config: train.trainable lists \"%s\" but the model has no %s in use "
+                          "(it needs a vision tower: model.vision, model.vision_path or "
+                          "model.llava_path, and model.visual_tokens=true)",
+                          want[G_PROJ] ? "projector" : "tower",
+                          want[G_PROJ] ? "projector" : "vision tower");
+        if (want[G_PRIOR] && pk == ET_PRIOR_NONE)
+            return et_err(ET_ERR_INVALID,
+                          "config: train.trainable lists \"face_prior\" but model.face_prior is "
+                          "\"none\": set model.face_prior=landmark or remove \"face_prior\"");
+    }
+    if (c->projector_path[0]) {
+        if (!proj)
+            return et_err(ET_ERR_INVALID,
+                          "config: model.projector_path is set but the model has no vision tower "
+                          "(and so no projector)");
+        ET_TRY(load_projector_file(c->projector_path, proj));
+    }
     if (c->lora_enabled) {
         et_lora_config lc = et_lora_config_default();
         lc.r = c->lora_r, lc.alpha = c->lora_alpha, lc.dropout = c->lora_dropout;
@@ -169,16 +372,44 @@ static et_status build(const et_run_config *c, et_emo_model *m) {
             }
         }
         ET_ASSERT(k == n, "lora names %d != params %d", k, n);
-        add_group(m, "lora", c->lr, n, ns, ps);
+        add_group(m, "lora", c->lr, n, ns, ps)->owns_names = true;
     }
-    if (proj && m->use_images) {  // without visual tokens the projector gets no gradient
+    if (want[G_DEC]) {
+        plist l = {0};
+        dec_ctx d = {&l, false};
+        et_llama_for_each_weight(m->llm, collect_decoder, &d);
+        add_owned_group(m, "decoder", c->decoder_lr > 0 ? c->decoder_lr : c->lr, &l);
+    }
+    if (want[G_EMB]) {
+        plist l = {0};
+        dec_ctx d = {&l, true};
+        et_llama_for_each_weight(m->llm, collect_decoder, &d);
+        add_owned_group(m, "embeddings", c->decoder_lr > 0 ? c->decoder_lr : c->lr, &l);
+    }
+    if (want[G_TOWER]) {
+        plist l = {0};
+        collect_tower(vis, c->select_layer, &l);
+        add_owned_group(m, "tower", c->tower_lr > 0 ? c->tower_lr : c->lr, &l);
+    }
+    m->explicit_trainable = expl;
+    if (proj && !want[G_PROJ]) {  // frozen (explicit list without it)
+        et_tensor *ts[4];
+        for (int i = 0, n = et_projector_params(proj, NULL, ts); i < n; i++)
+            et_set_requires_grad(ts[i], false);
+    }
+    if (pk != ET_PRIOR_NONE && !want[G_PRIOR]) {
+        et_tensor *ts[4];
+        for (int i = 0, n = et_face_prior_params(&m->prior, NULL, ts); i < n; i++)
+            et_set_requires_grad(ts[i], false);
+    }
+    if (want[G_PROJ]) {  // without visual tokens the projector gets no gradient
         const char **ns = malloc(sizeof(*ns) * 4);
         et_tensor **ps = malloc(sizeof(*ps) * 4);
         int n = et_projector_params(proj, ns, ps);
         add_group(m, "projector", c->mm_projector_lr > 0 ? c->mm_projector_lr : c->lr, n, ns, ps);
         if (!n) free(ns), free(ps);
     }
-    if (pk != ET_PRIOR_NONE) {
+    if (want[G_PRIOR]) {
         const char **ns = malloc(sizeof(*ns) * 4);
         et_tensor **ps = malloc(sizeof(*ps) * 4);
         int n = et_face_prior_params(&m->prior, ns, ps);
@@ -201,7 +432,7 @@ et_status et_emo_model_build(const et_run_config *cfg, et_emo_model *m) {
 
 void et_emo_model_free(et_emo_model *m) {
     for (int g = 0; g < m->n_groups; g++) {
-        if (!strcmp(m->groups[g].name, "lora"))
+        if (m->groups[g].owns_names)
             for (int i = 0; i < m->groups[g].n; i++) free((char *)m->groups[g].names[i]);
         free(m->groups[g].names);
         free(m->groups[g].params);

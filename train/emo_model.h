@@ -2,7 +2,8 @@
 // shapes, HF checkpoints or a LLaVA checkpoint), with its trainable parameters grouped.
 // defines: et_emo_model, et_emo_group, et_emo_model_build, et_emo_model_free,
 //          et_emo_model_trainables, et_emo_model_load_trainables,
-//          et_emo_model_load_checkpoint
+//          et_emo_model_load_checkpoint, et_emo_model_trains, et_emo_param_decays,
+//          ET_EMO_TOWER_PREFIX
 //
 // Contract
 // - Sources, first match wins: model.llava_path (decoder + projector [+ tower], with
@@ -17,6 +18,26 @@
 // - Trainable groups (AdamW param groups, LLaVA's recipe): "lora" (train.lr), "projector"
 //   (train.mm_projector_lr or train.lr), "expert" (train.expert_lr or train.lr). Names are
 //   the HF / PEFT module names: <layer>.lora_A.weight, model.mm_projector.0.weight, ...
+// - train.trainable picks the groups (empty: lora when lora.enabled, the projector when
+//   images are spliced, the expert when there is a face prior). An explicit list trains
+//   exactly its groups, everything else is frozen (requires_grad off: no gradient is
+//   computed for it):
+//     lora        LoRA A/B (needs lora.enabled; lora.enabled=true needs "lora" listed)
+//     projector   the projector (needs a tower and model.visual_tokens)
+//     face_prior  the landmark expert; its group (and optimizer-state prefix) stays "expert"
+//     decoder     every decoder weight but model.embed_tokens / lm_head (layers, final
+//                 norm), HF names; refused together with "lora"
+//     embeddings  model.embed_tokens.weight and lm_head.weight (one tensor when tied)
+//     tower       the CLIP tower's weights that reach the features, named
+//                 ET_EMO_TOWER_PREFIX + HF CLIPVisionModel names: embeddings, pre_layrnorm
+//                 and layers 1..k for model.select_layer k (later layers never run: they are
+//                 not in the group and stay as loaded); the tower then runs with grad.
+//   decoder and embeddings train at train.decoder_lr, the tower at train.tower_lr (0 =
+//   train.lr). Errors name train.trainable: an unknown group (the valid
+//   ones are listed) or one the model lacks.
+// - model.projector_path: the projector's tensors (its HF names, model.mm_projector.*) are
+//   copied from that safetensors file after the init; a missing tensor or one of another
+//   shape is an error naming the file, the tensor and both shapes.
 // - The LoRA config's base_model (PEFT's base_model_name_or_path) is the absolute path of
 //   model.llava_path / model.llm_path, or ET_RANDOM_BASE_NAME for a random decoder.
 // - Errors (et_status) name the config key and the file.
@@ -34,13 +55,16 @@
 #include "train/models/projector.h"
 #include "train/runconfig.h"
 
-#define ET_EMO_MAX_GROUPS 3
+#define ET_EMO_MAX_GROUPS 6
+// The names of the tower's trainables: LLaVA-1.5's module path of the CLIP tower.
+#define ET_EMO_TOWER_PREFIX "model.vision_tower.vision_tower.vision_model."
 // base_model_name_or_path of an adapter trained on a random decoder (model.llm): not on the
 // Hub; `emotune export --base` writes that base to DIR/base/llm.
 #define ET_RANDOM_BASE_NAME "emotune/random-init-llama"
 
 typedef struct {
-    char name[16];  // lora | projector | expert
+    char name[16];    // lora | projector | expert | decoder | embeddings | tower
+    bool owns_names;  // names[i] are malloc'd copies
     double lr;
     int n;
     const char **names;  // owned array, strings borrowed from the model
@@ -64,6 +88,7 @@ typedef struct {
     int n_groups;
     et_emo_group groups[ET_EMO_MAX_GROUPS];
     int n_trainables;  // across groups
+    bool explicit_trainable;  // train.trainable was given
     int64_t image_size;
     bool pad_to_square;
 } et_emo_model;
@@ -77,6 +102,11 @@ int et_emo_model_trainables(const et_emo_model *m, const char **names, et_tensor
 et_status et_emo_model_load_trainables(et_emo_model *m, const char *path);
 // The trainables of the checkpoint et_trainckpt_resolve(given, output_dir) finds; its
 // directory goes to dir_out (may be NULL).
+// Whether group (an et_emo_group name) trains.
+bool et_emo_model_trains(const et_emo_model *m, const char *group);
+// HF Trainer's weight-decay rule (get_decay_parameter_names): no decay on biases and on
+// norm weights (names containing "norm": RMSNorm, LayerNorm, layrnorm, layer_norm).
+bool et_emo_param_decays(const char *name);
 et_status et_emo_model_load_checkpoint(et_emo_model *m, const char *given, const char *output_dir,
                                        char *dir_out, size_t cap);
 

@@ -64,12 +64,15 @@ static const entry_t table[] = {
     {"model.init_lm_head_std", K_F64, O(init_lm_head_std), 0, "0", 0, 100,
      "std of a random lm_head (0 = init_std); a from-scratch demo needs confident logits"},
     {"model.init_seed", K_I64, O(init_seed), 0, "1", 0, BIG, "seed of random weights"},
+    {"model.projector_path", K_STR, O(projector_path), S(projector_path), "\"\"", 0, 0,
+     "projector weights to start from (LLaVA's pretrain_mm_mlp_adapter): a stage-1 "
+     "mm_projector.safetensors or an export's non_lora_trainables.safetensors"},
     {"lora.enabled", K_BOOL, O(lora_enabled), 0, "true", 0, 0, "attach LoRA adapters"},
     {"lora.r", K_INT, O(lora_r), 0, "16", 1, 4096, "LoRA rank"},
     {"lora.alpha", K_F64, O(lora_alpha), 0, "32", 0, 1e9, "LoRA alpha"},
     {"lora.dropout", K_F64, O(lora_dropout), 0, "0.05", 0, 0.999, "LoRA dropout"},
     {"lora.use_rslora", K_BOOL, O(lora_use_rslora), 0, "false", 0, 0, "scale alpha/sqrt(r)"},
-    {"lora.targets", K_STRLIST, O(lora_targets), 0,
+    {"lora.targets", K_STRLIST, O(lora_targets), O(lora_n_targets),
      "[\"q_proj\",\"k_proj\",\"v_proj\",\"o_proj\",\"gate_proj\",\"up_proj\",\"down_proj\"]", 0, 0,
      "module-name suffixes of the decoder Linears that get adapters"},
     {"lora.regex", K_STR, O(lora_regex), S(lora_regex), "\"\"", 0, 0,
@@ -118,6 +121,12 @@ static const entry_t table[] = {
     {"train.mm_projector_lr", K_F64, O(mm_projector_lr), 0, "0", 0, 10,
      "projector lr (0 = train.lr), LLaVA's mm_projector_lr"},
     {"train.expert_lr", K_F64, O(expert_lr), 0, "0", 0, 10, "face-prior expert lr (0 = train.lr)"},
+    {"train.decoder_lr", K_F64, O(decoder_lr), 0, "0", 0, 10,
+     "lr of the decoder and embeddings groups (0 = train.lr)"},
+    {"train.tower_lr", K_F64, O(tower_lr), 0, "0", 0, 10, "lr of the tower group (0 = train.lr)"},
+    {"train.trainable", K_STRLIST, O(trainable), O(n_trainable), "[]", 0, 0,
+     "parameter groups to train: lora projector face_prior decoder tower embeddings ([] = "
+     "lora if enabled + projector + face_prior)"},
     {"train.weight_decay", K_F64, O(weight_decay), 0, "0", 0, 10, "AdamW weight decay"},
     {"train.adam_beta1", K_F64, O(adam_beta1), 0, "0.9", 0, 0.999999, "AdamW beta1"},
     {"train.adam_beta2", K_F64, O(adam_beta2), 0, "0.999", 0, 0.999999999, "AdamW beta2"},
@@ -351,10 +360,10 @@ static et_status set_value(et_run_config *c, const entry_t *e, const cJSON *v, c
                     return et_err(ET_ERR_INVALID, "%s: %s[%d] must be a string of < 64 bytes",
                                   where, e->key, i);
             }
+            char(*list)[64] = (char(*)[64])p;  // K_STRLIST: char [ET_RC_MAX_TARGETS][64]
             for (int i = 0; i < n; i++)
-                snprintf(c->lora_targets[i], sizeof c->lora_targets[i], "%s",
-                         cJSON_GetArrayItem(v, i)->valuestring);
-            c->lora_n_targets = n;
+                snprintf(list[i], 64, "%s", cJSON_GetArrayItem(v, i)->valuestring);
+            *(int *)((char *)c + e->size) = n;  // size: the offset of the count
             return NULL;
         }
         case K_JSON: {
@@ -440,8 +449,9 @@ static et_status apply_override(cJSON *root, const char *ov) {
 // resolve against the file's directory. Outputs (train.output_dir, eval.output_dir) and every
 // value typed on the command line stay relative to the working directory.
 static const char *const input_paths[] = {
-    "model.llm_path", "model.vision_path", "model.llava_path", "model.tokenizer", "data.train",
-    "data.eval",      "data.store",        "data.root",        "synth.dir"};
+    "model.llm_path", "model.vision_path",   "model.llava_path", "model.tokenizer",
+    "data.train",     "data.eval",           "data.store",       "data.root",
+    "synth.dir",      "model.projector_path"};
 
 static bool is_input_path(const char *key) {
     for (size_t i = 0; i < sizeof input_paths / sizeof *input_paths; i++)
@@ -629,8 +639,9 @@ static cJSON *value_json(const et_run_config *c, const entry_t *e) {
             return cJSON_CreateString(p);
         case K_STRLIST: {
             cJSON *a = cJSON_CreateArray();
-            for (int i = 0; i < c->lora_n_targets; i++)
-                cJSON_AddItemToArray(a, cJSON_CreateString(c->lora_targets[i]));
+            const char(*list)[64] = (const char(*)[64])p;
+            const int n = *(const int *)((const char *)c + e->size);
+            for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateString(list[i]));
             return a;
         }
         case K_JSON: {
@@ -677,6 +688,7 @@ et_status et_run_config_check_paths(const et_run_config *c, unsigned need) {
         req[n++] = (path_req){"model.llm_path", c->llm_path, true};
         req[n++] = (path_req){"model.vision_path", c->vision_path, true};
         req[n++] = (path_req){"model.tokenizer", c->tokenizer, false};
+        req[n++] = (path_req){"model.projector_path", c->projector_path, false};
     }
     if (need & ET_RC_NEED_TRAIN_DATA) {
         if (c->store[0])

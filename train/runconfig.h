@@ -62,6 +62,7 @@ typedef struct {
     double init_std;
     double init_lm_head_std;
     int64_t init_seed;
+    char projector_path[ET_RC_PATH];  // model.projector_path: LLaVA stage-1 projector, or ""
     // lora
     bool lora_enabled;
     int lora_r;
@@ -101,6 +102,10 @@ typedef struct {
     double lr;
     double mm_projector_lr;
     double expert_lr;
+    double decoder_lr;  // train.decoder_lr: decoder + embeddings groups (0 = train.lr)
+    double tower_lr;    // train.tower_lr (0 = train.lr)
+    int n_trainable;  // train.trainable: parameter groups (0 = the default groups)
+    char trainable[ET_RC_MAX_TARGETS][64];
     double weight_decay;
     double adam_beta1, adam_beta2, adam_eps;
     char lr_scheduler[32];

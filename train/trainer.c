@@ -20,6 +20,7 @@
 #include "../data/store.h"
 #include "checkpoint.h"
 #include "train/io/device_move.h"
+#include "train/io/export.h"
 #include "train/emo_model.h"
 #include "progress.h"
 #include "run_dir.h"
@@ -247,7 +248,27 @@ static et_status setup(const et_run_config *c, run_t *r, et_train_state *state, 
         et_emo_group *eg = &r->model.groups[g];
         et_param_group pg = {
             .name = eg->name, .lr = eg->lr, .lr_mult = 0, .weight_decay = c->weight_decay};
-        ET_TRY(et_adamw_add_group(r->opt, &pg, eg->n, eg->params, eg->names, NULL));
+        if (c->weight_decay == 0) {  // one group (the state names of every earlier run)
+            ET_TRY(et_adamw_add_group(r->opt, &pg, eg->n, eg->params, eg->names, NULL));
+            continue;
+        }
+        // HF Trainer: biases and norm weights get no decay; they go to "<group>_no_decay"
+        et_tensor **ps = malloc(sizeof(*ps) * (size_t)eg->n);
+        const char **ns = malloc(sizeof(*ns) * (size_t)eg->n);
+        ET_ASSERT(ps && ns, "out of memory");
+        char nd_name[40];
+        snprintf(nd_name, sizeof nd_name, "%s_no_decay", eg->name);
+        et_status st = NULL;
+        for (int pass = 0; pass < 2 && !st; pass++) {
+            int k = 0;
+            for (int i = 0; i < eg->n; i++)
+                if (et_emo_param_decays(eg->names[i]) == (pass == 0))
+                    ps[k] = eg->params[i], ns[k++] = eg->names[i];
+            if (pass == 1) pg.name = nd_name, pg.weight_decay = 0;
+            if (k) st = et_adamw_add_group(r->opt, &pg, k, ps, ns, NULL);
+        }
+        free(ps), free(ns);
+        ET_TRY(st);
     }
     r->config_json = et_run_config_to_json(c);
     memset(state, 0, sizeof *state);
@@ -335,25 +356,32 @@ static et_status save_ckpt(const et_run_config *c, run_t *r, et_train_state *sta
     return st;
 }
 
+// The run's results, per training mode: adapter/ (LoRA), non_lora_trainables.safetensors
+// (projector, expert), mm_projector.safetensors (an explicit "projector": LLaVA's stage-1
+// file), merged/ (decoder or embeddings trained: HF LlamaForCausalLM) and vision/ (tower
+// trained: HF CLIPVisionModel).
 static et_status export_final(const et_run_config *c, run_t *r) {
     char path[4200];
-    if (r->model.has_lora) {
+    const et_emo_model *m = &r->model;
+    if (m->has_lora) {
         snprintf(path, sizeof path, "%s/adapter", c->output_dir);
         ET_TRY(et_mkdirs(path));
-        ET_TRY(et_lora_save_adapter(path, &r->model.lora, r->model.n_linears, r->model.linears));
+        ET_TRY(et_lora_save_adapter(path, &m->lora, m->n_linears, m->linears));
     }
-    // other trainables (projector, expert) as LLaVA's non_lora_trainables, in safetensors
-    int n = 0;
-    const char *names[16];
-    et_tensor *ts[16];
-    for (int g = 0; g < r->model.n_groups; g++) {
-        const et_emo_group *eg = &r->model.groups[g];
-        if (!strcmp(eg->name, "lora")) continue;
-        for (int i = 0; i < eg->n && n < 16; i++) names[n] = eg->names[i], ts[n++] = eg->params[i];
+    snprintf(path, sizeof path, "%s/non_lora_trainables.safetensors", c->output_dir);
+    ET_TRY(et_export_non_lora_trainables(path, m));
+    if (m->explicit_trainable && et_emo_model_trains(m, "projector")) {
+        snprintf(path, sizeof path, "%s/mm_projector.safetensors", c->output_dir);
+        ET_TRY(et_export_mm_projector(path, m));
     }
-    if (n) {
-        snprintf(path, sizeof path, "%s/non_lora_trainables.safetensors", c->output_dir);
-        ET_TRY(et_save_trainables(path, n, names, ts));
+    if (et_emo_model_trains(m, "decoder") || et_emo_model_trains(m, "embeddings")) {
+        snprintf(path, sizeof path, "%s/merged", c->output_dir);
+        et_export_opts eo = et_export_defaults(m->llm);
+        ET_TRY(et_export_merged_llama(path, m->llm, &eo));
+    }
+    if (et_emo_model_trains(m, "tower")) {
+        snprintf(path, sizeof path, "%s/vision", c->output_dir);
+        ET_TRY(et_export_clip_vision(path, m->mllm.vision, m->mllm.vision->patch_weight->dtype));
     }
     return NULL;
 }

@@ -8,13 +8,18 @@
 //   total = train.max_steps (or epochs x steps per epoch) optimizer steps of
 //   train.grad_accum micro-batches each: loss / grad_accum backward, non-finite check
 //   (the step is skipped, counted and reported; the run stops after train.nan_limit of
-//   them), global-norm clipping, AdamW with groups lora / projector / expert, lr schedule
-//   (train.lr_scheduler with warmup).
+//   them), global-norm clipping, AdamW with the model's groups (train.trainable: lora /
+//   projector / expert / decoder / embeddings / tower; with train.weight_decay > 0 the biases
+//   and norm weights of each go to "<group>_no_decay" with no decay, HF Trainer's rule), lr
+//   schedule (train.lr_scheduler with warmup).
 // - Outputs under train.output_dir: checkpoints/step-N (train/checkpoint.h) every
 //   train.save_every steps and at the end, metrics.jsonl (one line per log step), tb/
-//   (TensorBoard events), config.json (resolved), adapter/ (PEFT adapter) and
-//   trainables.safetensors (projector + expert) at the end, and curves.png (loss and lr,
-//   from metrics.jsonl) at the end of any run that took a step.
+//   (TensorBoard events), config.json (resolved), and at the end, per training mode:
+//   adapter/ (PEFT adapter), non_lora_trainables.safetensors (projector + expert),
+//   mm_projector.safetensors (train.trainable lists "projector": LLaVA's stage-1 file),
+//   merged/ (decoder or embeddings trained: HF LlamaForCausalLM) and vision/ (tower trained:
+//   CLIPVisionModel); curves.png (loss and lr, from metrics.jsonl) at the end of any run
+//   that took a step.
 //   config.json, metrics.jsonl and tb/ are written once the first step has run, so a run that
 //   fails before it (bad config, missing data, damaged checkpoint) leaves the directory as
 //   it was.

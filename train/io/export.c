@@ -414,6 +414,29 @@ et_status et_export_clip_vision(const char *dir, const et_clip_vision *v, et_dty
 
 // ---- a whole trained model ----------------------------------------------------------
 
+et_status et_export_non_lora_trainables(const char *path, const et_emo_model *m) {
+    int n = 0;
+    const char **names = malloc(sizeof(*names) * (size_t)(m->n_trainables + 1));
+    et_tensor **ts = malloc(sizeof(*ts) * (size_t)(m->n_trainables + 1));
+    ET_ASSERT(names && ts, "out of memory");
+    for (int g = 0; g < m->n_groups; g++) {
+        if (strcmp(m->groups[g].name, "projector") && strcmp(m->groups[g].name, "expert")) continue;
+        for (int i = 0; i < m->groups[g].n; i++)
+            names[n] = m->groups[g].names[i], ts[n++] = m->groups[g].params[i];
+    }
+    et_status s = n ? et_save_trainables(path, n, names, ts) : NULL;
+    free(names), free(ts);
+    return s;
+}
+
+et_status et_export_mm_projector(const char *path, const et_emo_model *m) {
+    if (!m->mllm.proj) return et_err(ET_ERR_INVALID, "%s: the model has no projector", path);
+    const char *names[4];
+    et_tensor *ts[4];
+    const int n = et_projector_params(m->mllm.proj, names, ts);
+    return et_save_trainables(path, n, names, ts);
+}
+
 // Test hook: EMOTUNE_EXPORT_SLOW_MS sleeps after each part, so tests can kill an export
 // in the middle.
 static void export_slow_hook(void) {
@@ -434,20 +457,22 @@ static et_status write_parts(const char *out, const et_emo_model *m, unsigned wh
         et_fsync_dir(p);
         export_slow_hook();
     }
+    bool merged = (what & ET_EXPORT_MERGED) != 0;
     if (what & ET_EXPORT_TRAINABLES) {
-        int n = 0;
-        const char **names = malloc(sizeof(*names) * (size_t)(m->n_trainables + 1));
-        et_tensor **ts = malloc(sizeof(*ts) * (size_t)(m->n_trainables + 1));
-        ET_ASSERT(names && ts, "out of memory");
-        for (int g = 0; g < m->n_groups; g++) {
-            if (!strcmp(m->groups[g].name, "lora")) continue;
-            for (int i = 0; i < m->groups[g].n; i++)
-                names[n] = m->groups[g].names[i], ts[n++] = m->groups[g].params[i];
-        }
         snprintf(p, sizeof p, "%s/non_lora_trainables.safetensors", out);
-        et_status s = n ? et_save_trainables(p, n, names, ts) : NULL;
-        free(names), free(ts);
-        ET_TRY(s);
+        ET_TRY(et_export_non_lora_trainables(p, m));
+        if (m->explicit_trainable && et_emo_model_trains(m, "projector")) {
+            snprintf(p, sizeof p, "%s/mm_projector.safetensors", out);
+            ET_TRY(et_export_mm_projector(p, m));
+        }
+        // a full fine-tune's decoder: the merged checkpoint is the result (no adapter)
+        if (et_emo_model_trains(m, "decoder") || et_emo_model_trains(m, "embeddings"))
+            merged = true;
+        if (et_emo_model_trains(m, "tower")) {
+            snprintf(p, sizeof p, "%s/vision", out);
+            ET_TRY(et_mkdirs(p));
+            ET_TRY(et_export_clip_vision(p, m->mllm.vision, m->mllm.vision->patch_weight->dtype));
+        }
         export_slow_hook();
     }
     if (what & ET_EXPORT_BASE) {
@@ -465,7 +490,7 @@ static et_status write_parts(const char *out, const et_emo_model *m, unsigned wh
         et_fsync_dir(p);
         export_slow_hook();
     }
-    if (what & ET_EXPORT_MERGED) {
+    if (merged) {
         snprintf(p, sizeof p, "%s/merged", out);
         ET_TRY(et_mkdirs(p));
         et_export_opts eo = et_export_defaults(m->llm);

@@ -3,7 +3,8 @@
 // defines: et_export_opts, et_export_defaults, et_export_llama_config_json,
 //          et_export_merged_llama, et_export_clip_config_json, et_export_clip_vision,
 //          et_export_what, ET_EXPORT_ADAPTER, ET_EXPORT_TRAINABLES, ET_EXPORT_MERGED,
-//          ET_EXPORT_BASE, ET_EXPORT_OVERWRITE, et_export_emo_model, et_export_check_out
+//          ET_EXPORT_BASE, ET_EXPORT_OVERWRITE, et_export_emo_model, et_export_check_out,
+//          et_export_non_lora_trainables, et_export_mm_projector
 //
 // Contract
 // - et_export_merged_llama writes dir/config.json and the weights, loadable by
@@ -44,7 +45,11 @@
 //   weight dtype (the tower in its own):
 //     ADAPTER     out/adapter/ (et_lora_save_adapter: PEFT adapter_config.json +
 //                 adapter_model.safetensors); nothing when the model has no LoRA
-//     TRAINABLES  out/non_lora_trainables.safetensors (projector, expert; et_save_trainables)
+//     TRAINABLES  out/non_lora_trainables.safetensors (projector, expert; et_save_trainables),
+//                 and per training mode (train.trainable): out/mm_projector.safetensors
+//                 (an explicit "projector": LLaVA's stage-1 file), out/merged/ (decoder or
+//                 embeddings trained: the full fine-tune as LlamaForCausalLM, no adapter)
+//                 and out/vision/ (tower trained: CLIPVisionModel)
 //     BASE        out/base/llm/ (LlamaForCausalLM, without_lora) and out/base/vision/
 //                 (CLIPVisionModel, when the model has a tower): what PEFT loads the adapter
 //                 onto; emotune reloads them as model.llm_path / model.vision_path
@@ -95,6 +100,12 @@ typedef enum {
     ET_EXPORT_OVERWRITE = 16,  // replace a non-empty out (the old export is moved aside)
 } et_export_what;
 
+// path: the projector and expert groups' tensors (nothing written when there are none).
+et_status et_export_non_lora_trainables(const char *path, const et_emo_model *m);
+// path: the projector under its LLaVA names (model.mm_projector.0.weight, .0.bias, .2.weight,
+// .2.bias; .weight / .bias for linear), f32, what LLaVA's get_mm_adapter_state_maybe_zero_3
+// saves as mm_projector.bin, in safetensors; written atomically (et_st_save).
+et_status et_export_mm_projector(const char *path, const et_emo_model *m);
 // what: an OR of et_export_what bits.
 et_status et_export_emo_model(const char *out, const et_emo_model *m, unsigned what);
 // The refusal of et_export_emo_model for out (non-empty without overwrite, a training run,

@@ -208,14 +208,14 @@ et_status et_mllm_attach_lora(et_mllm *m, const et_lora_config *cfg, int *n_atta
 
 et_tensor *et_mllm_encode_images(et_mllm *m, et_tensor *pixels) {
     ET_ASSERT(m->vision && m->proj, "et_mllm_encode_images: no vision tower / projector");
-    et_no_grad_begin();
+    // a frozen tower runs without grad (et_clip_vision_forward); a trainable one records
+    const bool frozen = m->vision->frozen;
     et_tensor *f = et_clip_vision_forward(m->vision, pixels, m->select_layer, m->feature);
-    et_no_grad_end();
     et_tensor *in = f;
     if (f->dtype != ET_F32) {  // the projector runs in f32 (its weights are f32)
-        et_no_grad_begin();
+        if (frozen) et_no_grad_begin();
         in = et_cast(f, ET_F32);
-        et_no_grad_end();
+        if (frozen) et_no_grad_end();
         et_release(f);
     }
     et_tensor *y = et_projector_forward(m->proj, in);  // [B, N, H]
