@@ -359,30 +359,53 @@ static et_status save_ckpt(const et_run_config *c, run_t *r, et_train_state *sta
 // The run's results, per training mode: adapter/ (LoRA), non_lora_trainables.safetensors
 // (projector, expert), mm_projector.safetensors (an explicit "projector": LLaVA's stage-1
 // file), merged/ (decoder or embeddings trained: HF LlamaForCausalLM) and vision/ (tower
-// trained: HF CLIPVisionModel).
-static et_status export_final(const et_run_config *c, run_t *r) {
+// trained: HF CLIPVisionModel). only_missing (a resumed run that had already taken its last
+// step, e.g. killed while exporting): writes only the results that are not there yet, so a
+// finished run's files are never rewritten and an unfinished export is completed.
+static bool exists(const char *dir, const char *name) {
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+static et_status export_final(const et_run_config *c, run_t *r, bool only_missing) {
     char path[4200];
     const et_emo_model *m = &r->model;
-    if (m->has_lora) {
-        snprintf(path, sizeof path, "%s/adapter", c->output_dir);
+    const char *o = c->output_dir;
+    int n = 0;
+    if (m->has_lora && !(only_missing && exists(o, "adapter/adapter_config.json") &&
+                         exists(o, "adapter/adapter_model.safetensors"))) {
+        snprintf(path, sizeof path, "%s/adapter", o);
         ET_TRY(et_mkdirs(path));
         ET_TRY(et_lora_save_adapter(path, &m->lora, m->n_linears, m->linears));
+        n++;
     }
-    snprintf(path, sizeof path, "%s/non_lora_trainables.safetensors", c->output_dir);
-    ET_TRY(et_export_non_lora_trainables(path, m));
-    if (m->explicit_trainable && et_emo_model_trains(m, "projector")) {
-        snprintf(path, sizeof path, "%s/mm_projector.safetensors", c->output_dir);
+    if (!(only_missing && exists(o, "non_lora_trainables.safetensors"))) {
+        snprintf(path, sizeof path, "%s/non_lora_trainables.safetensors", o);
+        ET_TRY(et_export_non_lora_trainables(path, m));
+        n++;
+    }
+    if (m->explicit_trainable && et_emo_model_trains(m, "projector") &&
+        !(only_missing && exists(o, "mm_projector.safetensors"))) {
+        snprintf(path, sizeof path, "%s/mm_projector.safetensors", o);
         ET_TRY(et_export_mm_projector(path, m));
+        n++;
     }
-    if (et_emo_model_trains(m, "decoder") || et_emo_model_trains(m, "embeddings")) {
-        snprintf(path, sizeof path, "%s/merged", c->output_dir);
+    if ((et_emo_model_trains(m, "decoder") || et_emo_model_trains(m, "embeddings")) &&
+        !(only_missing && exists(o, "merged/config.json"))) {
+        snprintf(path, sizeof path, "%s/merged", o);
         et_export_opts eo = et_export_defaults(m->llm);
         ET_TRY(et_export_merged_llama(path, m->llm, &eo));
+        n++;
     }
-    if (et_emo_model_trains(m, "tower")) {
-        snprintf(path, sizeof path, "%s/vision", c->output_dir);
+    if (et_emo_model_trains(m, "tower") && !(only_missing && exists(o, "vision/config.json"))) {
+        snprintf(path, sizeof path, "%s/vision", o);
         ET_TRY(et_export_clip_vision(path, m->mllm.vision, m->mllm.vision->patch_weight->dtype));
+        n++;
     }
+    if (only_missing && n)
+        et_info("wrote the %d final result(s) missing from %s (the run had finished its steps)",
+                n, o);
     return NULL;
 }
 
@@ -543,7 +566,7 @@ static et_status train_loop(const et_run_config *c, bool resume, run_t *r, et_tr
             if (!st) saved_step = state->step;
             if (r->tb) et_status_free(et_tblog_flush(r->tb));
         }
-        if (stop && !st) {
+        if (stop && !st && state->step < total) {  // a stop after the last step: finish
             res->interrupted = true;
             et_progress_end(r->bar, "interrupted");  // ends the bar's line before the warning
             et_warn("interrupted: checkpoint %s written; continue with --resume", res->checkpoint);
@@ -561,7 +584,7 @@ static et_status train_loop(const et_run_config *c, bool resume, run_t *r, et_tr
     res->seconds = now_s() - t0;
     res->tokens_per_s = (double)(state->tokens - start_tokens) / fmax(res->seconds, 1e-9);
     free(params);
-    if (!st && !res->interrupted) st = export_final(c, r);
+    if (!st && !res->interrupted) st = export_final(c, r, false);
     return st;
 }
 
@@ -630,6 +653,7 @@ et_status et_train_run_ex(const et_run_config *cfg, const et_train_opts *opts,
         if (state.step >= total) {
             et_info("nothing to do: step %lld of %lld", (long long)state.step, (long long)total);
             res->steps = state.step, res->total_steps = total;
+            st = export_final(cfg, &r, true);
         } else {
             st = train_loop(cfg, opts->resume, &r, &state, total, res);
         }

@@ -32,7 +32,10 @@
 //   optimizer state, loader position and dropout RNG are restored, so the final weights
 //   equal an uninterrupted run's bit for bit.
 // - SIGINT / SIGTERM / SIGHUP (et_train_stop_request): the current step finishes, a
-//   checkpoint is written and the run returns early (res->interrupted); a stop while the
+//   checkpoint is written and the run returns early (res->interrupted); a stop that
+//   arrives during the last step lets the run finish and write its results. A resumed run
+//   whose steps are all done writes the final results that are missing (a run killed while
+//   exporting) and rewrites none that exist; a stop while the
 //   loader waits for data drops the unfinished step and checkpoints the one before. A second
 //   signal ends the process at once (the handlers are one-shot). Signals ignored at start
 //   (nohup's SIGHUP) stay ignored.

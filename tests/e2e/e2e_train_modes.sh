@@ -74,6 +74,20 @@ if cmp -s "$work/sig-ref/checkpoints/step-00000030/trainables.safetensors" \
 else
   fail "fullft: SIGINT + resume differs from the uninterrupted run"
 fi
+# a run killed while writing its final results (simulated: merged/ and the stage files gone):
+# --resume writes what is missing and leaves the rest as it was
+cp "$work/sig-ref/non_lora_trainables.safetensors" "$work/nlt.keep"
+touch -d '2000-01-01' "$work/sig-ref/non_lora_trainables.safetensors"
+mv "$work/sig-ref/merged" "$work/merged.keep"
+out=$("$bin" train -c "$cfg" "${common[@]}" "${fft[@]}" "${sig[@]}" train.output_dir="$work/sig-ref" \
+  --resume 2>&1) || fail "fullft: resume of a finished run: $out"
+if cmp -s "$work/merged.keep/model.safetensors" "$work/sig-ref/merged/model.safetensors" &&
+   grep -q "wrote the 1 final result(s) missing" <<<"$out" &&
+   [ "$(stat -c %Y "$work/sig-ref/non_lora_trainables.safetensors")" = "$(date -d 2000-01-01 +%s)" ]; then
+  echo "ok   [fullft] --resume after the last step rewrites only the missing merged/"
+else
+  fail "fullft: --resume after the last step: $out"
+fi
 
 # full fine-tuning under block recompute: the same weights as without
 "$bin" train -c "$cfg" "${common[@]}" "${fft[@]}" train.recompute=true \
