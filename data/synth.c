@@ -1952,6 +1952,10 @@ static void category_question(const et_synth_opts *o, rstream *s, sbuf *b) {
 
 enum { R_AUS, R_DESCRIBE, R_EMOTION, R_AGE, R_GENDER, R_N };
 
+// Characters of all rounds of a text sample: a round that would exceed it is left out
+// (640: at most ~230 tokens of the tiny 1024-token BPE with vicuna_v1's system prompt).
+#define TEXT_BUDGET 640
+
 int et_synth_text_sample(const et_synth_opts *o, int split, int64_t k, int max_rounds,
                          char q[][ET_SYNTH_TEXT_MAX], char a[][ET_SYNTH_TEXT_MAX], int *emotion) {
     ET_ASSERT(k >= 0 && max_rounds >= 1 && max_rounds <= ET_SYNTH_TEXT_ROUNDS,
@@ -2010,6 +2014,7 @@ int et_synth_text_sample(const et_synth_opts *o, int split, int64_t k, int max_r
         done[R_EMOTION] = 1;
     }
     nr = 1;
+    size_t total = qb.len + ab.len;
     float v = ru(&r);
     int want = v < 0.4f ? 1 : v < 0.75f ? 2 : 3;
     if (want > max_rounds) want = max_rounds;
@@ -2047,6 +2052,8 @@ int et_synth_text_sample(const et_synth_opts *o, int split, int64_t k, int max_r
                 sb_add(&ab, "%s", et_synth_gender_name(f.app.gender));
                 break;
         }
+        total += qb.len + ab.len;
+        if (total > TEXT_BUDGET) break;  // keep the sample within a tiny model's context
         nr++;
     }
     return nr;

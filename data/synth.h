@@ -253,7 +253,8 @@ int et_synth_caption(const et_synth_face *f, uint64_t seed, char *buf, size_t n)
 // Text-only pretraining sample k (>= 0) of the given split (ET_SYNTH_TRAIN or ET_SYNTH_TEST;
 // the two draw faces from disjoint index ranges): 1-3 rounds of human question / gpt answer
 // in the words of train.json (the category question with its options, AU questions,
-// descriptions) and of the captions, about a face that is described in words. Writes up to
+// descriptions) and of the captions, about a face that is described in words; rounds after
+// the first are left out where the text would pass 640 characters. Writes up to
 // max_rounds (<= ET_SYNTH_TEXT_ROUNDS) (human, gpt) pairs into q[i] / a[i]; returns the
 // round count (1 .. max_rounds) and the face's emotion in *emotion (may be NULL).
 int et_synth_text_sample(const et_synth_opts *o, int split, int64_t k, int max_rounds,

@@ -16,6 +16,8 @@
 #include "../data/image_write.h"
 #include "../data/npy.h"
 #include "../data/synth.h"
+#include "../data/template.h"
+#include "../data/tokenizer.h"
 #include "test_util.h"
 
 static char g_dir[256];
@@ -537,6 +539,62 @@ static void test_writer_files(void) {
     et_status_free(st);
 }
 
+// The templates take the pretraining data: captions with `plain` (exactly one human turn
+// with the media, one gpt turn), text samples with vicuna_v1; lengths on the tiny tokenizer.
+static void test_templates_accept(void) {
+    et_tokenizer *tk = NULL;
+    const char *tok_path = "configs/tiny-emola/tokenizer.json";
+    et_status st = et_tokenizer_load(tok_path, &tk);
+    CHECK(!st, "%s", et_status_msg(st));
+    et_status_free(st);
+    if (!tk) return;
+    const et_template *plain = et_template_find("plain"), *vic = et_template_find("vicuna_v1");
+    CHECK(plain && vic, "templates");
+    et_template_opts to;
+    et_template_opts_init(&to);
+    to.max_len = 256;  // configs/tiny-emola.json data.max_len
+    et_synth_opts o = small_opts();
+    o.occlusion_prob = 0.5f;
+    et_ids ids = {0}, labels = {0};
+    size_t max_cap = 0, max_text = 0, sum_cap = 0, sum_text = 0;
+    int n = 200;
+    for (int64_t i = 0; i < n && plain && vic; i++) {
+        et_synth_face f;
+        et_synth_sample_face(&o, i, &f);
+        char cap[1024];
+        et_synth_caption(&f, o.seed, cap, sizeof(cap));
+        et_chat_turn turns[2 * ET_SYNTH_TEXT_ROUNDS] = {{"human", "<image>\n"}, {"gpt", cap}};
+        et_template_info info;
+        st = et_template_encode(plain, tk, turns, 2, &to, &ids, &labels, &info);
+        CHECK(!st && !info.mismatch && info.has_supervised && info.n_images == 1 && !info.truncated,
+              "caption %lld with plain: %s", (long long)i, st ? et_status_msg(st) : cap);
+        et_status_free(st);
+        max_cap = info.full_len > max_cap ? info.full_len : max_cap;
+        sum_cap += info.full_len;
+        char q[ET_SYNTH_TEXT_ROUNDS][ET_SYNTH_TEXT_MAX], a[ET_SYNTH_TEXT_ROUNDS][ET_SYNTH_TEXT_MAX];
+        int nr = et_synth_text_sample(&o, ET_SYNTH_TRAIN, i, ET_SYNTH_TEXT_ROUNDS, q, a, NULL);
+        for (int r = 0; r < nr; r++) {
+            turns[2 * r] = (et_chat_turn){"human", q[r]};
+            turns[2 * r + 1] = (et_chat_turn){"gpt", a[r]};
+        }
+        st = et_template_encode(vic, tk, turns, (size_t)(2 * nr), &to, &ids, &labels, &info);
+        CHECK(!st && !info.mismatch && info.has_supervised && info.n_images == 0 &&
+                  info.n_rounds == nr && !info.truncated,
+              "text %lld with vicuna_v1: %s (%zu ids)", (long long)i, st ? et_status_msg(st) : q[0],
+              info.full_len);
+        et_status_free(st);
+        max_text = info.full_len > max_text ? info.full_len : max_text;
+        sum_text += info.full_len;
+    }
+    printf(
+        "  tokens (%s): captions with plain mean %.0f max %zu; text samples with vicuna_v1 "
+        "mean %.0f max %zu (data.max_len 256)\n",
+        tok_path, (double)sum_cap / n, max_cap, (double)sum_text / n, max_text);
+    et_ids_free(&ids);
+    et_ids_free(&labels);
+    et_tokenizer_free(tk);
+}
+
 static void test_validation(void) {
 #define BAD_FIELD(field, stmt)                                                               \
     do {                                                                                     \
@@ -699,6 +757,7 @@ int main(void) {
     RUN(test_text_samples);
     RUN(test_writer_files);
     RUN(test_validation);
+    RUN(test_templates_accept);
     RUN(test_landmark_shortcut);
     const char *sheet = getenv("ET_SYNTH_SHEET_DEGRADED");
     if (sheet && sheet[0]) write_sheet(sheet);
