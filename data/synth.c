@@ -1,8 +1,9 @@
 // data/synth.c - see synth.h
 //
 // Layout: names and tables; random streams; options; sampling (appearance, pose,
-// expression); geometry (AUs -> control points, pose transform, landmarks); the polygon
-// rasteriser; rendering; AU text; the dataset writer.
+// expression, degradations); geometry (AUs -> control points, pose transform, landmarks,
+// detector noise); the polygon rasteriser; degradations (occluders, resampling, JPEG);
+// rendering; AU text; captions and pretraining text; the dataset writer.
 //
 // Face coordinates: x to the image right, y down, origin on the midline near the top of
 // the nose; the face half-width is ~1 unit. The pose maps a face point to normalised

@@ -90,7 +90,7 @@
 #define ET_SYNTH_N_LANDMARKS 68
 #define ET_SYNTH_LANDMARK_DIM (2 * ET_SYNTH_N_LANDMARKS)  // x0, y0, x1, y1, ...
 #define ET_SYNTH_AU_PRESENT 0.1f
-#define ET_SYNTH_TEXT_MAX 512   // bytes of one text-sample turn
+#define ET_SYNTH_TEXT_MAX 1024  // bytes of one text-sample turn (room to spare)
 #define ET_SYNTH_TEXT_ROUNDS 3  // rounds of a text sample
 
 typedef enum {
