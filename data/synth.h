@@ -244,10 +244,12 @@ void et_synth_describe(const et_synth_face *f, char *buf, size_t n);
 
 // One or two short sentences for caption pretraining: the expression (an intensity word and
 // the emotion), the visible AUs in plain words (sometimes with their numbers), age group and
-// gender presentation ("a young woman"), hair, head pose and gaze when they are large, and a
-// visible occluder. The template and the optional parts are chosen by the Philox stream of
+// gender presentation ("a young woman"), hair, the head pose when it is large (turned left
+// or right, tilted; as seen in the image) and a visible occluder (the AUs it hides are left
+// out). The template and the optional parts are chosen by the Philox stream of
 // (seed, the face's split and index), so the wording varies between faces of a class; a pure
-// function of (f, seed). Lower-case words except the sentence starts. Returns the length
+// function of (f, seed). Lower-case words except the sentence starts and AU numbers
+// ("(AU6, AU12)"). Returns the length
 // (as snprintf; truncated when >= n).
 int et_synth_caption(const et_synth_face *f, uint64_t seed, char *buf, size_t n);
 // Text-only pretraining sample k (>= 0) of the given split (ET_SYNTH_TRAIN or ET_SYNTH_TEST;
