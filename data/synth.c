@@ -1,8 +1,9 @@
 // data/synth.c - see synth.h
 //
 // Layout: names and tables; random streams; options; sampling (appearance, pose,
-// expression); geometry (AUs -> control points, pose transform, landmarks); the polygon
-// rasteriser; rendering; AU text; the dataset writer.
+// expression, degradations); geometry (AUs -> control points, pose transform, landmarks,
+// detector noise); the polygon rasteriser; degradations (occluders, resampling, JPEG);
+// rendering; AU text; captions and pretraining text; the dataset writer.
 //
 // Face coordinates: x to the image right, y down, origin on the midline near the top of
 // the nose; the face half-width is ~1 unit. The pose maps a face point to normalised
@@ -14,10 +15,16 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+// clang-format off: jpeglib.h needs stdio.h first
+#include <jpeglib.h>
+// clang-format on
 
 #include "../core/rng.h"
 #include "image_write.h"
@@ -87,6 +94,10 @@ enum {
     TAG_CLIP,
     TAG_NOISE,
     TAG_QUESTION,
+    TAG_DEGRADE,
+    TAG_LANDMARK,
+    TAG_CAPTION,
+    TAG_TEXT,
 };
 
 static uint64_t mix64(uint64_t x) {
@@ -113,6 +124,11 @@ static float ru(rstream *s) {
 }
 static float rrange(rstream *s, float lo, float hi) { return lo + (hi - lo) * ru(s); }
 static float rsym(rstream *s, float half) { return half * (2.0f * ru(s) - 1.0f); }
+// Standard normal (Box-Muller; two draws).
+static float rnorm(rstream *s) {
+    float u1 = ru(s) + 1.0f / 33554432.0f, u2 = ru(s);
+    return sqrtf(-2.0f * logf(u1)) * cosf(2 * PI_F * u2);
+}
 static int rint_(rstream *s, int n) {
     int k = (int)(ru(s) * (float)n);
     return k < n ? k : n - 1;
@@ -150,6 +166,23 @@ void et_synth_opts_default(et_synth_opts *o) {
     o->shuffle_options = true;
     o->n_clips = 0;
     o->clip_frames = 8;
+    o->jpeg_prob = 0.3f;
+    o->jpeg_quality_min = 20;
+    o->jpeg_quality_max = 80;
+    o->lowres_prob = 0.25f;
+    o->lowres_min = 0.4f;
+    o->occlusion_prob = 0.15f;
+    o->landmark_noise = 2.0f;
+    o->landmark_fail_prob = 0.05f;
+    o->n_text = 10000;
+}
+
+void et_synth_opts_clean(et_synth_opts *o) {
+    o->jpeg_prob = 0;
+    o->lowres_prob = 0;
+    o->occlusion_prob = 0;
+    o->landmark_noise = 0;
+    o->landmark_fail_prob = 0;
 }
 
 et_status et_synth_check_opts(const et_synth_opts *o) {
@@ -175,6 +208,23 @@ et_status et_synth_check_opts(const et_synth_opts *o) {
     if (o->n_clips < 0 || o->n_clips > 100000) BAD("n_clips %d is not in 0..100000", o->n_clips);
     if (o->clip_frames < 2 || o->clip_frames > 256)
         BAD("clip_frames %d is not in 2..256", o->clip_frames);
+    if (!(o->jpeg_prob >= 0 && o->jpeg_prob <= 1))
+        BAD("jpeg_prob %g is not in 0..1", (double)o->jpeg_prob);
+    if (o->jpeg_quality_min < 1 || o->jpeg_quality_min > o->jpeg_quality_max ||
+        o->jpeg_quality_max > 100)
+        BAD("jpeg_quality_min %d / jpeg_quality_max %d must satisfy 1 <= min <= max <= 100",
+            o->jpeg_quality_min, o->jpeg_quality_max);
+    if (!(o->lowres_prob >= 0 && o->lowres_prob <= 1))
+        BAD("lowres_prob %g is not in 0..1", (double)o->lowres_prob);
+    if (!(o->lowres_min >= 0.1f && o->lowres_min <= 1))
+        BAD("lowres_min %g is not in 0.1..1 (a fraction of the image size)", (double)o->lowres_min);
+    if (!(o->occlusion_prob >= 0 && o->occlusion_prob <= 1))
+        BAD("occlusion_prob %g is not in 0..1", (double)o->occlusion_prob);
+    if (!(o->landmark_noise >= 0 && o->landmark_noise <= 10))
+        BAD("landmark_noise %g is not in 0..10", (double)o->landmark_noise);
+    if (!(o->landmark_fail_prob >= 0 && o->landmark_fail_prob <= 1))
+        BAD("landmark_fail_prob %g is not in 0..1", (double)o->landmark_fail_prob);
+    if (o->n_text < 0 || o->n_text > 10000000) BAD("n_text %d is not in 0..10000000", o->n_text);
 #undef BAD
     return NULL;
 }
@@ -361,6 +411,72 @@ static void sample_expression(const et_synth_opts *o, rstream *s, int emotion, e
     f->intensity = emotion == ET_SYNTH_NEUTRAL ? 1.0f : it;
 }
 
+// Degradations of sample (or clip) `id`: a stream of their own, a fixed sequence of draws.
+static void sample_degrade(const et_synth_opts *o, uint64_t id, et_synth_face *f) {
+    rstream s = stream_for(o->seed, TAG_DEGRADE, id);
+    et_synth_degrade *D = &f->deg;
+    memset(D, 0, sizeof(*D));
+    float u_occ = ru(&s), u_kind = ru(&s), p[6], c[3];
+    for (int i = 0; i < 6; i++) p[i] = ru(&s);
+    for (int i = 0; i < 3; i++) c[i] = ru(&s);
+    float u_low = ru(&s), f_low = ru(&s), u_jpg = ru(&s), q_jpg = ru(&s), u_fail = ru(&s);
+    if (u_occ < o->occlusion_prob) {
+        static const float w[4] = {0.3f, 0.25f, 0.2f, 0.25f};
+        float acc = 0;
+        D->occluder = ET_SYNTH_OCC_RECT;
+        for (int i = 0; i < 4; i++) {
+            acc += w[i];
+            if (u_kind < acc) {
+                D->occluder = ET_SYNTH_OCC_SUNGLASSES + i;
+                break;
+            }
+        }
+        switch (D->occluder) {
+            case ET_SYNTH_OCC_SUNGLASSES: {
+                D->occ[0] = -0.02f + 0.05f * p[0];  // vertical offset
+                D->occ[1] = 0.85f + 0.35f * p[1];   // height factor
+                D->occ[2] = 0.95f + 0.15f * p[2];   // width factor
+                float v = 0.03f + 0.12f * c[0];
+                set3(D->occ_rgb, v * (0.9f + 0.2f * c[1]), v, v * (0.9f + 0.2f * c[2]));
+                break;
+            }
+            case ET_SYNTH_OCC_HAND_MOUTH:
+            case ET_SYNTH_OCC_HAND_CHEEK: {
+                D->occ[0] = 0.3f * p[0] - 0.15f;  // centre offset
+                D->occ[1] = 0.1f * p[1] - 0.05f;
+                D->occ[2] = 0.85f + 0.3f * p[2];         // size
+                D->occ[3] = 0.8f * p[3] - 0.4f;          // angle
+                D->occ[4] = p[4] < 0.5f ? -1.0f : 1.0f;  // cheek side
+                int g = (int)(c[0] * 5) < 5 ? (int)(c[0] * 5) : 4;
+                for (int ch = 0; ch < 3; ch++)
+                    D->occ_rgb[ch] =
+                        (k_skin[g][0][ch] + (k_skin[g][1][ch] - k_skin[g][0][ch]) * c[1]) * 0.95f;
+                break;
+            }
+            default:
+                D->occ[0] = 0.5f * p[0] - 0.25f;  // centre, image fractions from the head centre
+                D->occ[1] = 0.5f * p[1] - 0.25f;
+                D->occ[2] = 0.2f + 0.25f * p[2];  // width and height, image fractions
+                D->occ[3] = 0.2f + 0.25f * p[3];
+                D->occ[4] = 1.2f * p[4] - 0.6f;  // angle
+                set3(D->occ_rgb, c[0], c[1], c[2]);
+                break;
+        }
+    }
+    if (u_low < o->lowres_prob) {
+        float fac = o->lowres_min + (1 - o->lowres_min) * f_low;
+        D->lowres = fac < 0.999f ? fac : 0;
+    }
+    if (u_jpg < o->jpeg_prob) {
+        int span = o->jpeg_quality_max - o->jpeg_quality_min + 1;
+        int q = o->jpeg_quality_min + (int)(q_jpg * (float)span);
+        D->jpeg_quality = q > o->jpeg_quality_max ? o->jpeg_quality_max : q;
+    }
+    D->lm_noise = o->landmark_noise;
+    D->lm_fail = o->landmark_noise > 0 && u_fail < o->landmark_fail_prob;
+    D->lm_key = stream_key(o->seed, TAG_LANDMARK, id);
+}
+
 int64_t et_synth_identity_of(const et_synth_opts *o, int64_t index) {
     int64_t fpi = o->faces_per_identity;
     if (index < o->n_train) return index / fpi;
@@ -385,6 +501,7 @@ void et_synth_sample_face(const et_synth_opts *o, int64_t index, et_synth_face *
     rstream s = stream_for(o->seed, TAG_SAMPLE, (uint64_t)index);
     sample_pose_imaging(o, &s, (uint64_t)index, &f->pose, &f->img);
     sample_expression(o, &s, emotion, f);
+    sample_degrade(o, (uint64_t)index, f);
     et_synth_set_intensity(f, f->intensity);
 }
 
@@ -399,6 +516,7 @@ void et_synth_sample_clip(const et_synth_opts *o, int64_t clip, et_synth_face *f
     rstream s = stream_for(o->seed, TAG_CLIP, (uint64_t)clip);
     sample_pose_imaging(o, &s, ((uint64_t)1 << 40) + (uint64_t)clip, &f->pose, &f->img);
     sample_expression(o, &s, list[clip % n], f);
+    sample_degrade(o, ((uint64_t)1 << 40) + (uint64_t)clip, f);
     et_synth_set_intensity(f, f->intensity);
 }
 
@@ -606,18 +724,58 @@ static void geom_landmarks_face(const geom *g, v2 *lm) {
     for (int i = 0; i < 8; i++) lm[60 + i] = mouth_pt(g, i <= 4 ? 1 : 2, ui[i]);
 }
 
-void et_synth_set_intensity(et_synth_face *f, float intensity) {
-    f->intensity = clampf(intensity, 0, 1);
-    for (int k = 0; k < ET_SYNTH_AU_MAX; k++) f->au[k] = f->intensity * f->au_apex[k];
+static void face_landmarks(const et_synth_face *f, float *out) {
     geom g;
     geom_build(f, &g);
     v2 lm[ET_SYNTH_N_LANDMARKS];
     geom_landmarks_face(&g, lm);
     for (int i = 0; i < ET_SYNTH_N_LANDMARKS; i++) {
         v2 p = geom_xf(&g, lm[i]);
-        f->landmarks[2 * i] = p.x;
-        f->landmarks[2 * i + 1] = p.y;
+        out[2 * i] = p.x;
+        out[2 * i + 1] = p.y;
     }
+}
+
+// face.detected from face.landmarks and face.deg (see the contract). Lengths: one pixel at
+// 64 px is 1/32 in normalised units.
+static void detect_landmarks(et_synth_face *f) {
+    const et_synth_degrade *D = &f->deg;
+    if (!(D->lm_noise > 0)) {
+        memcpy(f->detected, f->landmarks, sizeof(f->detected));
+        return;
+    }
+    float base[ET_SYNTH_LANDMARK_DIM];
+    if (D->lm_fail) {  // the expression is lost: the same face's neutral landmarks
+        et_synth_face n = *f;
+        memset(n.au, 0, sizeof(n.au));
+        face_landmarks(&n, base);
+    } else {
+        memcpy(base, f->landmarks, sizeof(base));
+    }
+    const float px = 1.0f / 32.0f;
+    float sc = D->lm_noise * (D->lm_fail ? 3.0f : 1.0f);
+    rstream s = {D->lm_key, 0};
+    float cx = 0, cy = 0;
+    for (int i = 0; i < ET_SYNTH_N_LANDMARKS; i++) {
+        cx += base[2 * i] / ET_SYNTH_N_LANDMARKS;
+        cy += base[2 * i + 1] / ET_SYNTH_N_LANDMARKS;
+    }
+    float dx = rnorm(&s) * 0.8f * px * sc, dy = rnorm(&s) * 0.8f * px * sc;
+    float k = 1.0f + rnorm(&s) * 0.03f * sc, th = rnorm(&s) * (2.0f * PI_F / 180.0f) * sc;
+    float c = k * cosf(th), sn = k * sinf(th);
+    for (int i = 0; i < ET_SYNTH_N_LANDMARKS; i++) {
+        float sd = (i < 17 ? 1.5f : 0.6f) * px * sc;
+        float x = base[2 * i] - cx, y = base[2 * i + 1] - cy;
+        f->detected[2 * i] = cx + dx + c * x - sn * y + rnorm(&s) * sd;
+        f->detected[2 * i + 1] = cy + dy + sn * x + c * y + rnorm(&s) * sd;
+    }
+}
+
+void et_synth_set_intensity(et_synth_face *f, float intensity) {
+    f->intensity = clampf(intensity, 0, 1);
+    for (int k = 0; k < ET_SYNTH_AU_MAX; k++) f->au[k] = f->intensity * f->au_apex[k];
+    face_landmarks(f, f->landmarks);
+    detect_landmarks(f);
 }
 
 void et_synth_landmarks_px(const et_synth_face *f, int size, float out[ET_SYNTH_LANDMARK_DIM]) {
@@ -1224,6 +1382,229 @@ static void add_noise_quantise(const float *rgb, size_t n, float std, uint64_t k
     }
 }
 
+// ---- degradations -------------------------------------------------------------------
+
+// A point of an occluder's local frame (size s, angle th, mirrored by mx) in face units.
+static v2 occ_pt(v2 c, float s, float th, float mx, float x, float y) {
+    float cs = cosf(th), sn = sinf(th);
+    x *= mx * s;
+    y *= s;
+    return (v2){c.x + cs * x - sn * y, c.y + sn * x + cs * y};
+}
+
+// A hand: a palm ellipse with four fingers along the local +x axis (the frame of occ_pt).
+static void draw_hand(raster *r, const geom *g, v2 c, float s, float th, float mx, paint p) {
+    v2 pts[40];
+    for (int i = 0; i < 40; i++) {
+        float t = 2 * PI_F * (float)i / 40;
+        pts[i] = occ_pt(c, s, th, mx, 0.3f * cosf(t), 0.26f * sinf(t));
+    }
+    draw_poly(r, g, pts, 40, p, 1.0f);
+    static const float len[4] = {0.36f, 0.42f, 0.4f, 0.32f};
+    for (int k = 0; k < 4; k++) {
+        float y = -0.19f + 0.125f * (float)k;
+        v2 line[3] = {occ_pt(c, s, th, mx, 0.15f, y), occ_pt(c, s, th, mx, 0.2f + len[k] / 2, y),
+                      occ_pt(c, s, th, mx, 0.2f + len[k], y + 0.02f)};
+        draw_line(r, g, line, 3, 0.058f * s, p, 1.0f);
+    }
+    // the gaps between fingers, darker
+    paint d = {{p.c[0] * 0.7f, p.c[1] * 0.7f, p.c[2] * 0.7f}, p.lit};
+    for (int k = 0; k < 3; k++) {
+        float y = -0.1275f + 0.125f * (float)k;
+        v2 line[2] = {occ_pt(c, s, th, mx, 0.3f, y), occ_pt(c, s, th, mx, 0.5f, y)};
+        draw_line(r, g, line, 2, 0.008f * s, d, 0.7f);
+    }
+}
+
+static void draw_occluder(raster *r, const geom *g, const et_synth_face *f) {
+    const et_synth_degrade *D = &f->deg;
+    const et_synth_appearance *A = g->A;
+    switch (D->occluder) {
+        case ET_SYNTH_OCC_SUNGLASSES: {
+            paint p = mkpaint(D->occ_rgb, 1.0f, 0);
+            float hw = A->eye_w * 1.5f * D->occ[2], hh = 0.15f * D->occ[1];
+            float cy = g->ecy + D->occ[0];
+            for (int side = 0; side < 2; side++) {
+                v2 pts[48];
+                float cx = g->ecx[side] + (side ? 0.02f : -0.02f);
+                for (int i = 0; i < 48; i++) {  // a rounded rectangle (superellipse)
+                    float t = 2 * PI_F * (float)i / 48;
+                    pts[i] = (v2){cx + hw * sgnpow(cosf(t), 0.5f),
+                                  cy + hh * sgnpow(sinf(t), 0.6f) + (sinf(t) > 0 ? 0.03f : 0)};
+                }
+                draw_poly(r, g, pts, 48, p, 1.0f);
+                v2 arm[2] = {{(side ? 1.0f : -1.0f) * (A->eye_dx + hw), cy - 0.6f * hh},
+                             {(side ? 1.0f : -1.0f) * g->a * 1.02f, cy - 0.7f * hh}};
+                draw_line(r, g, arm, 2, 0.025f, p, 1.0f);
+            }
+            v2 bridge[3] = {{-A->eye_dx + hw - 0.04f, cy - 0.5f * hh},
+                            {0, cy - 0.7f * hh},
+                            {A->eye_dx - hw + 0.04f, cy - 0.5f * hh}};
+            draw_line(r, g, bridge, 3, 0.03f, p, 1.0f);
+            break;
+        }
+        case ET_SYNTH_OCC_HAND_MOUTH: {  // from one side, fingers across the mouth
+            float mx = D->occ[4];
+            v2 c = {-mx * (0.3f * D->occ[2]) + D->occ[0], A->mouth_y + 0.04f + D->occ[1]};
+            draw_hand(r, g, c, D->occ[2], D->occ[3] * 0.5f, mx, mkpaint(D->occ_rgb, 1.0f, 1));
+            break;
+        }
+        case ET_SYNTH_OCC_HAND_CHEEK: {  // on one cheek, fingers up
+            float mx = D->occ[4];
+            v2 c = {mx * (g->a * 0.62f) + 0.3f * D->occ[0], g->ecy + 0.5f + D->occ[1]};
+            draw_hand(r, g, c, D->occ[2], -PI_F / 2 + D->occ[3] * 0.4f, 1.0f,
+                      mkpaint(D->occ_rgb, 1.0f, 1));
+            break;
+        }
+        case ET_SYNTH_OCC_RECT: {  // image coordinates around the head centre
+            float S = (float)r->S, h = 0.5f * S;
+            float cx = (g->ox + 1) * h + D->occ[0] * S, cy = (g->oy + 1) * h + D->occ[1] * S;
+            float w2 = 0.5f * D->occ[2] * S, h2 = 0.5f * D->occ[3] * S;
+            float cs = cosf(D->occ[4]), sn = sinf(D->occ[4]);
+            v2 pts[4];
+            static const float sx[4] = {-1, 1, 1, -1}, sy[4] = {-1, -1, 1, 1};
+            for (int i = 0; i < 4; i++) {
+                float x = sx[i] * w2, y = sy[i] * h2;
+                pts[i] = (v2){cx + cs * x - sn * y, cy + sn * x + cs * y};
+            }
+            paint p = {{D->occ_rgb[0], D->occ_rgb[1], D->occ_rgb[2]}, 0};
+            float e = r->exposure;
+            r->exposure = 1.0f;  // its own colour, not the scene's exposure
+            rast_fill(r, pts, 4, p, 1.0f);
+            r->exposure = e;
+            break;
+        }
+        default:
+            break;
+    }
+}
+
+// Area resampling of an (n_in) line to (n_out <= n_in) values: output j averages the input
+// interval [j, j + 1) * n_in / n_out with exact fractional overlaps. stride: channels.
+static void resample_area(const float *src, int n_in, int stride, float *dst, int n_out) {
+    float step = (float)n_in / (float)n_out;
+    for (int j = 0; j < n_out; j++) {
+        float a = (float)j * step, b = a + step;
+        for (int ch = 0; ch < stride; ch++) {
+            float acc = 0;
+            for (int i = (int)a; i < n_in && (float)i < b; i++) {
+                float w = fminf((float)(i + 1), b) - fmaxf((float)i, a);
+                if (w > 0) acc += w * src[(size_t)i * stride + ch];
+            }
+            dst[(size_t)j * stride + ch] = acc / step;
+        }
+    }
+}
+
+// Bilinear (half-pixel centres, clamped) of an (n_in) line to (n_out) values.
+static void resample_linear(const float *src, int n_in, int stride, float *dst, int n_out) {
+    for (int j = 0; j < n_out; j++) {
+        float u = ((float)j + 0.5f) * (float)n_in / (float)n_out - 0.5f;
+        u = clampf(u, 0, (float)(n_in - 1));
+        int i0 = (int)u, i1 = i0 + 1 < n_in ? i0 + 1 : i0;
+        float t = u - (float)i0;
+        for (int ch = 0; ch < stride; ch++)
+            dst[(size_t)j * stride + ch] =
+                src[(size_t)i0 * stride + ch] * (1 - t) + src[(size_t)i1 * stride + ch] * t;
+    }
+}
+
+// Separable 2-D resize of a (W x H x 3) image to (w x h); tmp: w * H * 3 floats, col: 2 *
+// max(H, h) * 3 floats.
+static void resize_image(const float *src, int W, int H, float *dst, int w, int h, float *tmp,
+                         float *col, int area) {
+    void (*fn)(const float *, int, int, float *, int) = area ? resample_area : resample_linear;
+    for (int y = 0; y < H; y++) fn(src + (size_t)y * W * 3, W, 3, tmp + (size_t)y * w * 3, w);
+    float *cin = col, *cout = col + (size_t)(H > h ? H : h) * 3;
+    for (int x = 0; x < w; x++) {
+        for (int y = 0; y < H; y++)
+            for (int ch = 0; ch < 3; ch++) cin[y * 3 + ch] = tmp[((size_t)y * w + x) * 3 + ch];
+        fn(cin, H, 3, cout, h);
+        for (int y = 0; y < h; y++)
+            for (int ch = 0; ch < 3; ch++) dst[((size_t)y * w + x) * 3 + ch] = cout[y * 3 + ch];
+    }
+}
+
+// Low resolution: area-downscale the S x S image by fac (at least 8 px) and bilinear back.
+static et_status lowres_image(float *rgb, int S, float fac) {
+    int s = (int)lroundf((float)S * fac);
+    if (s < 8) s = 8;
+    if (s >= S) return NULL;
+    float *small = malloc((size_t)s * s * 3 * sizeof(float));
+    float *tmp = malloc((size_t)S * S * 3 * sizeof(float));
+    float *col = malloc((size_t)S * 6 * sizeof(float));
+    et_status st = NULL;
+    if (!small || !tmp || !col) {
+        st = et_err(ET_ERR_NOMEM, "synth render: out of memory (low resolution)");
+    } else {
+        resize_image(rgb, S, S, small, s, s, tmp, col, 1);
+        resize_image(small, s, s, rgb, S, S, tmp, col, 0);
+    }
+    free(small);
+    free(tmp);
+    free(col);
+    return st;
+}
+
+typedef struct {
+    struct jpeg_error_mgr pub;
+    jmp_buf jb;
+} synth_jpeg_err;
+
+static void synth_jpeg_error_exit(j_common_ptr c) {
+    synth_jpeg_err *e = (synth_jpeg_err *)c->err;
+    longjmp(e->jb, 1);
+}
+
+// JPEG compression at quality q (libjpeg defaults: 4:2:0, islow DCT), decoded back in place.
+// The output buffer lives on the heap: libjpeg's error exit longjmps here, and automatic
+// variables changed after setjmp would be indeterminate.
+typedef struct {
+    unsigned char *buf;
+    unsigned long size;
+} jpeg_out;
+
+static et_status jpeg_roundtrip(uint8_t *data, int S, int q) {
+    struct jpeg_compress_struct ci;
+    synth_jpeg_err err;
+    jpeg_out *m = calloc(1, sizeof(jpeg_out));
+    if (!m) return et_err(ET_ERR_NOMEM, "synth render: out of memory (JPEG)");
+    ci.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = synth_jpeg_error_exit;
+    if (setjmp(err.jb)) {
+        jpeg_destroy_compress(&ci);
+        free(m->buf);
+        free(m);
+        return et_err(ET_ERR_INVALID, "synth render: JPEG compression at quality %d failed", q);
+    }
+    jpeg_create_compress(&ci);
+    jpeg_mem_dest(&ci, &m->buf, &m->size);
+    ci.image_width = (JDIMENSION)S;
+    ci.image_height = (JDIMENSION)S;
+    ci.input_components = 3;
+    ci.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&ci);
+    jpeg_set_quality(&ci, q, TRUE);
+    jpeg_start_compress(&ci, TRUE);
+    while (ci.next_scanline < ci.image_height) {
+        JSAMPROW row = data + (size_t)ci.next_scanline * (size_t)S * 3;
+        jpeg_write_scanlines(&ci, &row, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    et_image img;
+    et_status st = et_image_decode_memory(m->buf, m->size, "synth JPEG degradation", NULL, &img);
+    free(m->buf);
+    free(m);
+    if (st) return st;
+    if (img.width == S && img.height == S)
+        memcpy(data, img.data, (size_t)S * S * 3);
+    else
+        st = et_err(ET_ERR_INVALID, "synth render: JPEG round trip changed the size");
+    et_image_free(&img);
+    return st;
+}
+
 et_status et_synth_render(const et_synth_face *f, int size, et_image *out) {
     memset(out, 0, sizeof(*out));
     if (size < 16 || size > 4096)
@@ -1263,10 +1644,16 @@ et_status et_synth_render(const et_synth_face *f, int size, et_image *out) {
     draw_brows(r, &g);
     draw_nose(r, &g, f->img.light_x);
     draw_mouth(r, &g);
+    draw_occluder(r, &g, f);
 
     float sigma = f->img.blur_sigma * (float)size / 64.0f;
     if (sigma > 0.05f) blur_image(rgb, size, sigma, tmp, line);
+    if (f->deg.lowres > 0 && f->deg.lowres < 1) {
+        st = lowres_image(rgb, size, f->deg.lowres);
+        if (st) goto done;
+    }
     add_noise_quantise(rgb, npx, f->img.noise_std, f->img.noise_key, out->data);
+    if (f->deg.jpeg_quality > 0) st = jpeg_roundtrip(out->data, size, f->deg.jpeg_quality);
 done:
     if (st) et_image_free(out);
     free(r);
@@ -1352,6 +1739,327 @@ void et_synth_describe(const et_synth_face *f, char *buf, size_t n) {
     snprintf(buf, n, "%s (%s), %s.", text, list, showing);
 }
 
+// ---- captions and pretraining text ----------------------------------------------------
+
+typedef struct {
+    char *p;
+    size_t n, len;  // len counts what would have been written (as snprintf)
+} sbuf;
+
+static void sb_add(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(sbuf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = b->len < b->n ? b->n - b->len : 0;
+    int w = vsnprintf(room ? b->p + b->len : NULL, room, fmt, ap);
+    va_end(ap);
+    if (w > 0) b->len += (size_t)w;
+}
+
+// Capitalises the first letter written at offset at.
+static void sb_cap(sbuf *b, size_t at) {
+    if (at < b->len && at < b->n && b->p[at] >= 'a' && b->p[at] <= 'z') b->p[at] -= 'a' - 'A';
+}
+
+static const char *const k_emotion_adj[ET_SYNTH_N_EMOTIONS] = {
+    "happy", "sad", "surprised", "angry", "neutral", "disgusted", "fearful"};
+static const char *const k_hair_names[8] = {"black", "dark brown", "brown", "light brown",
+                                            "blond", "red",        "grey",  "white"};
+
+static const char *person_noun(const et_synth_appearance *A) {
+    static const char *const n[4][2] = {{"girl", "boy"},
+                                        {"young woman", "young man"},
+                                        {"woman", "man"},
+                                        {"older woman", "older man"}};
+    int a = A->age >= 0 && A->age < 4 ? A->age : 2, g = A->gender == ET_SYNTH_MALE;
+    return n[a][g];
+}
+
+static const char *article(const char *word) { return strchr("aeiou", word[0]) ? "an" : "a"; }
+
+// The nearest named hair colour.
+static const char *hair_colour(const et_synth_appearance *A) {
+    int best = 0;
+    float bd = 1e30f;
+    for (int i = 0; i < 8; i++) {
+        float d = 0;
+        for (int c = 0; c < 3; c++) d += (A->hair[c] - k_hair[i][c]) * (A->hair[c] - k_hair[i][c]);
+        if (d < bd) bd = d, best = i;
+    }
+    return k_hair_names[best];
+}
+
+static void hair_phrase(const et_synth_appearance *A, sbuf *b) {
+    if (A->hair_style == ET_SYNTH_HAIR_NONE)
+        sb_add(b, "a bald head");
+    else
+        sb_add(b, "%s %s hair", A->hair_style == ET_SYNTH_HAIR_LONG ? "long" : "short",
+               hair_colour(A));
+}
+
+// 0 mild, 1 clear, 2 strong.
+static int intensity_level(float it) { return it < 0.7f ? 0 : it < 0.85f ? 1 : 2; }
+
+// Whether an occluder hides the region of AU au (a caption describes what is visible).
+static int au_hidden(const et_synth_face *f, int au) {
+    if (f->deg.occluder == ET_SYNTH_OCC_SUNGLASSES) return au == 5 || au == 7;
+    if (f->deg.occluder == ET_SYNTH_OCC_HAND_MOUTH) return au >= 10;
+    return 0;
+}
+
+// "her cheeks are raised and the lip corners are pulled up": det ("the", "her", "his")
+// before the first subject, "the" before the others, and " (AU6, AU12)" when numbers; visible
+// present AUs only. Returns the number of phrases.
+static int au_words(const et_synth_face *f, const char *det, int numbers, sbuf *b) {
+    int aus[ET_SYNTH_AU_MAX], vis[ET_SYNTH_AU_MAX], nv = 0;
+    int m = et_synth_face_aus(f, aus, ET_SYNTH_AU_MAX);
+    for (int i = 0; i < m; i++)
+        if (!au_hidden(f, aus[i])) vis[nv++] = aus[i];
+    int np = 0;
+    for (int i = 0; i < nv; i++)
+        for (size_t j = 0; j < sizeof(k_au_phrase) / sizeof(k_au_phrase[0]); j++) {
+            if (k_au_phrase[j].au != vis[i]) continue;
+            sb_add(b, "%s%s %s %s",
+                   np == 0       ? ""
+                   : i == nv - 1 ? " and "
+                                 : ", ",
+                   np == 0 ? det : "the", k_au_phrase[j].subject, k_au_phrase[j].verb);
+            np++;
+        }
+    if (np && numbers) {
+        sb_add(b, " (");
+        for (int i = 0; i < nv; i++) sb_add(b, "%sAU%d", i ? ", " : "", vis[i]);
+        sb_add(b, ")");
+    }
+    return np;
+}
+
+// ", wearing dark sunglasses" / ", with the head turned to the left" ...: the occluder and
+// the large pose components.
+static void extras_phrase(const et_synth_face *f, sbuf *b) {
+    switch (f->deg.occluder) {
+        case ET_SYNTH_OCC_SUNGLASSES:
+            sb_add(b, ", wearing dark sunglasses");
+            break;
+        case ET_SYNTH_OCC_HAND_MOUTH:
+            sb_add(b, ", with a hand over the mouth");
+            break;
+        case ET_SYNTH_OCC_HAND_CHEEK:
+            sb_add(b, ", with a hand on one cheek");
+            break;
+        case ET_SYNTH_OCC_RECT:
+            sb_add(b, ", with part of the face hidden");
+            break;
+        default:
+            break;
+    }
+    // yaw > 0 turns the face toward image right; roll > 0 moves the top of the head right
+    int turn = fabsf(f->pose.yaw) > 0.2f, tilt = fabsf(f->pose.roll) > 0.1f;
+    if (turn) sb_add(b, ", with the head turned to the %s", f->pose.yaw > 0 ? "right" : "left");
+    if (tilt)
+        sb_add(b, "%s tilted to the %s", turn ? " and" : ", with the head",
+               f->pose.roll > 0 ? "right" : "left");
+}
+
+// The caption's AU sentence: "Her cheeks are raised ... (AU6, AU12)." or "The face is relaxed."
+static void au_sentence(const et_synth_face *f, rstream *r, sbuf *b) {
+    const char *det = ru(r) < 0.5f ? "the" : f->app.gender == ET_SYNTH_MALE ? "his" : "her";
+    int numbers = ru(r) < 0.4f;
+    size_t at = b->len;
+    if (au_words(f, det, numbers, b) == 0) {
+        b->len = at;
+        if (at < b->n) b->p[at] = 0;
+        sb_add(b, "%s",
+               f->deg.occluder ? "the visible part of the face is relaxed" : "the face is relaxed");
+    }
+    sb_cap(b, at);
+    sb_add(b, ".");
+}
+
+// Caption body; with_emotion 0 leaves out every word about the emotion (text samples).
+static void caption_body(const et_synth_face *f, rstream *r, int with_emotion, sbuf *b) {
+    static const char *const adv[3] = {"slightly", "clearly", "very"};
+    static const char *const adj[3] = {"mild", "clear", "strong"};
+    const char *who = person_noun(&f->app);
+    int e = f->emotion >= 0 && f->emotion < ET_SYNTH_N_EMOTIONS ? f->emotion : ET_SYNTH_NEUTRAL;
+    int lv = intensity_level(f->intensity), neutral = e == ET_SYNTH_NEUTRAL;
+    int t = rint_(r, 4);
+    size_t at = b->len;
+    if (!with_emotion) t = 0;
+    switch (t) {
+        case 0:  // A photo of a young woman with long brown hair, showing strong happiness.
+            sb_add(b, "a photo of %s %s with ", article(who), who);
+            hair_phrase(&f->app, b);
+            extras_phrase(f, b);
+            if (with_emotion) {
+                if (neutral)
+                    sb_add(b, ", showing a neutral expression");
+                else
+                    sb_add(b, ", showing %s %s", adj[lv], k_emotion_names[e]);
+            }
+            break;
+        case 1:  // A young woman looks very happy.
+            sb_add(b, "%s %s looks %s%s%s", article(who), who, neutral ? "" : adv[lv],
+                   neutral ? "" : " ", k_emotion_adj[e]);
+            extras_phrase(f, b);
+            break;
+        case 2: {  // A very happy face of a young woman with long brown hair.
+            const char *first = neutral ? k_emotion_adj[e] : adv[lv];
+            sb_add(b, "%s %s%s%s face of %s %s with ", article(first), neutral ? "" : adv[lv],
+                   neutral ? "" : " ", k_emotion_adj[e], article(who), who);
+            hair_phrase(&f->app, b);
+            extras_phrase(f, b);
+            break;
+        }
+        default:  // A strong expression of happiness on the face of an older man.
+            if (neutral)
+                sb_add(b, "a neutral expression on the face of %s %s", article(who), who);
+            else
+                sb_add(b, "%s %s expression of %s on the face of %s %s", article(adj[lv]), adj[lv],
+                       k_emotion_names[e], article(who), who);
+            extras_phrase(f, b);
+            break;
+    }
+    sb_cap(b, at);
+    sb_add(b, ". ");
+    au_sentence(f, r, b);
+}
+
+static uint64_t caption_id(const et_synth_face *f) {
+    return (f->split == ET_SYNTH_CLIP ? (uint64_t)1 << 40 : 0) + (uint64_t)f->index;
+}
+
+int et_synth_caption(const et_synth_face *f, uint64_t seed, char *buf, size_t n) {
+    sbuf b = {buf, n, 0};
+    if (n) buf[0] = 0;
+    rstream r = stream_for(seed, TAG_CAPTION, caption_id(f));
+    caption_body(f, &r, 1, &b);
+    return (int)b.len;
+}
+
+// The category question of train.json (options shuffled from s when o->shuffle_options).
+static void category_question(const et_synth_opts *o, rstream *s, sbuf *b) {
+    int list[ET_SYNTH_N_EMOTIONS], n = enabled_emotions(o, list);
+    if (o->shuffle_options)
+        for (int i = n - 1; i > 0; i--) {
+            int j = rint_(s, i + 1), t = list[i];
+            list[i] = list[j];
+            list[j] = t;
+        }
+    sb_add(b, "What is the emotion of this face? Choose one from the following options: {");
+    for (int i = 0; i < n; i++) sb_add(b, "%s%s", i ? ", " : "", et_synth_emotion_name(list[i]));
+    sb_add(b, "}.");
+}
+
+enum { R_AUS, R_DESCRIBE, R_EMOTION, R_AGE, R_GENDER, R_N };
+
+// Characters of all rounds of a text sample: a round that would exceed it is left out
+// (640: at most ~230 tokens of the tiny 1024-token BPE with vicuna_v1's system prompt).
+#define TEXT_BUDGET 640
+
+int et_synth_text_sample(const et_synth_opts *o, int split, int64_t k, int max_rounds,
+                         char q[][ET_SYNTH_TEXT_MAX], char a[][ET_SYNTH_TEXT_MAX], int *emotion) {
+    ET_ASSERT(k >= 0 && max_rounds >= 1 && max_rounds <= ET_SYNTH_TEXT_ROUNDS,
+              "et_synth_text_sample: k %lld, max_rounds %d", (long long)k, max_rounds);
+    // faces far past every image index; train and test text in disjoint ranges
+    int64_t index = ((int64_t)1 << 38) + (split == ET_SYNTH_TRAIN ? 0 : (int64_t)1 << 37) + k;
+    et_synth_face f;
+    et_synth_sample_face(o, index, &f);
+    f.deg.occluder = ET_SYNTH_OCC_NONE;  // words describe the whole face
+    if (emotion) *emotion = f.emotion;
+    rstream r = stream_for(o->seed, TAG_TEXT, (uint64_t)index);
+    char desc[1024];
+    et_synth_describe(&f, desc, sizeof(desc));
+    int done[R_N] = {0}, nr = 0, person = 0;
+    // round 1: a face in words, then the category question; or an emotion to describe
+    sbuf qb = {q[0], ET_SYNTH_TEXT_MAX, 0}, ab = {a[0], ET_SYNTH_TEXT_MAX, 0};
+    float u = ru(&r);
+    if (u < 0.25f) {
+        const char *who = person_noun(&f.app);
+        static const char *const adj[3] = {"mild", "clear", "strong"};
+        size_t at = qb.len;
+        if (f.emotion == ET_SYNTH_NEUTRAL)
+            sb_add(&qb, "%s %s shows a neutral expression.", article(who), who);
+        else
+            sb_add(&qb, "%s %s shows %s %s.", article(who), who, adj[intensity_level(f.intensity)],
+                   et_synth_emotion_name(f.emotion));
+        sb_cap(&qb, at);
+        sb_add(&qb, " Describe the facial expression.");
+        sb_add(&ab, "%s", desc);
+        done[R_DESCRIBE] = done[R_EMOTION] = person = 1;
+    } else {
+        int c = rint_(&r, 3);
+        if (c == 0) {  // the descriptive answer's words without the emotion
+            char *cut = strstr(desc, ", showing");
+            if (cut)
+                sb_add(&qb, "%.*s.", (int)(cut - desc), desc);
+            else
+                sb_add(&qb, "%s", desc);
+        } else if (c == 1) {
+            char aus[256];
+            et_synth_aus_text(&f, "AU", aus, sizeof(aus));
+            if (aus[0])
+                sb_add(&qb, "This face shows %s.", aus);
+            else
+                sb_add(&qb, "This face shows no action units.");
+        } else {
+            caption_body(&f, &r, 0, &qb);
+            person = 1;
+        }
+        sb_add(&qb, " ");
+        if (ru(&r) < 0.7f)
+            category_question(o, &r, &qb);
+        else
+            sb_add(&qb, "What is the emotion of this face?");
+        sb_add(&ab, "%s", et_synth_emotion_name(f.emotion));
+        done[R_EMOTION] = 1;
+    }
+    nr = 1;
+    size_t total = qb.len + ab.len;
+    float v = ru(&r);
+    int want = v < 0.4f ? 1 : v < 0.75f ? 2 : 3;
+    if (want > max_rounds) want = max_rounds;
+    while (nr < want) {
+        int pool[R_N], np = 0;
+        for (int i = 0; i < R_N; i++)
+            if (!done[i] && ((i != R_AGE && i != R_GENDER) || person)) pool[np++] = i;
+        if (!np) break;
+        int kind = pool[rint_(&r, np)];
+        done[kind] = 1;
+        qb = (sbuf){q[nr], ET_SYNTH_TEXT_MAX, 0};
+        ab = (sbuf){a[nr], ET_SYNTH_TEXT_MAX, 0};
+        switch (kind) {
+            case R_AUS: {
+                sb_add(&qb, "What AUs are conveyed by this face?");
+                char aus[256];
+                et_synth_aus_text(&f, "AU", aus, sizeof(aus));
+                sb_add(&ab, "%s", aus[0] ? aus : "None");
+                break;
+            }
+            case R_DESCRIBE:
+                sb_add(&qb, "Describe the facial expression.");
+                sb_add(&ab, "%s", desc);
+                break;
+            case R_EMOTION:
+                sb_add(&qb, "What is the emotion of this face?");
+                sb_add(&ab, "%s", et_synth_emotion_name(f.emotion));
+                break;
+            case R_AGE:
+                sb_add(&qb, "What is the age group of the person?");
+                sb_add(&ab, "%s", et_synth_age_name(f.app.age));
+                break;
+            default:
+                sb_add(&qb, "What is the gender of the person?");
+                sb_add(&ab, "%s", et_synth_gender_name(f.app.gender));
+                break;
+        }
+        total += qb.len + ab.len;
+        if (total > TEXT_BUDGET) break;  // keep the sample within a tiny model's context
+        nr++;
+    }
+    return nr;
+}
+
 // ---- dataset writer -----------------------------------------------------------------
 
 static et_status make_dir(const char *path) {
@@ -1397,19 +2105,9 @@ static void make_qa(const et_synth_opts *o, const et_synth_face *f, int kind, rs
         et_synth_describe(f, a, an);
         return;
     }
-    int list[ET_SYNTH_N_EMOTIONS], n = enabled_emotions(o, list);
-    if (o->shuffle_options)
-        for (int i = n - 1; i > 0; i--) {
-            int j = rint_(s, i + 1), t = list[i];
-            list[i] = list[j];
-            list[j] = t;
-        }
-    size_t len = (size_t)snprintf(
-        q, qn, "What is the emotion of this face? Choose one from the following options: {");
-    for (int i = 0; i < n && len < qn; i++)
-        len += (size_t)snprintf(q + len, qn - len, "%s%s", i ? ", " : "",
-                                et_synth_emotion_name(list[i]));
-    if (len < qn) snprintf(q + len, qn - len, "}.");
+    sbuf b = {q, qn, 0};
+    if (qn) q[0] = 0;
+    category_question(o, s, &b);
     snprintf(a, an, "%s", et_synth_emotion_name(f->emotion));
 }
 
@@ -1449,6 +2147,67 @@ static cJSON *sample_json(const et_synth_opts *o, const et_synth_face *f, const 
         cJSON_AddStringToObject(t1, "value", a);
     }
     if (!conv || !t0 || !t1 || !cJSON_AddItemToArray(conv, t0) || !cJSON_AddItemToArray(conv, t1)) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
+static cJSON *add_turn(cJSON *conv, const char *from, const char *value) {
+    cJSON *t = cJSON_CreateObject();
+    if (!t) return NULL;
+    if (!cJSON_AddStringToObject(t, "from", from) || !cJSON_AddStringToObject(t, "value", value) ||
+        !cJSON_AddItemToArray(conv, t)) {
+        cJSON_Delete(t);
+        return NULL;
+    }
+    return t;
+}
+
+// A captions_*.json sample: LLaVA's plain pretraining format.
+static cJSON *caption_json(const et_synth_opts *o, const et_synth_face *f, const char *id,
+                           const char *image, const char *landmark) {
+    char cap[1024];
+    et_synth_caption(f, o->seed, cap, sizeof(cap));
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return NULL;
+    cJSON_AddStringToObject(j, "id", id);
+    cJSON_AddStringToObject(j, "image", image);
+    cJSON_AddStringToObject(j, "landmark", landmark);
+    cJSON_AddStringToObject(j, "label", et_synth_emotion_name(f->emotion));
+    cJSON *at = cJSON_AddObjectToObject(j, "attributes");
+    if (at) {
+        cJSON_AddStringToObject(at, "age", et_synth_age_name(f->app.age));
+        cJSON_AddStringToObject(at, "gender", et_synth_gender_name(f->app.gender));
+        cJSON_AddStringToObject(at, "race", et_synth_skin_name(f->app.skin_group));
+    }
+    cJSON *conv = cJSON_AddArrayToObject(j, "conversations");
+    if (!at || !conv || !add_turn(conv, "human", "<image>\n") || !add_turn(conv, "gpt", cap)) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
+// A text_*.json sample (no media).
+static cJSON *text_json(const et_synth_opts *o, int split, int64_t k) {
+    char q[ET_SYNTH_TEXT_ROUNDS][ET_SYNTH_TEXT_MAX], a[ET_SYNTH_TEXT_ROUNDS][ET_SYNTH_TEXT_MAX];
+    int emotion = 0;
+    int nr = et_synth_text_sample(o, split, k, ET_SYNTH_TEXT_ROUNDS, q, a, &emotion);
+    char id[48];
+    snprintf(id, sizeof(id),
+             split == ET_SYNTH_TRAIN ? "synth_text_%06lld" : "synth_text_test_%06lld",
+             (long long)k);
+    cJSON *j = cJSON_CreateObject();
+    if (!j) return NULL;
+    cJSON_AddStringToObject(j, "id", id);
+    cJSON_AddStringToObject(j, "source", "synth_text");
+    cJSON_AddStringToObject(j, "label", et_synth_emotion_name(emotion));
+    cJSON *conv = cJSON_AddArrayToObject(j, "conversations");
+    int ok = conv != NULL;
+    for (int i = 0; i < nr && ok; i++)
+        ok = add_turn(conv, "human", q[i]) && add_turn(conv, "gpt", a[i]);
+    if (!ok) {
         cJSON_Delete(j);
         return NULL;
     }
@@ -1521,8 +2280,8 @@ static et_status write_sample_files(const et_synth_opts *o, const char *dir, int
     snprintf(rel, sizeof(rel), "landmarks/synth_%06lld.npy", (long long)index);
     path = path_join(dir, rel);
     int64_t shape[1] = {ET_SYNTH_LANDMARK_DIM};
-    st = path ? et_npy_write_f32(path, f.landmarks, 1, shape)
-              : et_err(ET_ERR_NOMEM, "out of memory");
+    st =
+        path ? et_npy_write_f32(path, f.detected, 1, shape) : et_err(ET_ERR_NOMEM, "out of memory");
     free(path);
     return st;
 }
@@ -1540,8 +2299,9 @@ static et_status write_clip_files(const et_synth_opts *o, const char *dir, int64
     if (!st && !lms) st = et_err(ET_ERR_NOMEM, "out of memory");
     for (int t = 0; t < T && !st; t++) {
         f = apex;
+        f.deg.lm_key = mix64(apex.deg.lm_key + (uint64_t)t);  // detector errors per frame
         et_synth_set_intensity(&f, apex.intensity * (float)t / (float)(T - 1));
-        memcpy(lms + (size_t)t * ET_SYNTH_LANDMARK_DIM, f.landmarks, sizeof(f.landmarks));
+        memcpy(lms + (size_t)t * ET_SYNTH_LANDMARK_DIM, f.detected, sizeof(f.detected));
         et_image img;
         st = et_synth_render(&f, o->size, &img);
         if (st) break;
@@ -1608,11 +2368,14 @@ et_status et_synth_write_dataset(const et_synth_opts *o, const char *out_dir) {
     if (o->n_clips > 0) ET_TRY(parallel_items(o, out_dir, o->n_clips, write_clip_files));
 
     static const char *const names[2] = {"train.json", "test.json"};
+    static const char *const cap_names[2] = {"captions_train.json", "captions_test.json"};
     for (int split = 0; split < 2; split++) {
-        json_writer w;
+        json_writer w, wc;
         et_status st = jw_open(&w, out_dir, names[split]);
+        et_status stc = st ? NULL : jw_open(&wc, out_dir, cap_names[split]);
+        if (st) memset(&wc, 0, sizeof(wc));
         int64_t lo = split ? o->n_train : 0, hi = split ? o->n_train + o->n_test : o->n_train;
-        for (int64_t i = lo; i < hi && !st; i++) {
+        for (int64_t i = lo; i < hi && !st && !stc; i++) {
             et_synth_face f;
             et_synth_sample_face(o, i, &f);
             char id[32], img[64], lm[64];
@@ -1620,7 +2383,24 @@ et_status et_synth_write_dataset(const et_synth_opts *o, const char *out_dir) {
             snprintf(img, sizeof(img), "images/%s.png", id);
             snprintf(lm, sizeof(lm), "landmarks/%s.npy", id);
             st = jw_add(&w, sample_json(o, &f, id, "image", img, lm, "<image>", i));
+            if (!st) stc = jw_add(&wc, caption_json(o, &f, id, img, lm));
         }
+        if (stc && !st) st = et_err(ET_ERR_IO, "%s: not written (see %s)", w.path, wc.path);
+        st = jw_close(&w, st);
+        stc = jw_close(&wc, stc);
+        if (st) {
+            et_status_free(stc);
+            return st;
+        }
+        ET_TRY(stc);
+    }
+    static const char *const text_names[2] = {"text_train.json", "text_test.json"};
+    for (int split = 0; split < 2 && o->n_text > 0; split++) {
+        int64_t n = split ? (o->n_text / 10 > 0 ? o->n_text / 10 : 1) : o->n_text;
+        json_writer w;
+        et_status st = jw_open(&w, out_dir, text_names[split]);
+        for (int64_t k = 0; k < n && !st; k++)
+            st = jw_add(&w, text_json(o, split ? ET_SYNTH_TEST : ET_SYNTH_TRAIN, k));
         ET_TRY(jw_close(&w, st));
     }
     if (o->n_clips > 0) {

@@ -1,5 +1,6 @@
 // data/synth.h - procedural synthetic faces: the embedded default dataset (no download).
 // defines: ET_SYNTH_N_EMOTIONS, ET_SYNTH_AU_MAX, ET_SYNTH_N_LANDMARKS, ET_SYNTH_LANDMARK_DIM,
+//          ET_SYNTH_TEXT_MAX, ET_SYNTH_TEXT_ROUNDS,
 //          et_synth_emotion, et_synth_age, et_synth_gender, et_synth_hair, et_synth_split,
 //          et_synth_opts, et_synth_appearance, et_synth_pose, et_synth_imaging,
 //          et_synth_face, et_synth_opts_default, et_synth_check_opts, et_synth_sample_face,
@@ -7,7 +8,8 @@
 //          et_synth_landmarks_px, et_synth_face_aus, et_synth_aus_text, et_synth_describe,
 //          et_synth_emotion_name, et_synth_emotion_from_name, et_synth_age_name,
 //          et_synth_gender_name, et_synth_skin_name, et_synth_identity_of,
-//          et_synth_write_dataset
+//          et_synth_occluder, et_synth_degrade, et_synth_opts_clean, et_synth_caption,
+//          et_synth_text_sample, et_synth_write_dataset
 //
 // What a face is
 // - Every face is a pure function of (opts, index): identity appearance (skin tone, face
@@ -41,6 +43,25 @@
 //   x_n = (x_px - size/2) / (size/2) (same for y), so they do not depend on the render
 //   size; et_synth_landmarks_px gives pixel coordinates for a size, where pixel (i, j)
 //   covers [i, i+1) x [j, j+1).
+// - Degradations (a realistic benchmark; et_synth_opts_clean turns them off): per sample,
+//   from their own Philox stream of (seed, index), so switching them on or off changes no
+//   other draw and a face with every degradation off is byte-identical to one made before
+//   they existed. In image-formation order: an occluder (sunglasses over the eyes, a hand
+//   over the mouth or a cheek - both follow the head pose - or a random opaque rectangle,
+//   with probability occlusion_prob), blur (sigma uniform in [0, blur]), low resolution
+//   (with probability lowres_prob: an area downscale to size * factor, factor uniform in
+//   [lowres_min, 1), at least 8 px, and a bilinear upscale back), pixel noise (std uniform
+//   in [0, noise]), JPEG compression (with probability jpeg_prob, quality uniform in
+//   jpeg_quality_min..max, libjpeg 4:2:0; the written file stays PNG).
+// - Detector-like landmark noise (landmark_noise = s > 0): face.detected holds what a 68-
+//   point detector would report, face.landmarks stays exact. Per-point Gaussian jitter (std
+//   s * 0.6 px on eyes, brows, nose and mouth, s * 1.5 px on the jaw contour, in 64-px
+//   units), a per-face similarity error (shift std s * 0.8 px, scale std s * 3%, rotation std
+//   s * 2 degrees about the landmark centroid) and, with probability landmark_fail_prob, a
+//   failed detection: the expression is lost (the same face's neutral landmarks) and the
+//   errors are three times larger. s = 1 is a realistic detector on 64-px faces (mean point
+//   error 1.56 px, 8% of the outer eye-corner distance); the default 2 is a poor detector
+//   (16%). s = 0: detected == landmarks exactly. The writer writes face.detected.
 // - Rendering: a scanline polygon rasteriser with exact horizontal and sub-row vertical
 //   anti-aliasing; any size 16..4096 (64 default, 336 for full-size tests). Blur sigma is in
 //   pixels at 64 px and scales with the size; noise is per pixel and channel, approximately
@@ -69,6 +90,8 @@
 #define ET_SYNTH_N_LANDMARKS 68
 #define ET_SYNTH_LANDMARK_DIM (2 * ET_SYNTH_N_LANDMARKS)  // x0, y0, x1, y1, ...
 #define ET_SYNTH_AU_PRESENT 0.1f
+#define ET_SYNTH_TEXT_MAX 1024  // bytes of one text-sample turn (room to spare)
+#define ET_SYNTH_TEXT_ROUNDS 3  // rounds of a text sample
 
 typedef enum {
     ET_SYNTH_HAPPINESS = 0,
@@ -103,6 +126,17 @@ typedef struct et_synth_opts {
     bool shuffle_options;  // shuffle the option list of category questions per sample (true)
     int n_clips;           // clips written by et_synth_write_dataset (0)
     int clip_frames;       // frames per clip, neutral -> apex, 2 .. 256 (8)
+    // Degradations and detector noise (see the contract; et_synth_opts_clean zeroes them).
+    float jpeg_prob;                         // 0..1 (0.3)
+    int jpeg_quality_min, jpeg_quality_max;  // 1 <= min <= max <= 100 (20, 80)
+    float lowres_prob;                       // 0..1 (0.25)
+    float lowres_min;                        // smallest downscale factor, 0.1 .. 1 (0.4)
+    float occlusion_prob;                    // 0..1 (0.15)
+    float landmark_noise;                    // detector error scale, 0 .. 10 (2)
+    float landmark_fail_prob;                // failed detections when landmark_noise > 0 (0.05)
+    // Pretraining text written by et_synth_write_dataset: text_train.json holds n_text
+    // samples, text_test.json n_text / 10 (at least 1 when n_text > 0).
+    int n_text;  // 0 .. 10^7 (10000)
 } et_synth_opts;
 
 // Identity appearance; lengths are in face units (face half-width ~1, y down, origin
@@ -145,6 +179,26 @@ typedef struct et_synth_imaging {
     uint64_t noise_key;      // Philox key of the pixel noise
 } et_synth_imaging;
 
+typedef enum {
+    ET_SYNTH_OCC_NONE,
+    ET_SYNTH_OCC_SUNGLASSES,
+    ET_SYNTH_OCC_HAND_MOUTH,
+    ET_SYNTH_OCC_HAND_CHEEK,
+    ET_SYNTH_OCC_RECT,
+} et_synth_occluder;
+
+// Per-sample degradations (all off: occluder NONE, jpeg_quality 0, lowres 0).
+typedef struct et_synth_degrade {
+    int occluder;      // et_synth_occluder
+    float occ[6];      // shape: hands (cx, cy, size, angle, side), rect (cx, cy, w, h, angle)
+    float occ_rgb[3];  // occluder colour, linear 0..1
+    float lowres;      // downscale factor in (0, 1); 0 = none
+    int jpeg_quality;  // 1..100; 0 = none
+    float lm_noise;    // landmark_noise of the opts
+    int lm_fail;       // a failed detection
+    uint64_t lm_key;   // Philox key of the landmark errors
+} et_synth_degrade;
+
 typedef struct et_synth_face {
     int64_t index;     // sample index (clip number for clips)
     int64_t identity;  // global identity number
@@ -157,9 +211,14 @@ typedef struct et_synth_face {
     float au_apex[ET_SYNTH_AU_MAX];          // activations at intensity 1, indexed by AU number
     float au[ET_SYNTH_AU_MAX];               // intensity * au_apex: what the geometry shows
     float landmarks[ET_SYNTH_LANDMARK_DIM];  // normalised, see the contract
+    et_synth_degrade deg;
+    float detected[ET_SYNTH_LANDMARK_DIM];  // landmarks with detector noise (what is written)
 } et_synth_face;
 
 void et_synth_opts_default(et_synth_opts *o);
+// Every degradation and the landmark noise off: the faces made before they existed
+// (noise and blur keep their values; set them to 0 for noiseless, sharp images).
+void et_synth_opts_clean(et_synth_opts *o);
 // ET_ERR_INVALID naming the first bad field, or NULL.
 et_status et_synth_check_opts(const et_synth_opts *o);
 
@@ -168,7 +227,8 @@ void et_synth_sample_face(const et_synth_opts *o, int64_t index, et_synth_face *
 // The apex face of clip `clip` (its frames: et_synth_set_intensity with a ramp).
 void et_synth_sample_clip(const et_synth_opts *o, int64_t clip, et_synth_face *f);
 int64_t et_synth_identity_of(const et_synth_opts *o, int64_t index);
-// Sets intensity (clamped to [0, 1]), recomputes au[] and the landmarks.
+// Sets intensity (clamped to [0, 1]), recomputes au[], the landmarks and detected (the
+// detector errors are a function of deg.lm_key, so a new key gives a new draw).
 void et_synth_set_intensity(et_synth_face *f, float intensity);
 
 et_status et_synth_render(const et_synth_face *f, int size, et_image *out);
@@ -182,6 +242,26 @@ void et_synth_aus_text(const et_synth_face *f, const char *prefix, char *buf, si
 // raised and the lip corners are pulled up (AU6, AU12), showing happiness."
 void et_synth_describe(const et_synth_face *f, char *buf, size_t n);
 
+// One or two short sentences for caption pretraining: the expression (an intensity word and
+// the emotion), the visible AUs in plain words (sometimes with their numbers), age group and
+// gender presentation ("a young woman"), hair, the head pose when it is large (turned left
+// or right, tilted; as seen in the image) and a visible occluder (the AUs it hides are left
+// out). The template and the optional parts are chosen by the Philox stream of
+// (seed, the face's split and index), so the wording varies between faces of a class; a pure
+// function of (f, seed). Lower-case words except the sentence starts and AU numbers
+// ("(AU6, AU12)"). Returns the length
+// (as snprintf; truncated when >= n).
+int et_synth_caption(const et_synth_face *f, uint64_t seed, char *buf, size_t n);
+// Text-only pretraining sample k (>= 0) of the given split (ET_SYNTH_TRAIN or ET_SYNTH_TEST;
+// the two draw faces from disjoint index ranges): 1-3 rounds of human question / gpt answer
+// in the words of train.json (the category question with its options, AU questions,
+// descriptions) and of the captions, about a face that is described in words; rounds after
+// the first are left out where the text would pass 640 characters. Writes up to
+// max_rounds (<= ET_SYNTH_TEXT_ROUNDS) (human, gpt) pairs into q[i] / a[i]; returns the
+// round count (1 .. max_rounds) and the face's emotion in *emotion (may be NULL).
+int et_synth_text_sample(const et_synth_opts *o, int split, int64_t k, int max_rounds,
+                         char q[][ET_SYNTH_TEXT_MAX], char a[][ET_SYNTH_TEXT_MAX], int *emotion);
+
 const char *et_synth_emotion_name(int emotion);    // "happiness", ...; "?" out of range
 int et_synth_emotion_from_name(const char *name);  // -1 when unknown
 const char *et_synth_age_name(int age);            // "child", "young adult", "adult", "senior"
@@ -194,7 +274,12 @@ const char *et_synth_skin_name(int group);         // "light" .. "dark"
 // race (the skin tone group)}, label, intensity, aus, conversations), and for n_clips > 0
 // out_dir/clips/<id>/frame_000.png ..., out_dir/landmarks/<id>.npy ([T, 136]) and
 // out_dir/clips.json ("video": "clips/<id>", "<video>" questions). Ids: "synth_%06d" for
-// samples, "synth_clip_%04d" for clips. Existing files are overwritten.
+// samples, "synth_clip_%04d" for clips. Also, for caption and language-model pretraining:
+// out_dir/captions_train.json and captions_test.json (the same images; fields id, image,
+// landmark, label, attributes, conversations [{"human": "<image>\n"}, {"gpt": caption}]:
+// LLaVA's plain-template pretraining format) and, when n_text > 0, out_dir/text_train.json
+// and text_test.json (ids "synth_text_%06d" / "synth_text_test_%06d", fields id, source
+// "synth_text", label, conversations; no image). Existing files are overwritten.
 et_status et_synth_write_dataset(const et_synth_opts *o, const char *out_dir);
 
 #endif

@@ -1,6 +1,7 @@
 // tests/test_synth.c - synthetic faces: determinism, landmarks vs pixels, AU prototypes,
 // neutral geometry at intensity 0, the dataset writer, and that emotion is visible
-// (nearest-centroid classifiers on landmarks and on 16x16 pixels beat chance).
+// (nearest-centroid classifiers on landmarks and on 16x16 pixels beat chance). All on the
+// clean faces (et_synth_opts_clean); degradations: tests/test_synth_degrade.c.
 //
 // ET_SYNTH_SHEET=path writes a contact sheet (7 emotions x 6 identities, 64 px) there.
 #include <cjson/cJSON.h>
@@ -23,6 +24,10 @@ static et_synth_opts base_opts(void) {
     o.seed = 1234;
     o.n_train = 700;
     o.n_test = 350;
+    // the figures below are those of the faces without degradations or landmark noise
+    // (tests/test_synth_degrade.c covers those)
+    et_synth_opts_clean(&o);
+    o.n_text = 0;
     return o;
 }
 
@@ -418,6 +423,7 @@ static void test_writer(void) {
     o.au_question_frac = 0.3f;
     o.n_clips = 2;
     o.clip_frames = 4;
+    o.n_text = 12;
     et_status st = et_synth_write_dataset(&o, g_dir);
     CHECK(!st, "%s", et_status_msg(st));
     et_status_free(st);

@@ -93,6 +93,16 @@ typedef struct {
     int synth_n_clips;
     int synth_size;
     int64_t synth_seed;
+    double synth_noise, synth_blur;
+    double synth_jpeg_prob;
+    int synth_jpeg_quality_min, synth_jpeg_quality_max;
+    double synth_lowres_prob, synth_lowres_min;
+    double synth_occlusion_prob;
+    double synth_landmark_noise, synth_landmark_fail_prob;
+    bool synth_clean;
+    double synth_pose_jitter, synth_intensity_min, synth_intensity_max;
+    double synth_descriptive_frac, synth_au_question_frac;
+    int synth_n_text;
     // train
     char output_dir[ET_RC_PATH];
     int epochs;

@@ -169,8 +169,10 @@ static int cmd_synth(int argc, char **argv) {
         print_usage(
             "usage: emotune synth [-c CONFIG] [--out DIR] [synth.n_train=N ...]\n"
             "Writes the synthetic-face dataset (images/*.png, landmarks/*.npy, train.json, "
-            "test.json)\nto DIR (default synth.dir): faces with the 7 basic emotions from "
-            "EMFACS action units,\nexact 68-point landmarks and LLaVA-format "
+            "test.json,\ncaptions_*.json, text_*.json) to DIR (default synth.dir): faces with "
+            "the 7 basic emotions\nfrom EMFACS action units, detector-like 68-point landmarks, "
+            "image degradations (JPEG,\nlow resolution, occlusion, noise, blur; synth.clean=true "
+            "turns the first three and the\nlandmark noise off) and LLaVA-format "
             "conversations.\n",
             true);
         return 0;
@@ -182,6 +184,19 @@ static int cmd_synth(int argc, char **argv) {
     o.seed = (uint64_t)c.synth_seed;
     o.n_train = c.synth_n_train, o.n_test = c.synth_n_test, o.size = c.synth_size;
     o.n_clips = c.synth_n_clips;
+    o.noise = (float)c.synth_noise, o.blur = (float)c.synth_blur;
+    o.jpeg_prob = (float)c.synth_jpeg_prob;
+    o.jpeg_quality_min = c.synth_jpeg_quality_min, o.jpeg_quality_max = c.synth_jpeg_quality_max;
+    o.lowres_prob = (float)c.synth_lowres_prob, o.lowres_min = (float)c.synth_lowres_min;
+    o.occlusion_prob = (float)c.synth_occlusion_prob;
+    o.landmark_noise = (float)c.synth_landmark_noise;
+    o.landmark_fail_prob = (float)c.synth_landmark_fail_prob;
+    o.pose_jitter = (float)c.synth_pose_jitter;
+    o.intensity_min = (float)c.synth_intensity_min, o.intensity_max = (float)c.synth_intensity_max;
+    o.descriptive_frac = (float)c.synth_descriptive_frac;
+    o.au_question_frac = (float)c.synth_au_question_frac;
+    o.n_text = c.synth_n_text;
+    if (c.synth_clean) et_synth_opts_clean(&o);
     const char *dir = a.opt_val[0] ? a.opt_val[0] : c.synth_dir;
     et_status st = et_synth_check_opts(&o);
     if (!st) st = et_mkdirs(dir);
