@@ -31,6 +31,12 @@
 static volatile sig_atomic_t g_stop;
 void et_pretrain_stop_request(void) { g_stop = 1; }
 
+// Test hook: EMOTUNE_STOP_AT_STEP=N acts as a stop request once step N has run.
+static bool stop_hook(int64_t step) {
+    const char *e = getenv("EMOTUNE_STOP_AT_STEP");
+    return e && *e && strtoll(e, NULL, 10) == step;
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -588,6 +594,7 @@ static et_status train_loop(const et_run_config *c, bool resume, prun_t *r, et_t
             et_status_free(et_metrics_log_write(r->mlog, state->step, 8, keys, vals));
             win_loss = win_acc = 0, win_img = 0, win_n = 0, t_win = now_s();
         }
+        if (stop_hook(state->step)) g_stop = 1;
         const bool stop = g_stop != 0;
         if ((c->save_every > 0 && state->step % c->save_every == 0) || state->step == total ||
             stop) {
