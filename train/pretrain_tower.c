@@ -18,6 +18,7 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "data/dataloader.h"
+#include "data/preprocess.h"
 #include "data/template.h"
 #include "progress.h"
 #include "run_dir.h"
@@ -51,6 +52,31 @@ void et_clip_pair_free(et_clip_pair *p) {
     et_release(p->vproj), et_release(p->logit_scale);
     free(p->names), free(p->name_ptrs), free(p->params);
     memset(p, 0, sizeof *p);
+}
+
+// HF CLIPPreTrainedModel._init_weights for the tower (factor 1): class_embedding
+// N(0, D^-0.5), patch / position embeddings N(0, 0.02), q/k/v and fc2 N(0, D^-0.5 (2L)^-0.5),
+// out_proj N(0, D^-0.5), fc1 N(0, (2D)^-0.5); LayerNorms 1, 0; biases 0. With every weight
+// at 0.02 the blocks start near the identity and the CLS token sees little of the image.
+static void clip_init(et_clip_vision *v, uint64_t seed) {
+    const double D = (double)v->cfg.hidden_size, L = (double)v->cfg.num_layers;
+    const double in_std = pow(D, -0.5) * pow(2 * L, -0.5), out_std = pow(D, -0.5);
+    const double fc_std = pow(2 * D, -0.5);
+    uint64_t off = 0;
+#define INIT(t, sd) (et_randn_((t), 0.0, (sd), seed, off), off += (uint64_t)(t)->numel)
+    INIT(v->class_embedding, pow(D, -0.5));
+    INIT(v->patch_weight, 0.02);
+    INIT(v->pos_embedding, 0.02);
+    for (int l = 0; l < v->cfg.num_layers; l++) {
+        et_clip_layer *y = &v->layers[l];
+        INIT(y->q.weight, in_std);
+        INIT(y->k.weight, in_std);
+        INIT(y->v.weight, in_std);
+        INIT(y->o.weight, out_std);
+        INIT(y->fc1.weight, fc_std);
+        INIT(y->fc2.weight, in_std);
+    }
+#undef INIT
 }
 
 et_status et_clip_pair_build(const et_run_config *c, const et_tokenizer *tok, et_clip_pair *p) {
@@ -91,6 +117,7 @@ et_status et_clip_pair_build(const et_run_config *c, const et_tokenizer *tok, et
         et_clip_config vc;
         ET_TRY(et_clip_config_from_json(c->vision_json, "config model.vision", &vc));
         ET_TRY(et_clip_vision_new_random(&vc, c->init_std, (uint64_t)c->init_seed + 1, &p->tower));
+        clip_init(&p->tower, (uint64_t)c->init_seed + 1);
     }
     et_clip_vision_add_post_layernorm(&p->tower);
     p->tower.frozen = false;
@@ -320,6 +347,26 @@ static void flip_batch(et_tensor *px, uint64_t seed, int64_t step) {
     }
 }
 
+// Replaces row b of pixels [B, 3, S, S] (CLIP-normalised) by its luminance (ITU-R 601, in
+// [0, 1] space, normalised again per channel) with probability p, by a hash of (seed, step, b).
+static void gray_batch(et_tensor *px, double p, uint64_t seed, int64_t step) {
+    static const float mean[3] = {ET_CLIP_MEAN_R, ET_CLIP_MEAN_G, ET_CLIP_MEAN_B};
+    static const float sd[3] = {ET_CLIP_STD_R, ET_CLIP_STD_G, ET_CLIP_STD_B};
+    const int64_t B = px->shape[0], S = px->shape[2], HW = S * S;
+    if (px->shape[1] != 3) return;
+    float *d = et_data(px);
+    for (int64_t b = 0; b < B; b++) {
+        uint64_t h = mix64(seed ^ mix64((uint64_t)step * 1000003u + (uint64_t)b + 0x51ed27u));
+        if ((double)(h >> 11) * (1.0 / 9007199254740992.0) >= p) continue;
+        float *r = d + b * 3 * HW, *g = r + HW, *bl = g + HW;
+        for (int64_t i = 0; i < HW; i++) {
+            float y = 0.299f * (r[i] * sd[0] + mean[0]) + 0.587f * (g[i] * sd[1] + mean[1]) +
+                      0.114f * (bl[i] * sd[2] + mean[2]);
+            r[i] = (y - mean[0]) / sd[0], g[i] = (y - mean[1]) / sd[1], bl[i] = (y - mean[2]) / sd[2];
+        }
+    }
+}
+
 static et_status save_ckpt(const et_run_config *c, prun_t *r, et_train_state *state,
                            const int64_t *at_pos, et_pretrain_result *res) {
     char root[4200];
@@ -521,6 +568,7 @@ static et_status train_loop(const et_run_config *c, bool resume, prun_t *r, et_t
                                           eos, T, ids[i]);
         }
         if (c->clip_flip) flip_batch(b.pixels, (uint64_t)c->seed, state->step);
+        if (c->clip_gray > 0) gray_batch(b.pixels, c->clip_gray, (uint64_t)c->seed, state->step);
         et_tensor *pooled = et_clip_vision_pooled(&p->tower, b.pixels, NULL);
         et_tensor *img = et_linear(pooled, p->vproj, NULL);
         et_tensor *txt = et_text_encoder_forward(&p->text, b.B, (const int32_t *const *)ids, lens);

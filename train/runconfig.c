@@ -117,6 +117,8 @@ static const entry_t table[] = {
      "initial log temperature (CLIP: ln(1/0.07); clamped at ln(100))"},
     {"clip.flip", K_BOOL, O(clip_flip), 0, "true", 0, 0,
      "augmentation: mirror half of the training images (seeded)"},
+    {"clip.gray", K_F64, O(clip_gray), 0, "0", 0, 1,
+     "augmentation: probability of turning a training image grey (hides the colour shortcut)"},
     {"clip.prompt", K_STR, O(clip_prompt), S(clip_prompt), "\"a face showing {label}.\"", 0, 0,
      "zero-shot prompt per class ({label} = the class name)"},
     {"train.output_dir", K_STR, O(output_dir), S(output_dir), "\"runs/train\"", 0, 0,

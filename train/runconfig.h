@@ -99,6 +99,7 @@ typedef struct {
     int clip_projection_dim;
     double clip_logit_scale_init;
     bool clip_flip;
+    double clip_gray;
     char clip_prompt[128];
     // train
     char output_dir[ET_RC_PATH];
