@@ -81,18 +81,34 @@ et_status et_text_encoder_new_random(const et_text_config *c, double std, uint64
     char(*names)[ET_CLIP_NAME_MAX] = malloc(sizeof(*names) * (size_t)n);
     et_tensor **ts = malloc(sizeof(*ts) * (size_t)n);
     et_text_encoder_params(m, names, ts);
+    // HF CLIPPreTrainedModel._init_weights (factor = std / 0.02): token embedding std,
+    // position embedding std / 2, q/k/v and fc2 W^-0.5 (2L)^-0.5, out_proj W^-0.5, fc1
+    // (2W)^-0.5, text_projection W^-0.5; at 0.02 everywhere the EOS state would hardly depend
+    // on the caption and the contrastive loss would start at a collapsed point
+    const double f = std / 0.02, Wd = (double)W, Ld = (double)c->layers;
+    const double in_std = pow(Wd, -0.5) * pow(2 * Ld, -0.5) * f, out_std = pow(Wd, -0.5) * f;
     uint64_t offset = 0;
     for (int i = 0; i < n; i++) {
         const char *nm = names[i];
         size_t len = strlen(nm);
         bool bias = len > 5 && !strcmp(nm + len - 5, ".bias");
         bool ln_w = !bias && strstr(nm, "norm") != NULL;
+        double sd = std;
+        if (strstr(nm, "position_embedding"))
+            sd = 0.5 * std;
+        else if (strstr(nm, "q_proj") || strstr(nm, "k_proj") || strstr(nm, "v_proj") ||
+                 strstr(nm, "fc2"))
+            sd = in_std;
+        else if (strstr(nm, "out_proj") || strstr(nm, "text_projection"))
+            sd = out_std;
+        else if (strstr(nm, "fc1"))
+            sd = pow(2 * Wd, -0.5) * f;
         if (ln_w)
             et_fill_(ts[i], 1.0);
         else if (bias)
             et_fill_(ts[i], 0.0);
         else
-            et_randn_(ts[i], 0.0, std, seed, offset);
+            et_randn_(ts[i], 0.0, sd, seed, offset);
         offset += (uint64_t)ts[i]->numel;
     }
     free(names), free(ts);

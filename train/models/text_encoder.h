@@ -14,7 +14,9 @@
 // W], per layer
 //   layer_norm1, self_attn.{q,k,v,out}_proj (with bias), layer_norm2, mlp.fc1 [4W, W],
 //   mlp.fc2 [W, 4W], final_layer_norm [W], text_projection [E, W] (no bias). Init:
-//   N(0, std) from the Philox (seed, offset 0, 1, ...) in et_text_encoder_params' order,
+//   HF CLIP's scheme with factor std / 0.02 (token embedding N(0, std), position std / 2,
+//   q/k/v and fc2 W^-0.5 (2L)^-0.5 f, out_proj and text_projection W^-0.5 f, fc1
+//   (2W)^-0.5 f) from the Philox (seed, offset 0, 1, ...) in et_text_encoder_params' order,
 //   LayerNorm weights 1, biases 0.
 // - Forward: B sequences ids[b][0..lens[b]) (each 1..T tokens, the caller ends each with its
 //   EOS id; ids in [0, V)) -> [B, E] = text_projection(final_layer_norm(h)[b, lens[b] - 1]),
