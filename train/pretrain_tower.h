@@ -5,9 +5,11 @@
 //          et_pretrain_stop_request
 //
 // Contract
-// - Model (et_clip_pair): the tower of model.vision (random: N(0, model.init_std), seed
-//   model.init_seed + 1, exactly the tower `emotune train` builds) or of model.vision_path,
-//   given a trainable post_layernorm; visual_projection [E, D] (no bias); logit_scale (a
+// - Model (et_clip_pair): the tower of model.vision (random, HF CLIP's init scheme from the
+//   Philox seed model.init_seed + 1: class_embedding N(0, D^-0.5), patch / position
+//   embeddings N(0, 0.02), q/k/v and fc2 N(0, D^-0.5 (2L)^-0.5), out_proj N(0, D^-0.5), fc1
+//   N(0, (2D)^-0.5), LayerNorms 1/0, biases 0) or of model.vision_path (continued), given a
+//   trainable post_layernorm (identity at first); visual_projection [E, D] (no bias); logit_scale (a
 //   0-dim f32, init clip.logit_scale_init); the text encoder of train/models/text_encoder.h
 //   (clip.text_*; vocabulary of model.tokenizer). Every tensor is trainable.
 // - Captions: a sample's first gpt turn, tokenised as `emotune train` does with the plain
@@ -23,8 +25,10 @@
 //   AdamW (train.lr; train.weight_decay on matrices and embeddings only, none on gains,
 //   biases, class_embedding and logit_scale), clipping train.max_grad_norm, schedule
 //   train.lr_scheduler with warmup, total = train.max_steps or epochs x steps per epoch.
-//   Augmentation (clip.flip): each image of step s, batch row b is mirrored when a hash of
-//   (train.seed, s, b) is odd (deterministic, resume-safe).
+//   Augmentation, deterministic and resume-safe (a hash of train.seed, the step and the batch
+//   row decides): clip.flip mirrors half of the images; clip.gray = p turns an image grey
+//   (luminance) with probability p, so that skin and background colour, which the captions
+//   name and a tiny tower learns first, are not the only cue.
 // - Outputs and safety as `emotune train` (train/trainer.h): the run directory rules of
 //   train/run_dir.h (--resume / --overwrite, lock), checkpoints/step-N with exact resume
 //   (bit-identical weights), SIGINT/SIGTERM/SIGHUP checkpoint and stop, config.json,

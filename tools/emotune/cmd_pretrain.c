@@ -76,19 +76,21 @@ static void print_probe(const char *what, const et_probe_result *r, int64_t D) {
 }
 
 int et_cli_probe(int argc, char **argv) {
-    static const et_cli_opt opts[] = {{"--random", false}, {"--l2", true}};
+    static const et_cli_opt opts[] = {{"--random", false}, {"--l2", true}, {"--patch-mean", false}};
     et_cli_args a;
-    int rc = et_cli_parse(argc, argv, opts, 2, &a);
+    int rc = et_cli_parse(argc, argv, opts, 3, &a);
     if (rc) return rc;
     if (a.help) {
         printf(
-            "usage: emotune probe -c CONFIG [model.vision_path=DIR] [--random] [--l2 X]\n"
+            "usage: emotune probe -c CONFIG [model.vision_path=DIR] [--random] [--l2 X] "
+            "[--patch-mean]\n"
             "Linear probe of a vision tower: its pooled features (post_layernorm(CLS) when the\n"
             "tower has a post_layernorm, else the mean of the model.select_layer patch features)\n"
             "of data.train -> multinomial logistic regression (standardised features, L2 = X,\n"
             "default 1e-3, L-BFGS) -> accuracy on data.eval, by the samples' \"label\".\n"
             "The tower is model.vision_path, else the random tower of model.vision (the one\n"
-            "`emotune train` builds). --random also probes a random tower of the same shape.\n");
+            "`emotune train` builds). --random also probes a random tower of the same shape.\n"
+            "--patch-mean uses the patch mean even when the tower has a post_layernorm.\n");
         usage_common(false);
         return 0;
     }
@@ -134,12 +136,12 @@ int et_cli_probe(int argc, char **argv) {
         fprintf(stderr, "probe: %lld + %lld samples skipped (first: %s)\n", (long long)tr.n_skipped,
                 (long long)te.n_skipped, tr.n_skipped ? tr.first_error : te.first_error);
     et_probe_result res;
-    if (!st) st = et_probe_run(&v, &tr, &te, c.select_layer, l2, &res);
+    if (!st) st = et_probe_run(&v, &tr, &te, c.select_layer, a.flag[2], l2, &res);
     if (!st) print_probe(what, &res, v.cfg.hidden_size);
     if (!st && a.flag[0] && c.vision_path[0]) {
         et_clip_vision rv;
         st = et_clip_vision_new_random(&v.cfg, c.init_std, (uint64_t)c.init_seed + 1, &rv);
-        if (!st) st = et_probe_run(&rv, &tr, &te, c.select_layer, l2, &res);
+        if (!st) st = et_probe_run(&rv, &tr, &te, c.select_layer, a.flag[2], l2, &res);
         if (!st) print_probe("random tower of the same shape", &res, v.cfg.hidden_size);
         et_clip_vision_free(&rv);
     }

@@ -81,9 +81,9 @@ et_status et_image_set_load(const char *path, const char *data_root, int image_s
 }
 
 et_tensor *et_probe_features(et_clip_vision *v, const et_image_set *s, int select_layer,
-                             const char **kind) {
+                             bool patch_mean, const char **kind) {
     const int64_t D = v->cfg.hidden_size, S = s->image_size, per = 3 * S * S;
-    const bool pooled = v->post_ln_w != NULL;
+    const bool pooled = v->post_ln_w != NULL && !patch_mean;
     if (kind) *kind = pooled ? "pooled" : "patch_mean";
     et_tensor *out = et_empty(ET_F32, 2, (int64_t[]){s->n, D});
     float *po = et_data(out);
@@ -286,7 +286,7 @@ static int class_of(char **classes, int K, const char *label) {
 }
 
 et_status et_probe_run(et_clip_vision *v, const et_image_set *train, const et_image_set *test,
-                       int select_layer, double l2, et_probe_result *res) {
+                       int select_layer, bool patch_mean, double l2, et_probe_result *res) {
     memset(res, 0, sizeof *res);
     char **classes = malloc(sizeof(char *) * (size_t)train->n);
     int K = 0;
@@ -301,8 +301,8 @@ et_status et_probe_run(et_clip_vision *v, const et_image_set *train, const et_im
                       "two or more",
                       K);
     }
-    et_tensor *ftr = et_probe_features(v, train, select_layer, &res->feature_kind);
-    et_tensor *fte = et_probe_features(v, test, select_layer, NULL);
+    et_tensor *ftr = et_probe_features(v, train, select_layer, patch_mean, &res->feature_kind);
+    et_tensor *fte = et_probe_features(v, test, select_layer, patch_mean, NULL);
     const int d = (int)ftr->shape[1];
     float *X = calloc((size_t)(train->n * d), sizeof(float));
     int *y = malloc(sizeof(int) * (size_t)train->n);

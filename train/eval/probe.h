@@ -12,7 +12,7 @@
 // - et_probe_features -> f32 [n, D] under no-grad, batches of 64. Pooled features:
 //   post_layernorm(CLS of the last layer) when the tower has a post_layernorm (*kind =
 //   "pooled"), else the mean over the patch tokens of hidden_states[select_layer] (*kind =
-//   "patch_mean").
+//   "patch_mean", also forced by patch_mean).
 // - et_logreg_fit: multinomial logistic regression on standardised features (the train
 //   features' mean and std, std 0 -> 1), minimising mean cross-entropy + l2/2 ||W||^2 (bias
 //   not penalised) with L-BFGS (memory 10, backtracking Armijo line search), full batch, in
@@ -45,8 +45,9 @@ et_status et_image_set_load(const char *path, const char *data_root, int image_s
                             et_image_set *out);
 void et_image_set_free(et_image_set *s);
 
+// patch_mean: force the patch mean even when the tower has a post_layernorm.
 et_tensor *et_probe_features(et_clip_vision *v, const et_image_set *s, int select_layer,
-                             const char **kind);
+                             bool patch_mean, const char **kind);
 
 typedef struct {
     int d, K;
@@ -74,6 +75,6 @@ typedef struct {
 
 // Features of both splits from v, regression (l2), accuracy.
 et_status et_probe_run(et_clip_vision *v, const et_image_set *train, const et_image_set *test,
-                       int select_layer, double l2, et_probe_result *res);
+                       int select_layer, bool patch_mean, double l2, et_probe_result *res);
 
 #endif
