@@ -362,7 +362,8 @@ static void gray_batch(et_tensor *px, double p, uint64_t seed, int64_t step) {
         for (int64_t i = 0; i < HW; i++) {
             float y = 0.299f * (r[i] * sd[0] + mean[0]) + 0.587f * (g[i] * sd[1] + mean[1]) +
                       0.114f * (bl[i] * sd[2] + mean[2]);
-            r[i] = (y - mean[0]) / sd[0], g[i] = (y - mean[1]) / sd[1], bl[i] = (y - mean[2]) / sd[2];
+            r[i] = (y - mean[0]) / sd[0], g[i] = (y - mean[1]) / sd[1],
+            bl[i] = (y - mean[2]) / sd[2];
         }
     }
 }

@@ -9,8 +9,8 @@
 //   Philox seed model.init_seed + 1: class_embedding N(0, D^-0.5), patch / position
 //   embeddings N(0, 0.02), q/k/v and fc2 N(0, D^-0.5 (2L)^-0.5), out_proj N(0, D^-0.5), fc1
 //   N(0, (2D)^-0.5), LayerNorms 1/0, biases 0) or of model.vision_path (continued), given a
-//   trainable post_layernorm (identity at first); visual_projection [E, D] (no bias); logit_scale (a
-//   0-dim f32, init clip.logit_scale_init); the text encoder of train/models/text_encoder.h
+//   trainable post_layernorm (identity at first); visual_projection [E, D] (no bias); logit_scale
+//   (a 0-dim f32, init clip.logit_scale_init); the text encoder of train/models/text_encoder.h
 //   (clip.text_*; vocabulary of model.tokenizer). Every tensor is trainable.
 // - Captions: a sample's first gpt turn, tokenised as `emotune train` does with the plain
 //   template (the supervised tokens of "<image>" + caption + "\n"), cut to
