@@ -1,5 +1,5 @@
 // core/ops.h - the op API: plain functions over tensors, each with forward and backward.
-// defines: et_matmul, et_linear, et_add, et_sub, et_mul, et_scale, et_add_bcast,
+// defines: et_matmul, et_linear, et_add, et_sub, et_mul, et_scale, et_mul_exp, et_add_bcast,
 //          et_sum_last, et_mean_last, et_embedding, et_rmsnorm, et_layernorm,
 //          et_add_rmsnorm, et_add_layernorm, et_rope,
 //          et_rope_inv_freq, et_softmax, et_attention, et_silu, et_gelu, et_quick_gelu,
@@ -39,6 +39,9 @@ et_tensor *et_add(et_tensor *a, et_tensor *b);  // same shape
 et_tensor *et_sub(et_tensor *a, et_tensor *b);
 et_tensor *et_mul(et_tensor *a, et_tensor *b);
 et_tensor *et_scale(et_tensor *a, double s);
+// y = x * exp(s) with s a learned scalar (numel 1; CLIP's logit scale). Gradients reach x
+// and s (ds = exp(s) sum(dy * x), summed in double). CPU only (core/ops_scalar.c).
+et_tensor *et_mul_exp(et_tensor *x, et_tensor *s);
 // b's shape equals the trailing dims of a (e.g. a [B, T, D] + b [D] or b [T, D]).
 et_tensor *et_add_bcast(et_tensor *a, et_tensor *b);
 

@@ -141,6 +141,23 @@ static const entry_t table[] = {
      "train/test questions that ask for the AUs"},
     {"synth.n_text", K_INT, O(synth_n_text), 0, "10000", 0, 10000000,
      "text-only pretraining samples in text_train.json (text_test.json: a tenth)"},
+    {"clip.text_width", K_INT, O(clip_text_width), 0, "64", 8, 4096,
+     "pretrain-tower: width of the text encoder (a causal transformer, EOS pooling)"},
+    {"clip.text_layers", K_INT, O(clip_text_layers), 0, "1", 1, 48, "text encoder layers"},
+    {"clip.text_heads", K_INT, O(clip_text_heads), 0, "2", 1, 64,
+     "text encoder attention heads (divides clip.text_width)"},
+    {"clip.max_text_len", K_INT, O(clip_max_text_len), 0, "64", 4, 4096,
+     "caption tokens kept (EOS included; longer captions are cut)"},
+    {"clip.projection_dim", K_INT, O(clip_projection_dim), 0, "64", 2, 4096,
+     "joint embedding size (visual_projection, text_projection)"},
+    {"clip.logit_scale_init", K_F64, O(clip_logit_scale_init), 0, "2.6592", 0, 4.6052,
+     "initial log temperature (CLIP: ln(1/0.07); clamped at ln(100))"},
+    {"clip.flip", K_BOOL, O(clip_flip), 0, "true", 0, 0,
+     "augmentation: mirror half of the training images (seeded)"},
+    {"clip.gray", K_F64, O(clip_gray), 0, "0", 0, 1,
+     "augmentation: probability of turning a training image grey (hides the colour shortcut)"},
+    {"clip.prompt", K_STR, O(clip_prompt), S(clip_prompt), "\"a face showing {label}.\"", 0, 0,
+     "zero-shot prompt per class ({label} = the class name)"},
     {"train.output_dir", K_STR, O(output_dir), S(output_dir), "\"runs/train\"", 0, 0,
      "checkpoints, logs, exports"},
     {"train.epochs", K_INT, O(epochs), 0, "1", 1, 1 << 20, "passes over the data"},
@@ -203,7 +220,7 @@ static const entry_t table[] = {
 };
 #define N_ENTRIES ((int)(sizeof table / sizeof table[0]))
 
-static const char *const sections[] = {"model", "lora", "data", "synth", "train", "eval"};
+static const char *const sections[] = {"model", "lora", "data", "synth", "clip", "train", "eval"};
 
 static const entry_t *find_entry(const char *key) {
     for (int i = 0; i < N_ENTRIES; i++)

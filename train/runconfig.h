@@ -4,7 +4,7 @@
 //          et_run_config_to_json, et_run_config_save, et_run_config_help
 //
 // Contract
-// - The file is a JSON object of sections (model, lora, data, synth, train, eval); every
+// - The file is a JSON object of sections (model, lora, data, synth, clip, train, eval); every
 //   key is listed by et_run_config_help with its type, default and meaning. model.llm and
 //   model.vision are HF config objects (LlamaConfig fields; CLIPVisionConfig fields) passed
 //   through to train/models/config.h and train/models/clip.h, so any HF field is accepted there.
@@ -103,6 +103,16 @@ typedef struct {
     double synth_pose_jitter, synth_intensity_min, synth_intensity_max;
     double synth_descriptive_frac, synth_au_question_frac;
     int synth_n_text;
+    // clip (emotune pretrain-tower)
+    int clip_text_width;
+    int clip_text_layers;
+    int clip_text_heads;
+    int clip_max_text_len;
+    int clip_projection_dim;
+    double clip_logit_scale_init;
+    bool clip_flip;
+    double clip_gray;
+    char clip_prompt[128];
     // train
     char output_dir[ET_RC_PATH];
     int epochs;

@@ -37,5 +37,8 @@ typedef struct {
 int et_cli_parse(int argc, char **argv, const et_cli_opt *opts, int n_opts, et_cli_args *a);
 int et_cli_fail(et_status st);
 int et_cli_load_config(const et_cli_args *a, const char *cmd, unsigned need, et_run_config *c);
+// Subcommands in their own files (cmd_pretrain.c).
+int et_cli_pretrain_tower(int argc, char **argv);
+int et_cli_probe(int argc, char **argv);
 
 #endif

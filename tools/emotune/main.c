@@ -280,6 +280,10 @@ static const command_t commands[] = {
     {"convert", "re-save an HF / LLaVA decoder checkpoint (dtype, shards)", NULL, et_cli_convert},
     {"export", "write the PEFT adapter (+ merged HF checkpoint)", NULL, cmd_export},
     {"ablate", "train + evaluate a matrix of config diffs, one table", NULL, et_cli_ablate},
+    {"pretrain-tower", "pretrain the vision tower on image-caption pairs (CLIP)", NULL,
+     et_cli_pretrain_tower},
+    {"probe", "linear probe of a vision tower's features on the emotion labels", NULL,
+     et_cli_probe},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

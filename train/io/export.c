@@ -398,10 +398,11 @@ et_status et_export_clip_vision(const char *dir, const et_clip_vision *v, et_dty
         tl_add(&l, q, "layer_norm2.weight", as_dtype(y->ln2_w, dt));
         tl_add(&l, q, "layer_norm2.bias", as_dtype(y->ln2_b, dt));
     }
-    // The tower has no post_layernorm (LLaVA never applies it): identity LayerNorm.
-    et_tensor *one = et_empty(dt, 1, &D), *zero = et_empty(dt, 1, &D);
-    et_fill_(one, 1.0);
-    et_fill_(zero, 0.0);
+    // The tower's post_layernorm when it has one (a pretrained tower); else an identity
+    // LayerNorm (LLaVA never applies it), so transformers finds every key.
+    et_tensor *one = v->post_ln_w ? as_dtype(v->post_ln_w, dt) : et_empty(dt, 1, &D);
+    et_tensor *zero = v->post_ln_b ? as_dtype(v->post_ln_b, dt) : et_empty(dt, 1, &D);
+    if (!v->post_ln_w) et_fill_(one, 1.0), et_fill_(zero, 0.0);
     tl_add(&l, p, "post_layernorm.weight", one);
     tl_add(&l, p, "post_layernorm.bias", zero);
     et_no_grad_end();

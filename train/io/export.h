@@ -37,9 +37,10 @@
 //   the tower under "vision_model." as HF's CLIPVisionModel (embeddings.class_embedding,
 //   embeddings.patch_embedding.weight, embeddings.position_embedding.weight, pre_layrnorm.*,
 //   encoder.layers.N.{self_attn.{q,k,v,out}_proj, layer_norm1, mlp.fc1, mlp.fc2,
-//   layer_norm2}.{weight,bias}) in dtype, plus post_layernorm.{weight,bias} = 1, 0: the tower
-//   has none (LLaVA never applies it), so an identity LayerNorm lets transformers find every
-//   key. Base weights only (an adapter on the tower is left out). Same atomicity.
+//   layer_norm2}.{weight,bias}) in dtype, plus post_layernorm.{weight,bias}: the tower's own
+//   (a pretrained tower), else 1, 0 (LLaVA never applies it; an identity LayerNorm lets
+//   transformers find every key). Base weights only (an adapter on the tower is left out). Same
+//   atomicity.
 // - et_export_emo_model(out, m, what) writes the parts of a trained et_emo_model that
 //   `what` selects (OR of ET_EXPORT_* bits) under out (created if missing), in the model's
 //   weight dtype (the tower in its own):

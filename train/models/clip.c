@@ -251,9 +251,17 @@ et_status et_clip_vision_load_weights(et_clip_vision *m, et_st_file *f, et_st_in
         const char *nm = src_name(&src, i);
         if (strncmp(nm, full, lf)) continue;
         const char *rel = nm + lf;
-        if (!strcmp(rel, "post_layernorm.weight") || !strcmp(rel, "post_layernorm.bias") ||
-            !strcmp(rel, "embeddings.position_ids"))
+        if (!strcmp(rel, "embeddings.position_ids")) continue;
+        if (!strcmp(rel, "post_layernorm.weight") || !strcmp(rel, "post_layernorm.bias")) {
+            et_st_info info;  // optional; loaded below when both have shape [D]
+            et_status s = src_info(&src, nm, &info);
+            if (!s && !(info.ndim == 1 && info.shape[0] == D)) {
+                snprintf(item, sizeof item, "%s (expected [%lld])", nm, (long long)D);
+                list_add(bad, sizeof bad, item);
+            }
+            et_status_free(s);
             continue;
+        }
         bool known = false;
         for (int k = 0; k < nw && !known; k++) known = !strcmp(rel, w[k].name);
         if (!known) list_add(extra, sizeof extra, nm);
@@ -271,6 +279,19 @@ et_status et_clip_vision_load_weights(et_clip_vision *m, et_st_file *f, et_st_in
         if (!err) et_set_requires_grad(*w[i].dst, false);
     }
     free(w);
+    char pw[300], pb[300];
+    snprintf(pw, sizeof pw, "%spost_layernorm.weight", full);
+    snprintf(pb, sizeof pb, "%spost_layernorm.bias", full);
+    et_st_info iw, ib;
+    et_status sw = err ? NULL : src_info(&src, pw, &iw);
+    et_status sb = err ? NULL : src_info(&src, pb, &ib);
+    if (!err && !sw && !sb) {
+        err = src_load(&src, pw, &m->post_ln_w);
+        if (!err) err = src_load(&src, pb, &m->post_ln_b);
+        if (!err)
+            et_set_requires_grad(m->post_ln_w, false), et_set_requires_grad(m->post_ln_b, false);
+    }
+    et_status_free(sw), et_status_free(sb);
     if (err) {
         et_clip_vision_free(m);
         return err;
@@ -377,10 +398,73 @@ et_tensor *et_clip_vision_forward(et_clip_vision *m, et_tensor *img, int select_
     return x;
 }
 
+et_tensor *et_clip_vision_pooled(et_clip_vision *m, et_tensor *img, et_tensor **last_hidden) {
+    ET_ASSERT(m->post_ln_w && m->post_ln_b,
+              "et_clip_vision_pooled: the tower has no post_layernorm");
+    et_tensor *h = et_clip_vision_forward(m, img, (int)m->cfg.num_layers, ET_CLIP_CLS_PATCH);
+    if (m->frozen) et_no_grad_begin();
+    const int64_t B = h->shape[0], D = h->shape[2];
+    et_tensor *cls = et_narrow(h, 1, 0, 1);  // [B,1,D]
+    et_tensor *c2 = swap(cls, et_reshape(cls, 2, (int64_t[]){B, D}));
+    et_tensor *out = et_layernorm(c2, m->post_ln_w, m->post_ln_b, m->cfg.layer_norm_eps);
+    et_release(c2);
+    if (m->frozen) et_no_grad_end();
+    if (last_hidden)
+        *last_hidden = h;
+    else
+        et_release(h);
+    return out;
+}
+
+void et_clip_vision_add_post_layernorm(et_clip_vision *m) {
+    if (m->post_ln_w) return;
+    const int64_t D = m->cfg.hidden_size;
+    m->post_ln_w = et_full(ET_F32, 1, &D, 1.0);
+    m->post_ln_b = et_zeros(ET_F32, 1, &D);
+}
+
+int et_clip_vision_params(et_clip_vision *m, char (*names)[ET_CLIP_NAME_MAX], et_tensor **out) {
+    int n = 0;
+#define P_ADD(t, ...)                                                 \
+    do {                                                              \
+        if (names) snprintf(names[n], ET_CLIP_NAME_MAX, __VA_ARGS__); \
+        if (out) out[n] = (t);                                        \
+        n++;                                                          \
+    } while (0)
+    P_ADD(m->class_embedding, "vision_model.embeddings.class_embedding");
+    P_ADD(m->patch_weight, "vision_model.embeddings.patch_embedding.weight");
+    P_ADD(m->pos_embedding, "vision_model.embeddings.position_embedding.weight");
+    P_ADD(m->pre_ln_w, "vision_model.pre_layrnorm.weight");
+    P_ADD(m->pre_ln_b, "vision_model.pre_layrnorm.bias");
+    static const char *const mods[6] = {"self_attn.q_proj", "self_attn.k_proj",
+                                        "self_attn.v_proj", "self_attn.out_proj",
+                                        "mlp.fc1",          "mlp.fc2"};
+    for (int l = 0; m->layers && l < m->cfg.num_layers; l++) {
+        et_clip_layer *y = &m->layers[l];
+        et_linear_layer *lin[6] = {&y->q, &y->k, &y->v, &y->o, &y->fc1, &y->fc2};
+        for (int j = 0; j < 6; j++) {
+            P_ADD(lin[j]->weight, "vision_model.encoder.layers.%d.%s.weight", l, mods[j]);
+            P_ADD(lin[j]->bias, "vision_model.encoder.layers.%d.%s.bias", l, mods[j]);
+        }
+        P_ADD(y->ln1_w, "vision_model.encoder.layers.%d.layer_norm1.weight", l);
+        P_ADD(y->ln1_b, "vision_model.encoder.layers.%d.layer_norm1.bias", l);
+        P_ADD(y->ln2_w, "vision_model.encoder.layers.%d.layer_norm2.weight", l);
+        P_ADD(y->ln2_b, "vision_model.encoder.layers.%d.layer_norm2.bias", l);
+    }
+    if (m->post_ln_w) {
+        P_ADD(m->post_ln_w, "vision_model.post_layernorm.weight");
+        P_ADD(m->post_ln_b, "vision_model.post_layernorm.bias");
+    }
+#undef P_ADD
+    return n;
+}
+
 void et_clip_vision_free(et_clip_vision *m) {
     et_release(m->class_embedding), et_release(m->patch_weight), et_release(m->pos_embedding);
     et_release(m->pre_ln_w), et_release(m->pre_ln_b);
+    et_release(m->post_ln_w), et_release(m->post_ln_b);
     m->class_embedding = m->patch_weight = m->pos_embedding = m->pre_ln_w = m->pre_ln_b = NULL;
+    m->post_ln_w = m->post_ln_b = NULL;
     if (m->layers) {
         for (int l = 0; l < m->cfg.num_layers; l++) {
             et_clip_layer *y = &m->layers[l];

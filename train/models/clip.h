@@ -2,7 +2,8 @@
 // defines: et_clip_act, et_clip_feature, et_clip_config, et_clip_layer, et_clip_vision,
 //          et_clip_config_from_json, et_clip_config_load, et_clip_vision_load_weights,
 //          et_clip_vision_load, et_clip_vision_forward, et_clip_vision_free,
-//          et_clip_vision_linears, et_clip_vision_new_random
+//          et_clip_vision_linears, et_clip_vision_new_random, et_clip_vision_pooled,
+//          et_clip_vision_add_post_layernorm, et_clip_vision_params
 //
 // Contract
 // - Config: HF CLIPVisionConfig fields (hidden_size, intermediate_size, num_hidden_layers,
@@ -16,9 +17,10 @@
 //   "model.vision_tower.vision_tower." in LLaVA-1.5 checkpoints. The prefix is detected from
 //   the name ending in "vision_model.embeddings.class_embedding" (exactly one such name, or
 //   pass the prefix). Under the prefix every expected tensor must be present with its exact
-//   shape and nothing else may appear (post_layernorm.* is accepted and not loaded); the
-//   error names every missing, unexpected and mis-shaped tensor. Weights are kept in their
-//   file dtype (zero-copy views of the mapping; bf16 is fine) and are frozen.
+//   shape and nothing else may appear; the error names every missing, unexpected and
+//   mis-shaped tensor. post_layernorm.{weight,bias} are optional: loaded when both are
+//   present (shape [D]) into post_ln_w / post_ln_b, used only by et_clip_vision_pooled. Weights are
+//   kept in their file dtype (zero-copy views of the mapping; bf16 is fine) and are frozen.
 // - Forward, img [B, C, S, S] (f32 activations; the output takes img's dtype):
 //     x = cat(class_embedding, patch_embed(img)) + position_embedding   [B, N+1, D]
 //     hidden_states[0] = pre_layrnorm(x)
@@ -29,7 +31,11 @@
 //   Python indexing: -2 = layer L-1, LLaVA's default). Only layers 1..k run. A value outside
 //   is a programmer error here; et_clip_check_select_layer validates a user's value first.
 //   ET_CLIP_PATCH drops CLS ([B, N, D]); ET_CLIP_CLS_PATCH keeps it ([B, N+1, D]).
-//   post_layernorm is not applied (LLaVA never uses it).
+//   post_layernorm is not applied (LLaVA never uses it): this feature path does not change
+//   whether the tower has one or not.
+// - et_clip_vision_pooled (HF CLIPVisionModel's pooler_output): post_layernorm(the CLS row
+//   of the last layer) -> [B, D]; the tower must have a post_layernorm
+//   (et_clip_vision_add_post_layernorm gives a random tower an identity one).
 // - With m->frozen (the default after loading) the forward runs under no-grad, so it records
 //   nothing even when the caller's grad mode is on. Clear `frozen` (and mark tensors
 //   trainable, or attach LoRA to et_clip_vision_linears) to train through it.
@@ -74,6 +80,8 @@ typedef struct {
     et_tensor *pos_embedding;    // [N+1, D], N = (S/P)^2
     et_tensor *pre_ln_w;         // [D] pre_layrnorm
     et_tensor *pre_ln_b;         // [D]
+    et_tensor *post_ln_w;        // [D] post_layernorm, or NULL (optional, pooled output only)
+    et_tensor *post_ln_b;        // [D] or NULL
     et_clip_layer *layers;       // [L]
     bool frozen;                 // forward under no-grad (default true)
 } et_clip_vision;
@@ -102,6 +110,16 @@ et_status et_clip_check_select_layer(const et_clip_config *cfg, int select_layer
 et_tensor *et_clip_vision_forward(et_clip_vision *m, et_tensor *img, int select_layer,
                                   et_clip_feature feature);
 void et_clip_vision_free(et_clip_vision *m);  // releases everything, keeps the struct
+// img: [B, C, S, S] -> [B, D] = post_layernorm(CLS of the last layer); asserts post_ln_w.
+// *last_hidden (may be NULL) receives the last layer's [B, N+1, D] (HF last_hidden_state).
+et_tensor *et_clip_vision_pooled(et_clip_vision *m, et_tensor *img, et_tensor **last_hidden);
+// Gives the tower an identity post_layernorm (weight 1, bias 0, f32) when it has none.
+void et_clip_vision_add_post_layernorm(et_clip_vision *m);
+// Every tensor of the tower with its HF CLIPVisionModel name ("vision_model.<...>"), in the
+// export's order (post_layernorm last, when present); returns the count. names / out may be
+// NULL; names[i] holds up to ET_CLIP_NAME_MAX bytes.
+#define ET_CLIP_NAME_MAX 128
+int et_clip_vision_params(et_clip_vision *m, char (*names)[ET_CLIP_NAME_MAX], et_tensor **out);
 
 // The tower's Linear layers (6 per layer, HF names) for LoRA; returns the count (6 L) and
 // fills out[] when it is non-NULL.
