@@ -667,19 +667,6 @@ static et_status train_loop(const et_run_config *c, bool resume, prun_t *r, et_t
     return st;
 }
 
-static void on_signal(int sig) {
-    (void)sig;
-    et_pretrain_stop_request();
-    static const char msg[] =
-        "\n[emotune] stop requested: finishing the current step and writing a checkpoint "
-        "(send the signal again to quit at once)\n";
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
-}
-
-#define N_SIGNALS 3
-static const int stop_signals[N_SIGNALS] = {SIGINT, SIGTERM, SIGHUP};
-
 et_status et_pretrain_tower_run(const et_run_config *c, const et_train_opts *opts,
                                 et_pretrain_result *res) {
     memset(res, 0, sizeof *res);
@@ -692,16 +679,8 @@ et_status et_pretrain_tower_run(const et_run_config *c, const et_train_opts *opt
                              : opts->overwrite ? ET_RUN_OVERWRITE
                                                : ET_RUN_FRESH;
     ET_TRY(et_run_dir_check(c->output_dir, mode));
-    struct sigaction sa, old[N_SIGNALS];
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < N_SIGNALS; i++) {
-        sigaction(stop_signals[i], &sa, &old[i]);
-        if (stop_signals[i] == SIGHUP && old[i].sa_handler == SIG_IGN)
-            sigaction(stop_signals[i], &old[i], NULL);
-    }
+    et_stop_signals sigs;  // a stop signal: checkpoint, then stop (run_dir.h)
+    et_stop_signals_install(&sigs, et_pretrain_stop_request);
     prun_t r;
     memset(&r, 0, sizeof r);
     et_train_state state;
@@ -733,7 +712,7 @@ et_status et_pretrain_tower_run(const et_run_config *c, const et_train_opts *opt
         if (!st && !res->interrupted) st = export_final(c, &r);
         if (!st && !res->interrupted && c->eval_data[0]) st = evaluate(c, &r, res);
     }
-    for (int i = 0; i < N_SIGNALS; i++) sigaction(stop_signals[i], &old[i], NULL);
+    et_stop_signals_restore(&sigs);
     prun_free(&r);
     et_run_dir_release(lock);
     return st;

@@ -291,3 +291,36 @@ void et_run_dir_release(et_run_lock *lk) {
     if (lk->created) rmdir(lk->dir);  // only succeeds when the run left it empty
     free(lk);
 }
+
+static void (*g_request)(void);
+static const int k_stop_signals[ET_STOP_N_SIGNALS] = {SIGINT, SIGTERM, SIGHUP};
+
+static void on_stop_signal(int sig) {  // write(2) is async-signal-safe
+    (void)sig;
+    if (g_request) g_request();
+    static const char msg[] =
+        "\n[emotune] stop requested: finishing the current step and writing a checkpoint "
+        "(send the signal again to quit at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
+
+void et_stop_signals_install(et_stop_signals *s, void (*request)(void)) {
+    g_request = request;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < ET_STOP_N_SIGNALS; i++) {
+        // set and read back in one call: ASan's interceptor answers a query (act NULL) by
+        // itself and does not report an inherited SIG_IGN
+        sigaction(k_stop_signals[i], &sa, &s->old[i]);
+        if (k_stop_signals[i] == SIGHUP && s->old[i].sa_handler == SIG_IGN)
+            sigaction(k_stop_signals[i], &s->old[i], NULL);  // nohup: stays ignored
+    }
+}
+
+void et_stop_signals_restore(const et_stop_signals *s) {
+    for (int i = 0; i < ET_STOP_N_SIGNALS; i++) sigaction(k_stop_signals[i], &s->old[i], NULL);
+}

@@ -1,6 +1,7 @@
 // train/run_dir.h - a run's output directory: who may write into it, and what a new run does
 // with an old one. defines: et_run_mode, et_run_lock, et_run_dir_check, et_run_dir_claim,
-//          et_run_dir_release, ET_RUN_LOCK_NAME
+//          et_run_dir_release, ET_RUN_LOCK_NAME, et_stop_signals, et_stop_signals_install,
+//          et_stop_signals_restore
 //
 // Contract
 // - Modes: ET_RUN_FRESH (the default) refuses a directory that holds anything but a
@@ -25,6 +26,7 @@
 #ifndef ET_TRAIN_RUN_DIR_H
 #define ET_TRAIN_RUN_DIR_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "../core/status.h"
@@ -39,5 +41,19 @@ et_status et_run_dir_check(const char *dir, et_run_mode mode);
 et_status et_run_dir_claim(const char *dir, et_run_mode mode, et_run_lock **lock, char *moved_to,
                            size_t cap);
 void et_run_dir_release(et_run_lock *lock);
+
+// Stop signals of a run (trainer, pretrain-tower). The first SIGINT / SIGTERM / SIGHUP calls
+// request() (which must only set a flag) and prints why the run goes on to a checkpoint; the
+// handler is then reset (SA_RESETHAND), so a second signal ends the process at once. SIGHUP
+// stays ignored when the process was started ignoring it (nohup); SIGINT and SIGTERM are
+// always handled (a shell starts background jobs with SIGINT ignored, and a `kill -INT` of
+// such a run must still checkpoint). One set of handlers at a time; restore puts back what
+// install found.
+#define ET_STOP_N_SIGNALS 3
+typedef struct {
+    struct sigaction old[ET_STOP_N_SIGNALS];
+} et_stop_signals;
+void et_stop_signals_install(et_stop_signals *s, void (*request)(void));
+void et_stop_signals_restore(const et_stop_signals *s);
 
 #endif

@@ -19,13 +19,13 @@
 #include "../data/dataloader.h"
 #include "../data/store.h"
 #include "checkpoint.h"
-#include "train/io/device_move.h"
-#include "train/io/export.h"
-#include "train/emo_model.h"
 #include "progress.h"
 #include "run_dir.h"
 #include "tblog.h"
+#include "train/emo_model.h"
 #include "train/eval/plot.h"
+#include "train/io/device_move.h"
+#include "train/io/export.h"
 
 static volatile sig_atomic_t g_stop;
 void et_train_stop_request(void) { g_stop = 1; }
@@ -404,8 +404,8 @@ static et_status export_final(const et_run_config *c, run_t *r, bool only_missin
         n++;
     }
     if (only_missing && n)
-        et_info("wrote the %d final result(s) missing from %s (the run had finished its steps)",
-                n, o);
+        et_info("wrote the %d final result(s) missing from %s (the run had finished its steps)", n,
+                o);
     return NULL;
 }
 
@@ -588,25 +588,6 @@ static et_status train_loop(const et_run_config *c, bool resume, run_t *r, et_tr
     return st;
 }
 
-// The first SIGINT / SIGTERM / SIGHUP asks for a stop after the current step (with a
-// checkpoint); the handler is then reset (SA_RESETHAND), so a second one ends the process
-// at once. SIGHUP stays ignored when the process was started ignoring it (nohup); SIGINT and
-// SIGTERM are always handled (a shell starts background jobs with SIGINT ignored, and a
-// `kill -INT` of such a run must still checkpoint). write(2) is
-// async-signal-safe.
-static void on_signal(int sig) {
-    (void)sig;
-    et_train_stop_request();
-    static const char msg[] =
-        "\n[emotune] stop requested: finishing the current step and writing a checkpoint "
-        "(send the signal again to quit at once)\n";
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
-}
-
-#define N_SIGNALS 3
-static const int stop_signals[N_SIGNALS] = {SIGINT, SIGTERM, SIGHUP};
-
 et_status et_train_run_ex(const et_run_config *cfg, const et_train_opts *opts,
                           et_train_result *res) {
     memset(res, 0, sizeof *res);
@@ -620,18 +601,8 @@ et_status et_train_run_ex(const et_run_config *cfg, const et_train_opts *opts,
                       "aside: give one of them");
     // before any work or any write: a finished run is not touched without --resume/--overwrite
     ET_TRY(et_run_dir_check(cfg->output_dir, mode));
-    struct sigaction sa, old[N_SIGNALS];
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < N_SIGNALS; i++) {  // an ignored SIGHUP stays ignored (nohup)
-        // set and read back in one call: ASan's interceptor answers a query (act NULL) by
-        // itself and does not report an inherited SIG_IGN
-        sigaction(stop_signals[i], &sa, &old[i]);
-        if (stop_signals[i] == SIGHUP && old[i].sa_handler == SIG_IGN)
-            sigaction(stop_signals[i], &old[i], NULL);
-    }
+    et_stop_signals sigs;  // a stop signal: checkpoint, then stop (run_dir.h)
+    et_stop_signals_install(&sigs, et_train_stop_request);
     run_t r;
     memset(&r, 0, sizeof r);
     et_train_state state;
@@ -663,7 +634,7 @@ et_status et_train_run_ex(const et_run_config *cfg, const et_train_opts *opts,
             et_warn("%lld samples skipped:\n%s", (long long)res->bad_samples, rep);
         }
     }
-    for (int i = 0; i < N_SIGNALS; i++) sigaction(stop_signals[i], &old[i], NULL);
+    et_stop_signals_restore(&sigs);
     run_free(&r);
     et_run_dir_release(lock);
     return st;
