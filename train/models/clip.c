@@ -334,25 +334,26 @@ static et_tensor *swap(et_tensor *a, et_tensor *b) {
     return b;
 }
 
-static et_tensor *layer_forward(const et_clip_config *c, et_clip_layer *y, et_tensor *h) {
-    const int64_t B = h->shape[0], T = h->shape[1], D = c->hidden_size, H = c->num_heads;
+et_tensor *et_clip_layer_forward(et_clip_layer *y, et_tensor *h, int64_t heads, double eps,
+                                 et_clip_act act, et_tensor *key_mask, bool causal) {
+    const int64_t B = h->shape[0], T = h->shape[1], D = h->shape[2], H = heads;
     const int64_t sh4[4] = {B, T, H, D / H}, sh3[3] = {B, T, D};
-    et_tensor *n = et_layernorm(h, y->ln1_w, y->ln1_b, c->layer_norm_eps);  // [B,T,D]
+    et_tensor *n = et_layernorm(h, y->ln1_w, y->ln1_b, eps);  // [B,T,D]
     et_tensor *q = et_linear_layer_forward(&y->q, n, NULL);
     et_tensor *k = et_linear_layer_forward(&y->k, n, NULL);
     et_tensor *v = et_linear_layer_forward(&y->v, n, NULL);
     et_release(n);
     et_tensor *q4 = et_reshape(q, 4, sh4), *k4 = et_reshape(k, 4, sh4), *v4 = et_reshape(v, 4, sh4);
     et_release(q), et_release(k), et_release(v);
-    et_tensor *a = et_attention(q4, k4, v4, NULL, false, 1.0 / sqrt((double)(D / H)));
+    et_tensor *a = et_attention(q4, k4, v4, key_mask, causal, 1.0 / sqrt((double)(D / H)));
     et_release(q4), et_release(k4), et_release(v4);
     et_tensor *a3 = swap(a, et_reshape(a, 3, sh3));  // [B,T,D]
     et_tensor *o = swap(a3, et_linear_layer_forward(&y->o, a3, NULL));
     et_tensor *h1;  // h + o, and its norm in the same pass
-    n = et_add_layernorm(h, o, y->ln2_w, y->ln2_b, c->layer_norm_eps, &h1);
+    n = et_add_layernorm(h, o, y->ln2_w, y->ln2_b, eps, &h1);
     et_release(o);
     et_tensor *f = swap(n, et_linear_layer_forward(&y->fc1, n, NULL));  // [B,T,I]
-    f = swap(f, c->act == ET_CLIP_GELU ? et_gelu(f) : et_quick_gelu(f));
+    f = swap(f, act == ET_CLIP_GELU ? et_gelu(f) : et_quick_gelu(f));
     f = swap(f, et_linear_layer_forward(&y->fc2, f, NULL));  // [B,T,D]
     et_tensor *out = et_add(h1, f);
     et_release(h1), et_release(f);
@@ -392,7 +393,9 @@ et_tensor *et_clip_vision_forward(et_clip_vision *m, et_tensor *img, int select_
     et_release(cls), et_release(p);
     x = swap(x, et_add_bcast(x, m->pos_embedding));
     x = swap(x, et_layernorm(x, m->pre_ln_w, m->pre_ln_b, c->layer_norm_eps));
-    for (int l = 0; l < upto; l++) x = swap(x, layer_forward(c, &m->layers[l], x));
+    for (int l = 0; l < upto; l++)
+        x = swap(x, et_clip_layer_forward(&m->layers[l], x, c->num_heads, c->layer_norm_eps, c->act,
+                                          NULL, false));
     if (feature == ET_CLIP_PATCH) x = swap(x, et_narrow(x, 1, 1, x->shape[1] - 1));
     if (m->frozen) et_no_grad_end();
     return x;
@@ -423,6 +426,30 @@ void et_clip_vision_add_post_layernorm(et_clip_vision *m) {
     m->post_ln_b = et_zeros(ET_F32, 1, &D);
 }
 
+void et_clip_layer_params(et_clip_layer *y, const char *prefix, int l,
+                          char (*names)[ET_CLIP_NAME_MAX], et_tensor **out, int *n) {
+    static const char *const mods[6] = {"self_attn.q_proj", "self_attn.k_proj",
+                                        "self_attn.v_proj", "self_attn.out_proj",
+                                        "mlp.fc1",          "mlp.fc2"};
+    et_linear_layer *lin[6] = {&y->q, &y->k, &y->v, &y->o, &y->fc1, &y->fc2};
+    et_tensor *t[16];
+    char nm[16][64];
+    int k = 0;
+    for (int j = 0; j < 6; j++) {
+        t[k] = lin[j]->weight, snprintf(nm[k++], 64, "%s.weight", mods[j]);
+        t[k] = lin[j]->bias, snprintf(nm[k++], 64, "%s.bias", mods[j]);
+    }
+    t[k] = y->ln1_w, snprintf(nm[k++], 64, "layer_norm1.weight");
+    t[k] = y->ln1_b, snprintf(nm[k++], 64, "layer_norm1.bias");
+    t[k] = y->ln2_w, snprintf(nm[k++], 64, "layer_norm2.weight");
+    t[k] = y->ln2_b, snprintf(nm[k++], 64, "layer_norm2.bias");
+    for (int i = 0; i < k; i++, (*n)++) {
+        if (names)
+            snprintf(names[*n], ET_CLIP_NAME_MAX, "%s.encoder.layers.%d.%s", prefix, l, nm[i]);
+        if (out) out[*n] = t[i];
+    }
+}
+
 int et_clip_vision_params(et_clip_vision *m, char (*names)[ET_CLIP_NAME_MAX], et_tensor **out) {
     int n = 0;
 #define P_ADD(t, ...)                                                 \
@@ -436,21 +463,8 @@ int et_clip_vision_params(et_clip_vision *m, char (*names)[ET_CLIP_NAME_MAX], et
     P_ADD(m->pos_embedding, "vision_model.embeddings.position_embedding.weight");
     P_ADD(m->pre_ln_w, "vision_model.pre_layrnorm.weight");
     P_ADD(m->pre_ln_b, "vision_model.pre_layrnorm.bias");
-    static const char *const mods[6] = {"self_attn.q_proj", "self_attn.k_proj",
-                                        "self_attn.v_proj", "self_attn.out_proj",
-                                        "mlp.fc1",          "mlp.fc2"};
-    for (int l = 0; m->layers && l < m->cfg.num_layers; l++) {
-        et_clip_layer *y = &m->layers[l];
-        et_linear_layer *lin[6] = {&y->q, &y->k, &y->v, &y->o, &y->fc1, &y->fc2};
-        for (int j = 0; j < 6; j++) {
-            P_ADD(lin[j]->weight, "vision_model.encoder.layers.%d.%s.weight", l, mods[j]);
-            P_ADD(lin[j]->bias, "vision_model.encoder.layers.%d.%s.bias", l, mods[j]);
-        }
-        P_ADD(y->ln1_w, "vision_model.encoder.layers.%d.layer_norm1.weight", l);
-        P_ADD(y->ln1_b, "vision_model.encoder.layers.%d.layer_norm1.bias", l);
-        P_ADD(y->ln2_w, "vision_model.encoder.layers.%d.layer_norm2.weight", l);
-        P_ADD(y->ln2_b, "vision_model.encoder.layers.%d.layer_norm2.bias", l);
-    }
+    for (int l = 0; m->layers && l < m->cfg.num_layers; l++)
+        et_clip_layer_params(&m->layers[l], "vision_model", l, names, out, &n);
     if (m->post_ln_w) {
         P_ADD(m->post_ln_w, "vision_model.post_layernorm.weight");
         P_ADD(m->post_ln_b, "vision_model.post_layernorm.bias");

@@ -120,6 +120,15 @@ void et_clip_vision_add_post_layernorm(et_clip_vision *m);
 // NULL; names[i] holds up to ET_CLIP_NAME_MAX bytes.
 #define ET_CLIP_NAME_MAX 128
 int et_clip_vision_params(et_clip_vision *m, char (*names)[ET_CLIP_NAME_MAX], et_tensor **out);
+// One pre-LN CLIP encoder layer (HF CLIPEncoderLayer), shared by the tower and the text
+// encoder: h + attn(ln1(h)), then + mlp(ln2(.)); heads divide h's width; key_mask [B, T] i32
+// or NULL; causal for the text encoder.
+et_tensor *et_clip_layer_forward(et_clip_layer *y, et_tensor *h, int64_t heads, double eps,
+                                 et_clip_act act, et_tensor *key_mask, bool causal);
+// The layer's 16 tensors under "<prefix>.encoder.layers.<l>.*" (HF names), appended at
+// names[*n] / out[*n] (either may be NULL); *n advances.
+void et_clip_layer_params(et_clip_layer *y, const char *prefix, int l,
+                          char (*names)[ET_CLIP_NAME_MAX], et_tensor **out, int *n);
 
 // The tower's Linear layers (6 per layer, HF names) for LoRA; returns the count (6 L) and
 // fills out[] when it is non-NULL.

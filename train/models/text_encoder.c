@@ -30,21 +30,8 @@ int et_text_encoder_params(et_text_encoder *m, char (*names)[ET_CLIP_NAME_MAX], 
     } while (0)
     P_ADD(m->tok_emb, "text_model.embeddings.token_embedding.weight");
     P_ADD(m->pos_emb, "text_model.embeddings.position_embedding.weight");
-    static const char *const mods[6] = {"self_attn.q_proj", "self_attn.k_proj",
-                                        "self_attn.v_proj", "self_attn.out_proj",
-                                        "mlp.fc1",          "mlp.fc2"};
-    for (int l = 0; m->layers && l < m->cfg.layers; l++) {
-        et_clip_layer *y = &m->layers[l];
-        et_linear_layer *lin[6] = {&y->q, &y->k, &y->v, &y->o, &y->fc1, &y->fc2};
-        for (int j = 0; j < 6; j++) {
-            P_ADD(lin[j]->weight, "text_model.encoder.layers.%d.%s.weight", l, mods[j]);
-            P_ADD(lin[j]->bias, "text_model.encoder.layers.%d.%s.bias", l, mods[j]);
-        }
-        P_ADD(y->ln1_w, "text_model.encoder.layers.%d.layer_norm1.weight", l);
-        P_ADD(y->ln1_b, "text_model.encoder.layers.%d.layer_norm1.bias", l);
-        P_ADD(y->ln2_w, "text_model.encoder.layers.%d.layer_norm2.weight", l);
-        P_ADD(y->ln2_b, "text_model.encoder.layers.%d.layer_norm2.bias", l);
-    }
+    for (int l = 0; m->layers && l < m->cfg.layers; l++)
+        et_clip_layer_params(&m->layers[l], "text_model", l, names, out, &n);
     P_ADD(m->final_ln_w, "text_model.final_layer_norm.weight");
     P_ADD(m->final_ln_b, "text_model.final_layer_norm.bias");
     P_ADD(m->proj, "text_projection.weight");
@@ -115,32 +102,6 @@ et_status et_text_encoder_new_random(const et_text_config *c, double std, uint64
     return NULL;
 }
 
-static et_tensor *layer_forward(const et_text_config *c, et_clip_layer *y, et_tensor *h,
-                                et_tensor *mask) {
-    const int64_t B = h->shape[0], T = h->shape[1], W = c->width, H = c->heads;
-    const int64_t sh4[4] = {B, T, H, W / H}, sh3[3] = {B, T, W};
-    et_tensor *n = et_layernorm(h, y->ln1_w, y->ln1_b, c->eps);
-    et_tensor *q = et_linear_layer_forward(&y->q, n, NULL);
-    et_tensor *k = et_linear_layer_forward(&y->k, n, NULL);
-    et_tensor *v = et_linear_layer_forward(&y->v, n, NULL);
-    et_release(n);
-    et_tensor *q4 = et_reshape(q, 4, sh4), *k4 = et_reshape(k, 4, sh4), *v4 = et_reshape(v, 4, sh4);
-    et_release(q), et_release(k), et_release(v);
-    et_tensor *a = et_attention(q4, k4, v4, mask, true, 1.0 / sqrt((double)(W / H)));
-    et_release(q4), et_release(k4), et_release(v4);
-    et_tensor *a3 = swap(a, et_reshape(a, 3, sh3));
-    et_tensor *o = swap(a3, et_linear_layer_forward(&y->o, a3, NULL));
-    et_tensor *h1;
-    n = et_add_layernorm(h, o, y->ln2_w, y->ln2_b, c->eps, &h1);
-    et_release(o);
-    et_tensor *f = swap(n, et_linear_layer_forward(&y->fc1, n, NULL));
-    f = swap(f, et_quick_gelu(f));
-    f = swap(f, et_linear_layer_forward(&y->fc2, f, NULL));
-    et_tensor *out = et_add(h1, f);
-    et_release(h1), et_release(f);
-    return out;
-}
-
 et_tensor *et_text_encoder_forward(et_text_encoder *m, int B, const int32_t *const *ids,
                                    const int *lens) {
     const et_text_config *c = &m->cfg;
@@ -168,7 +129,9 @@ et_tensor *et_text_encoder_forward(et_text_encoder *m, int B, const int32_t *con
     et_tensor *pos = et_narrow(m->pos_emb, 0, 0, T);
     x = swap(x, et_add_bcast(x, pos));
     et_release(pos);
-    for (int l = 0; l < c->layers; l++) x = swap(x, layer_forward(c, &m->layers[l], x, mask));
+    for (int l = 0; l < c->layers; l++)
+        x = swap(x, et_clip_layer_forward(&m->layers[l], x, c->heads, c->eps, ET_CLIP_QUICK_GELU,
+                                          mask, true));
     x = swap(x, et_reshape(x, 2, (int64_t[]){(int64_t)B * T, W}));
     x = swap(x, et_gather_rows(x, eos));  // [B,W]: the EOS rows
     x = swap(x, et_layernorm(x, m->final_ln_w, m->final_ln_b, c->eps));
