@@ -1,5 +1,6 @@
 // tools/emotune/cli.h - argument handling shared by the emotune subcommands.
-// defines: et_cli_opt, et_cli_args, et_cli_parse, et_cli_fail, et_cli_load_config
+// defines: et_cli_opt, et_cli_args, et_cli_parse, et_cli_fail, et_cli_load_config,
+//          et_cli_print_usage
 //
 // et_cli_parse reads "-c/--config FILE", "-h/--help", the command's own options (by index
 // into opts: flag[k] set, opt_val[k] = the value for options that take one) and
@@ -36,6 +37,8 @@ typedef struct {
 
 int et_cli_parse(int argc, char **argv, const et_cli_opt *opts, int n_opts, et_cli_args *a);
 int et_cli_fail(et_status st);
+// Prints usage, then the common options (-c, key=value, -h) and, with keys, every config key.
+void et_cli_print_usage(const char *usage, bool keys);
 int et_cli_load_config(const et_cli_args *a, const char *cmd, unsigned need, et_run_config *c);
 // Subcommands in their own files (cmd_pretrain.c).
 int et_cli_pretrain_tower(int argc, char **argv);

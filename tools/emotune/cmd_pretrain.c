@@ -9,17 +9,6 @@
 #include "train/eval/probe.h"
 #include "train/pretrain_tower.h"
 
-static void usage_common(bool keys) {
-    printf(
-        "\nCommon: -c, --config FILE   run config (JSON, see configs/)\n"
-        "        key=value           override a config key, e.g. train.lr=3e-4\n"
-        "        -h, --help          this help\n");
-    if (keys) {
-        printf("\n");
-        et_run_config_help(stdout);
-    }
-}
-
 int et_cli_pretrain_tower(int argc, char **argv) {
     static const et_cli_opt opts[] = {{"--resume", false}, {"--overwrite", false}};
     et_cli_args a;
@@ -36,7 +25,7 @@ int et_cli_pretrain_tower(int argc, char **argv) {
             "train.output_dir; then evaluates data.eval (retrieval and zero-shot emotion\n"
             "accuracy). --resume / --overwrite, the lock and Ctrl-C behave as in `emotune "
             "train`.\n");
-        usage_common(true);
+        et_cli_print_usage("", true);
         return 0;
     }
     et_run_config c;
@@ -91,7 +80,7 @@ int et_cli_probe(int argc, char **argv) {
             "The tower is model.vision_path, else the random tower of model.vision (the one\n"
             "`emotune train` builds). --random also probes a random tower of the same shape.\n"
             "--patch-mean uses the patch mean even when the tower has a post_layernorm.\n");
-        usage_common(false);
+        et_cli_print_usage("", false);
         return 0;
     }
     double l2 = 1e-3;

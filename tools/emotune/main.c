@@ -41,7 +41,7 @@ int et_cli_load_config(const et_cli_args *a, const char *cmd, unsigned need, et_
     return 0;
 }
 
-static void print_usage(const char *usage, bool keys) {
+void et_cli_print_usage(const char *usage, bool keys) {
     printf("%s", usage);
     printf(
         "\nCommon: -c, --config FILE   run config (JSON, see configs/)\n"
@@ -62,7 +62,7 @@ static int cmd_train(int argc, char **argv) {
     int rc = et_cli_parse(argc, argv, opts, 3, &a);
     if (rc) return rc;
     if (a.help) {
-        print_usage(
+        et_cli_print_usage(
             "usage: emotune train -c CONFIG [--resume | --overwrite] [--print-config] "
             "[key=value ...]\n"
             "Instruction-tunes the config's model on data.train: LoRA + projector + "
@@ -137,7 +137,7 @@ static int cmd_eval(int argc, char **argv) {
     int rc = et_cli_parse(argc, argv, opts, 1, &a);
     if (rc) return rc;
     if (a.help) {
-        print_usage(
+        et_cli_print_usage(
             "usage: emotune eval -c CONFIG [--checkpoint DIR] [key=value ...]\n"
             "Generates answers for data.eval with the trained model (newest checkpoint "
             "of train.output_dir,\nor DIR: a step directory or a run directory) and "
@@ -166,7 +166,7 @@ static int cmd_synth(int argc, char **argv) {
     int rc = et_cli_parse(argc, argv, opts, 1, &a);
     if (rc) return rc;
     if (a.help) {
-        print_usage(
+        et_cli_print_usage(
             "usage: emotune synth [-c CONFIG] [--out DIR] [synth.n_train=N ...]\n"
             "Writes the synthetic-face dataset (images/*.png, landmarks/*.npy, train.json, "
             "test.json,\ncaptions_*.json, text_*.json) to DIR (default synth.dir): faces with "
@@ -220,7 +220,7 @@ static int cmd_export(int argc, char **argv) {
     int rc = et_cli_parse(argc, argv, opts, 5, &a);
     if (rc) return rc;
     if (a.help || !a.opt_val[1]) {
-        print_usage(
+        et_cli_print_usage(
             "usage: emotune export -c CONFIG --out DIR [--checkpoint DIR] [--merged] [--base] "
             "[--overwrite]\n"
             "Writes the trained model as a PEFT adapter (DIR/adapter: adapter_config.json +"
