@@ -1,9 +1,11 @@
 // tests/ridge_probe.h - a linear probe for the synthetic-face tests: one-vs-rest ridge
 // regression with a bias over the 7 emotions (normal equations, Gaussian elimination),
-// trained on samples 0 .. ntr - 1 of x [n, dim], scored on ntr .. ntr + nte - 1.
+// trained on samples 0 .. ntr - 1 of x [n, dim], scored on ntr .. ntr + nte - 1; and the
+// pose normalisation of 68-point landmarks that its landmark features use.
 #ifndef ET_TESTS_RIDGE_PROBE_H
 #define ET_TESTS_RIDGE_PROBE_H
 
+#include <math.h>
 #include <stdlib.h>
 
 #include "../data/synth.h"
@@ -49,6 +51,24 @@ static double ridge_classifier(const float *x, const int *y, int ntr, int nte, i
     free(A);
     free(B);
     return (double)ok / nte;
+}
+
+// Landmarks with the pose removed: centred, rotated so the eyes are level, scaled by the
+// distance between the eyes.
+static void pose_normalise(const float *lm, float *out) {
+    float lx = 0, ly = 0, rx = 0, ry = 0, mx = 0, my = 0;
+    for (int i = 0; i < 6; i++) {
+        lx += lm[2 * (36 + i)] / 6, ly += lm[2 * (36 + i) + 1] / 6;
+        rx += lm[2 * (42 + i)] / 6, ry += lm[2 * (42 + i) + 1] / 6;
+    }
+    for (int i = 0; i < ET_SYNTH_N_LANDMARKS; i++) mx += lm[2 * i] / 68, my += lm[2 * i + 1] / 68;
+    float dx = rx - lx, dy = ry - ly, d = sqrtf(dx * dx + dy * dy);
+    float c = dx / d, s = dy / d;
+    for (int i = 0; i < ET_SYNTH_N_LANDMARKS; i++) {
+        float x = lm[2 * i] - mx, y = lm[2 * i + 1] - my;
+        out[2 * i] = (c * x + s * y) / d;
+        out[2 * i + 1] = (-s * x + c * y) / d;
+    }
 }
 
 #endif

@@ -633,23 +633,6 @@ static void test_validation(void) {
     et_status_free(st);
 }
 
-// Pose-normalised landmarks (centred, eyes level, scaled by the eye distance).
-static void pose_normalise(const float *lm, float *out) {
-    float lx = 0, ly = 0, rx = 0, ry = 0, mx = 0, my = 0;
-    for (int i = 0; i < 6; i++) {
-        lx += lm[2 * (36 + i)] / 6, ly += lm[2 * (36 + i) + 1] / 6;
-        rx += lm[2 * (42 + i)] / 6, ry += lm[2 * (42 + i) + 1] / 6;
-    }
-    for (int i = 0; i < ET_SYNTH_N_LANDMARKS; i++) mx += lm[2 * i] / 68, my += lm[2 * i + 1] / 68;
-    float dx = rx - lx, dy = ry - ly, d = sqrtf(dx * dx + dy * dy);
-    float c = dx / d, s = dy / d;
-    for (int i = 0; i < ET_SYNTH_N_LANDMARKS; i++) {
-        float x = lm[2 * i] - mx, y = lm[2 * i + 1] - my;
-        out[2 * i] = (c * x + s * y) / d;
-        out[2 * i + 1] = (-s * x + c * y) / d;
-    }
-}
-
 // The landmark shortcut: a linear probe (ridge) on the written (detected) landmarks of
 // held-out identities, exact landmarks vs the default detector noise.
 static void test_landmark_shortcut(void) {
