@@ -187,6 +187,15 @@ static int64_t *build_order(et_loader *l, int64_t e) {
         qsort(all + tail0, (size_t)(w - tail0), sizeof(int64_t), cmp_i64);
         ET_ASSERT(w == N, "grouping lost samples");
         free(mm), free(lang), free(mbs);
+    } else if (l->o.shuffle && l->o.shuffle_block > 1) {
+        const int64_t K = l->o.shuffle_block, nb = (N + K - 1) / K;
+        int64_t *blk = malloc(sizeof(int64_t) * (size_t)nb), w = 0;
+        for (int64_t i = 0; i < nb; i++) blk[i] = i;
+        shuffle(blk, nb, seed, base);
+        for (int64_t i = 0; i < nb; i++)
+            for (int64_t k = blk[i] * K; k < N && k < (blk[i] + 1) * K; k++) all[w++] = k;
+        ET_ASSERT(w == N, "block shuffle lost samples");
+        free(blk);
     } else if (l->o.shuffle) {
         shuffle(all, N, seed, base);
     }

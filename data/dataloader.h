@@ -16,7 +16,8 @@
 //   seed, no grouping: same indices, ids, labels, landmarks and pixels). Everything below
 //   holds for both.
 // - Order: epoch e visits this rank's samples in a permutation that is a pure function of
-//   (seed, e) (Philox Fisher-Yates; no shuffle: dataset order), sharded as
+//   (seed, e) (Philox Fisher-Yates; no shuffle: dataset order; shuffle_block K > 1: the
+//   blocks of K consecutive samples are permuted, each kept in order), sharded as
 //   order[rank], order[rank + world], ...; with group_by_length the permutation is LLaVA's
 //   modality-aware length grouping (image and text-only samples in separate mega-batches of
 //   batch_size * world * 50 samples sorted by length, split into batches, batches shuffled).
@@ -103,13 +104,15 @@ typedef struct {
     int prefetch;  // batches
     uint64_t seed;
     bool shuffle;
+    int shuffle_block;  // > 1: shuffle blocks of this many consecutive samples, keeping each
+                        // block's order (synthetic identities: hard negatives in a batch)
     bool group_by_length;
     bool drop_last;
     int rank, world;
-    const et_template *tmpl;  // JSON source only
-    const et_tokenizer *tok;  // JSON source only
-    int32_t image_token;      // placeholder id for <image>
-    bool supervise_all;       // JSON source: every token is a label (data.supervise=all)
+    const et_template *tmpl;            // JSON source only
+    const et_tokenizer *tok;            // JSON source only
+    int32_t image_token;                // placeholder id for <image>
+    bool supervise_all;                 // JSON source: every token is a label (data.supervise=all)
     const volatile sig_atomic_t *stop;  // non-NULL: et_loader_next gives up when *stop != 0
 } et_loader_opts;
 

@@ -127,6 +127,43 @@ static void test_grouping_keeps_every_sample(void) {
     et_dataset_close(ds);
 }
 
+// shuffle_block 7 (one synthetic identity): an epoch visits whole blocks in a shuffled order,
+// each block in order; every sample once; the next epoch has another block order.
+static void test_shuffle_block(void) {
+    et_dataset *ds = open_train();
+    et_loader_opts lo = test_opts(1, false);
+    lo.shuffle_block = 7, lo.batch_size = 7;
+    et_loader *l = NULL;
+    et_status st = et_loader_new(ds, &lo, &l);
+    CHECK(!st, "%s", st ? et_status_msg(st) : "");
+    int64_t first[2][6];
+    for (int e = 0; l && e < 2; e++) {
+        int seen[42] = {0};
+        for (int b = 0; b < 6; b++) {  // 42 samples = 6 blocks of 7 = 6 batches
+            et_batch x;
+            st = et_loader_next(l, &x);
+            CHECK(!st && x.B == 7, "epoch %d batch %d: %s", e, b, st ? et_status_msg(st) : "short");
+            if (st) break;
+            first[e][b] = x.index[0];
+            CHECK(x.index[0] % 7 == 0, "block starts at %lld", (long long)x.index[0]);
+            for (int i = 0; i < 7; i++) {
+                CHECK(x.index[i] == x.index[0] + i, "block not in order");
+                seen[x.index[i]]++;
+            }
+            et_batch_free(&x);
+        }
+        int once = 0;
+        for (int i = 0; i < 42; i++) once += seen[i] == 1;
+        CHECK(once == 42, "epoch %d: %d of 42 samples seen once", e, once);
+    }
+    CHECK(memcmp(first[0], first[1], sizeof first[0]) != 0, "epoch 1 repeats epoch 0's blocks");
+    bool shuffled = false;
+    for (int b = 0; b < 6; b++) shuffled |= first[0][b] != 7 * b;
+    CHECK(shuffled, "blocks in dataset order");
+    et_loader_free(l);
+    et_dataset_close(ds);
+}
+
 // ---- store source -------------------------------------------------------------------
 
 static et_store *prepare_store(const char *name, int workers, int64_t *n_bad) {
@@ -565,6 +602,7 @@ static void test_bad_samples_skipped(void) {
 int main(void) {
     setup();
     RUN(test_workers_and_resume);
+    RUN(test_shuffle_block);
     RUN(test_grouping_keeps_every_sample);
     RUN(test_store_equals_json);
     RUN(test_store_schema_mismatch);

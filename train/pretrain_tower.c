@@ -282,6 +282,7 @@ static et_status setup(const et_run_config *c, prun_t *r, int64_t *total) {
     lo.pad_to_square = !strcmp(c->image_aspect_ratio, "pad");
     lo.workers = c->workers, lo.prefetch = c->prefetch, lo.seed = (uint64_t)c->seed;
     lo.shuffle = true, lo.drop_last = true, lo.rank = 0, lo.world = 1;
+    lo.shuffle_block = c->clip_shuffle_block;
     lo.tmpl = et_template_find("plain"), lo.tok = r->tok;
     lo.image_token = ET_IMAGE_TOKEN_INDEX;
     lo.stop = &g_stop;

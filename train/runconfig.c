@@ -154,6 +154,9 @@ static const entry_t table[] = {
      "initial log temperature (CLIP: ln(1/0.07); clamped at ln(100))"},
     {"clip.flip", K_BOOL, O(clip_flip), 0, "true", 0, 0,
      "augmentation: mirror half of the training images (seeded)"},
+    {"clip.shuffle_block", K_INT, O(clip_shuffle_block), 0, "1", 1, 1 << 20,
+     "batches from shuffled blocks of this many consecutive samples (7 = one synthetic "
+     "identity showing all 7 emotions: only the expression tells its captions apart)"},
     {"clip.gray", K_F64, O(clip_gray), 0, "0", 0, 1,
      "augmentation: probability of turning a training image grey (hides the colour shortcut)"},
     {"clip.prompt", K_STR, O(clip_prompt), S(clip_prompt), "\"a face showing {label}.\"", 0, 0,

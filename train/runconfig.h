@@ -112,6 +112,7 @@ typedef struct {
     double clip_logit_scale_init;
     bool clip_flip;
     double clip_gray;
+    int clip_shuffle_block;
     char clip_prompt[128];
     // train
     char output_dir[ET_RC_PATH];
