@@ -25,11 +25,11 @@
 // prior. Extra overrides come after these.
 static et_status build(int n, const char *const *extra, et_emo_model *m) {
     const char *base[] = {
-        "model.llm={\"vocab_size\":64,\"hidden_size\":32,\"intermediate_size\":48,"
-        "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
-        "\"tie_word_embeddings\":false}",
-        "model.vision={\"hidden_size\":16,\"intermediate_size\":32,\"num_hidden_layers\":3,"
-        "\"num_attention_heads\":2,\"image_size\":16,\"patch_size\":4}",
+        ("model.llm={\"vocab_size\":64,\"hidden_size\":32,\"intermediate_size\":48,"
+         "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+         "\"tie_word_embeddings\":false}"),
+        ("model.vision={\"hidden_size\":16,\"intermediate_size\":32,\"num_hidden_layers\":3,"
+         "\"num_attention_heads\":2,\"image_size\":16,\"patch_size\":4}"),
         "model.landmark_dim=8",
     };
     const char *ov[24];
