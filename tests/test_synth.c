@@ -16,7 +16,7 @@
 #include "../data/image_write.h"
 #include "../data/npy.h"
 #include "../data/synth.h"
-#include "ridge_probe.h"
+#include "synth_test_util.h"
 #include "test_util.h"
 
 static et_synth_opts base_opts(void) {
@@ -30,11 +30,6 @@ static et_synth_opts base_opts(void) {
     et_synth_opts_clean(&o);
     o.n_text = 0;
     return o;
-}
-
-static void render_ok(const et_synth_face *f, int size, et_image *img) {
-    et_status st = et_synth_render(f, size, img);
-    ET_ASSERT(!st, "render: %s", et_status_msg(st));
 }
 
 static float lum_at(const et_image *img, float x, float y, int r) {
@@ -325,11 +320,6 @@ static void test_intensity_zero_is_neutral(void) {
 }
 
 static char g_dir[256];
-
-static const char *jstr(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 static void check_split_json(const et_synth_opts *o, const char *name, int64_t lo, int64_t n,
                              int64_t *ids, int *n_ids) {
@@ -633,9 +623,7 @@ static void write_sheet(const char *path) {
             et_synth_sample_face(&o, (int64_t)r * 7 + j, &f);  // identity r, all 7 emotions
             et_image img;
             render_ok(&f, S, &img);
-            for (int yy = 0; yy < S; yy++)
-                memcpy(sheet.data + ((size_t)(r * S + yy) * 7 * S + (size_t)f.emotion * S) * 3,
-                       img.data + (size_t)yy * S * 3, (size_t)S * 3);
+            paste_tile(&sheet, &img, f.emotion * S, r * S);
             et_image_free(&img);
         }
     et_status st = et_image_write_png(path, &sheet);
@@ -662,8 +650,6 @@ int main(void) {
     RUN(test_speed);
     const char *sheet = getenv("ET_SYNTH_SHEET");
     if (sheet && sheet[0]) write_sheet(sheet);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) return 1;
+    remove_dir(g_dir);
     return test_summary();
 }

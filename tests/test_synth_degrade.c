@@ -18,7 +18,7 @@
 #include "../data/synth.h"
 #include "../data/template.h"
 #include "../data/tokenizer.h"
-#include "ridge_probe.h"
+#include "synth_test_util.h"
 #include "test_util.h"
 
 static char g_dir[256];
@@ -30,11 +30,6 @@ static et_synth_opts small_opts(void) {
     o.n_train = 700;
     o.n_test = 350;
     return o;
-}
-
-static void render_ok(const et_synth_face *f, int size, et_image *img) {
-    et_status st = et_synth_render(f, size, img);
-    ET_ASSERT(!st, "render: %s", et_status_msg(st));
 }
 
 // The face with every degradation off (landmark noise stays).
@@ -432,11 +427,6 @@ static cJSON *read_json(const char *name) {
     return j;
 }
 
-static const char *jstr(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static void test_writer_files(void) {
     et_synth_opts o = small_opts();
     o.n_train = 14;
@@ -674,10 +664,7 @@ static void write_sheet(const char *path) {
         et_synth_sample_face(&o, i, &f);
         et_image img;
         render_ok(&f, S, &img);
-        for (int yy = 0; yy < S; yy++)
-            memcpy(sheet.data +
-                       ((size_t)((i / cols) * S + yy) * cols * S + (size_t)(i % cols) * S) * 3,
-                   img.data + (size_t)yy * S * 3, (size_t)S * 3);
+        paste_tile(&sheet, &img, (i % cols) * S, (i / cols) * S);
         et_image_free(&img);
     }
     et_status st = et_image_write_png(path, &sheet);
@@ -701,8 +688,6 @@ int main(void) {
     RUN(test_landmark_shortcut);
     const char *sheet = getenv("ET_SYNTH_SHEET_DEGRADED");
     if (sheet && sheet[0]) write_sheet(sheet);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) return 1;
+    remove_dir(g_dir);
     return test_summary();
 }
