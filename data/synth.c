@@ -175,6 +175,7 @@ void et_synth_opts_default(et_synth_opts *o) {
     o->landmark_noise = 2.0f;
     o->landmark_fail_prob = 0.05f;
     o->n_text = 10000;
+    o->caption_style = ET_SYNTH_CAPTION_SHORT;
 }
 
 void et_synth_opts_clean(et_synth_opts *o) {
@@ -225,6 +226,8 @@ et_status et_synth_check_opts(const et_synth_opts *o) {
     if (!(o->landmark_fail_prob >= 0 && o->landmark_fail_prob <= 1))
         BAD("landmark_fail_prob %g is not in 0..1", (double)o->landmark_fail_prob);
     if (o->n_text < 0 || o->n_text > 10000000) BAD("n_text %d is not in 0..10000000", o->n_text);
+    if (o->caption_style != ET_SYNTH_CAPTION_SHORT && o->caption_style != ET_SYNTH_CAPTION_PROSE)
+        BAD("caption_style %d is not ET_SYNTH_CAPTION_SHORT or _PROSE", o->caption_style);
 #undef BAD
     return NULL;
 }
@@ -1711,6 +1714,30 @@ static const struct {
     {26, "jaw", "is dropped"},
 };
 
+// FACS names of the AUs the generator draws (the short captions' words).
+static const struct {
+    int au;
+    const char *name;
+} k_au_facs[] = {
+    {1, "inner brow raiser"},
+    {2, "outer brow raiser"},
+    {4, "brow lowerer"},
+    {5, "upper lid raiser"},
+    {6, "cheek raiser"},
+    {7, "lid tightener"},
+    {9, "nose wrinkler"},
+    {10, "upper lip raiser"},
+    {12, "lip corner puller"},
+    {15, "lip corner depressor"},
+    {16, "lower lip depressor"},
+    {17, "chin raiser"},
+    {20, "lip stretcher"},
+    {23, "lip tightener"},
+    {24, "lip pressor"},
+    {25, "lips part"},
+    {26, "jaw drop"},
+};
+
 void et_synth_describe(const et_synth_face *f, char *buf, size_t n) {
     int aus[ET_SYNTH_AU_MAX];
     int m = et_synth_face_aus(f, aus, ET_SYNTH_AU_MAX);
@@ -1925,6 +1952,34 @@ static void caption_body(const et_synth_face *f, rstream *r, int with_emotion, s
     au_sentence(f, r, b);
 }
 
+int et_synth_caption_short(const et_synth_face *f, char *buf, size_t n) {
+    static const char *const level[3] = {"mild", "clear", "strong"};
+    sbuf b = {buf, n, 0};
+    if (n) buf[0] = 0;
+    int e = f->emotion >= 0 && f->emotion < ET_SYNTH_N_EMOTIONS ? f->emotion : ET_SYNTH_NEUTRAL;
+    sb_add(&b, "Face of %s %s %s, %s skin, expressing %s", article(et_synth_age_name(f->app.age)),
+           et_synth_age_name(f->app.age), et_synth_gender_name(f->app.gender),
+           et_synth_skin_name(f->app.skin_group), k_emotion_names[e]);
+    if (e != ET_SYNTH_NEUTRAL) sb_add(&b, " (%s)", level[intensity_level(f->intensity)]);
+    static const char *const occ[] = {"", "sunglasses", "hand over mouth", "hand on cheek",
+                                      "part hidden"};
+    if (f->deg.occluder > ET_SYNTH_OCC_NONE && f->deg.occluder <= ET_SYNTH_OCC_RECT)
+        sb_add(&b, ", %s", occ[f->deg.occluder]);
+    if (fabsf(f->pose.yaw) > 0.2f)
+        sb_add(&b, ", head turned %s", f->pose.yaw > 0 ? "right" : "left");
+    if (fabsf(f->pose.roll) > 0.1f)
+        sb_add(&b, ", head tilted %s", f->pose.roll > 0 ? "right" : "left");
+    int aus[ET_SYNTH_AU_MAX], m = et_synth_face_aus(f, aus, ET_SYNTH_AU_MAX), nv = 0;
+    for (int i = 0; i < m; i++) {
+        if (au_hidden(f, aus[i])) continue;
+        for (size_t j = 0; j < sizeof(k_au_facs) / sizeof(k_au_facs[0]); j++)
+            if (k_au_facs[j].au == aus[i])
+                sb_add(&b, "%sAU%d (%s)", nv++ ? ", " : ". Active: ", aus[i], k_au_facs[j].name);
+    }
+    sb_add(&b, nv ? "." : ". No active AUs.");
+    return (int)b.len;
+}
+
 static uint64_t caption_id(const et_synth_face *f) {
     return (f->split == ET_SYNTH_CLIP ? (uint64_t)1 << 40 : 0) + (uint64_t)f->index;
 }
@@ -1951,7 +2006,7 @@ static void category_question(const et_synth_opts *o, rstream *s, sbuf *b) {
     sb_add(b, "}.");
 }
 
-enum { R_AUS, R_DESCRIBE, R_EMOTION, R_AGE, R_GENDER, R_N };
+enum { R_AUS, R_DESCRIBE, R_EMOTION, R_AGE, R_GENDER, R_CAPTION, R_N };
 
 // Characters of all rounds of a text sample: a round that would exceed it is left out
 // (640: at most ~230 tokens of the tiny 1024-token BPE with vicuna_v1's system prompt).
@@ -2043,6 +2098,10 @@ int et_synth_text_sample(const et_synth_opts *o, int split, int64_t k, int max_r
             case R_EMOTION:
                 sb_add(&qb, "What is the emotion of this face?");
                 sb_add(&ab, "%s", et_synth_emotion_name(f.emotion));
+                break;
+            case R_CAPTION:  // the words of the short captions (stage 1's targets)
+                sb_add(&qb, "Write a short caption of the face.");
+                ab.len = (size_t)et_synth_caption_short(&f, ab.p, ab.n);
                 break;
             case R_AGE:
                 sb_add(&qb, "What is the age group of the person?");
@@ -2168,7 +2227,10 @@ static cJSON *add_turn(cJSON *conv, const char *from, const char *value) {
 static cJSON *caption_json(const et_synth_opts *o, const et_synth_face *f, const char *id,
                            const char *image, const char *landmark) {
     char cap[1024];
-    et_synth_caption(f, o->seed, cap, sizeof(cap));
+    if (o->caption_style == ET_SYNTH_CAPTION_PROSE)
+        et_synth_caption(f, o->seed, cap, sizeof(cap));
+    else
+        et_synth_caption_short(f, cap, sizeof(cap));
     cJSON *j = cJSON_CreateObject();
     if (!j) return NULL;
     cJSON_AddStringToObject(j, "id", id);

@@ -9,6 +9,7 @@
 //          et_synth_emotion_name, et_synth_emotion_from_name, et_synth_age_name,
 //          et_synth_gender_name, et_synth_skin_name, et_synth_identity_of,
 //          et_synth_occluder, et_synth_degrade, et_synth_opts_clean, et_synth_caption,
+//          et_synth_caption_short, ET_SYNTH_CAPTION_SHORT, ET_SYNTH_CAPTION_PROSE,
 //          et_synth_text_sample, et_synth_write_dataset
 //
 // What a face is
@@ -108,6 +109,8 @@ typedef enum { ET_SYNTH_FEMALE, ET_SYNTH_MALE } et_synth_gender;
 typedef enum { ET_SYNTH_HAIR_NONE, ET_SYNTH_HAIR_SHORT, ET_SYNTH_HAIR_LONG } et_synth_hair;
 typedef enum { ET_SYNTH_TRAIN, ET_SYNTH_TEST, ET_SYNTH_CLIP } et_synth_split;
 
+enum { ET_SYNTH_CAPTION_SHORT, ET_SYNTH_CAPTION_PROSE };
+
 typedef struct et_synth_opts {
     uint64_t seed;
     int64_t n_train, n_test;  // samples per split (>= 0)
@@ -137,6 +140,8 @@ typedef struct et_synth_opts {
     // Pretraining text written by et_synth_write_dataset: text_train.json holds n_text
     // samples, text_test.json n_text / 10 (at least 1 when n_text > 0).
     int n_text;  // 0 .. 10^7 (10000)
+    // Words of captions_*.json: et_synth_caption_short (the default) or et_synth_caption.
+    int caption_style;  // ET_SYNTH_CAPTION_SHORT or ET_SYNTH_CAPTION_PROSE
 } et_synth_opts;
 
 // Identity appearance; lengths are in face units (face half-width ~1, y down, origin
@@ -252,10 +257,20 @@ void et_synth_describe(const et_synth_face *f, char *buf, size_t n);
 // ("(AU6, AU12)"). Returns the length
 // (as snprintf; truncated when >= n).
 int et_synth_caption(const et_synth_face *f, uint64_t seed, char *buf, size_t n);
+// The same facts in one fixed structure, the default words of captions_*.json (a tiny text
+// encoder learns expressions from these; from et_synth_caption's varied prose it does not):
+// "Face of a young adult female, dark skin, expressing disgust (clear), sunglasses, head
+// turned left. Active: AU9 (nose wrinkler), AU10 (upper lip raiser)." The intensity word is
+// left out for neutral faces, occluder and pose parts when absent (pose as seen in the
+// image, with et_synth_caption's thresholds), AUs an occluder hides are left out, and a face
+// with none visible ends "No active AUs.". A pure function of f; returns the length (as
+// snprintf; truncated when >= n).
+int et_synth_caption_short(const et_synth_face *f, char *buf, size_t n);
 // Text-only pretraining sample k (>= 0) of the given split (ET_SYNTH_TRAIN or ET_SYNTH_TEST;
 // the two draw faces from disjoint index ranges): 1-3 rounds of human question / gpt answer
 // in the words of train.json (the category question with its options, AU questions,
-// descriptions) and of the captions, about a face that is described in words; rounds after
+// descriptions) and of the captions (prose in questions; the short caption as the answer to
+// "Write a short caption of the face."), about a face that is described in words; rounds after
 // the first are left out where the text would pass 640 characters. Writes up to
 // max_rounds (<= ET_SYNTH_TEXT_ROUNDS) (human, gpt) pairs into q[i] / a[i]; returns the
 // round count (1 .. max_rounds) and the face's emotion in *emotion (may be NULL).
@@ -276,10 +291,10 @@ const char *et_synth_skin_name(int group);         // "light" .. "dark"
 // out_dir/clips.json ("video": "clips/<id>", "<video>" questions). Ids: "synth_%06d" for
 // samples, "synth_clip_%04d" for clips. Also, for caption and language-model pretraining:
 // out_dir/captions_train.json and captions_test.json (the same images; fields id, image,
-// landmark, label, attributes, conversations [{"human": "<image>\n"}, {"gpt": caption}]:
-// LLaVA's plain-template pretraining format) and, when n_text > 0, out_dir/text_train.json
-// and text_test.json (ids "synth_text_%06d" / "synth_text_test_%06d", fields id, source
-// "synth_text", label, conversations; no image). Existing files are overwritten.
+// landmark, label, attributes, conversations [{"human": "<image>\n"}, {"gpt": caption}], the
+// caption in o->caption_style: LLaVA's plain-template pretraining format) and, when n_text > 0,
+// out_dir/text_train.json and text_test.json (ids "synth_text_%06d" / "synth_text_test_%06d",
+// fields id, source "synth_text", label, conversations; no image). Existing files are overwritten.
 et_status et_synth_write_dataset(const et_synth_opts *o, const char *out_dir);
 
 #endif

@@ -373,7 +373,7 @@ static void test_captions(void) {
 
 static void test_text_samples(void) {
     et_synth_opts o = small_opts();
-    int rounds[4] = {0}, cat = 0, same = 0;
+    int rounds[4] = {0}, cat = 0, same = 0, short_caps = 0;
     char q[ET_SYNTH_TEXT_ROUNDS][ET_SYNTH_TEXT_MAX], a[ET_SYNTH_TEXT_ROUNDS][ET_SYNTH_TEXT_MAX];
     char q2[ET_SYNTH_TEXT_ROUNDS][ET_SYNTH_TEXT_MAX], a2[ET_SYNTH_TEXT_ROUNDS][ET_SYNTH_TEXT_MAX];
     for (int64_t k = 0; k < 300; k++) {
@@ -387,6 +387,12 @@ static void test_text_samples(void) {
                   a[i]);
         }
         rounds[nr]++;
+        for (int i = 1; i < nr; i++)
+            if (!strcmp(q[i], "Write a short caption of the face.")) {
+                CHECK(!strncmp(a[i], "Face of ", 8) && strstr(a[i], et_synth_emotion_name(e)),
+                      "short caption answer: %s", a[i]);
+                short_caps++;
+            }
         if (strstr(q[0], "Choose one from the following options: {")) {
             cat++;
             CHECK(strcmp(a[0], et_synth_emotion_name(e)) == 0, "category answer %s", a[0]);
@@ -410,6 +416,7 @@ static void test_text_samples(void) {
            rounds[1], rounds[2], rounds[3], cat);
     CHECK(rounds[1] > 50 && rounds[2] > 50 && rounds[3] > 30, "round mix");
     CHECK(cat > 80, "category questions %d", cat);
+    CHECK(short_caps > 20, "short-caption rounds %d", short_caps);
     CHECK(same < 15, "train and test text (other faces) equal in %d of 300", same);
     int nr = et_synth_text_sample(&o, ET_SYNTH_TRAIN, 5, 1, q, a, NULL);
     CHECK(nr == 1, "max_rounds 1");
@@ -463,10 +470,10 @@ static void test_writer_files(void) {
             CHECK(jstr(h, "from") && !strcmp(jstr(h, "from"), "human") && jstr(h, "value") &&
                       !strcmp(jstr(h, "value"), "<image>\n"),
                   "human turn is the media only");
-            et_synth_caption(&f, o.seed, cap, sizeof(cap));
+            et_synth_caption_short(&f, cap, sizeof(cap));  // the default caption_style
             CHECK(jstr(g, "from") && !strcmp(jstr(g, "from"), "gpt") && jstr(g, "value") &&
                       !strcmp(jstr(g, "value"), cap),
-                  "gpt turn is the caption");
+                  "gpt turn is the short caption");
             // the written image is the degraded render; the landmarks are the detected ones
             char p[600];
             snprintf(p, sizeof(p), "%s/%s", g_dir, jstr(s, "image"));
@@ -520,14 +527,81 @@ static void test_writer_files(void) {
         }
         cJSON_Delete(arr);
     }
-    // n_text 0: no text files are written (old ones stay as they were)
+    // n_text 0: no text files are written (old ones stay as they were); prose captions
     char p[600];
     snprintf(p, sizeof(p), "%s/text_train.json", g_dir);
     remove(p);
     o.n_text = 0;
+    o.caption_style = ET_SYNTH_CAPTION_PROSE;
     st = et_synth_write_dataset(&o, g_dir);
     CHECK(!st && access(p, F_OK) != 0, "n_text 0 writes no text_train.json");
     et_status_free(st);
+    cJSON *arr = read_json("captions_test.json");
+    for (int i = 0; arr && i < cJSON_GetArraySize(arr); i++) {
+        et_synth_face f;
+        et_synth_sample_face(&o, o.n_train + i, &f);
+        char cap[1024];
+        et_synth_caption(&f, o.seed, cap, sizeof(cap));
+        const cJSON *conv =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(arr, i), "conversations");
+        const char *v = jstr(cJSON_GetArrayItem(conv, 1), "value");
+        CHECK(v && !strcmp(v, cap), "caption_style prose writes et_synth_caption: %s", v);
+    }
+    cJSON_Delete(arr);
+}
+
+// The short captions: one fixed structure with every fact, in the order of the contract.
+static void test_short_captions(void) {
+    et_synth_opts o = small_opts();
+    o.occlusion_prob = 0.5f;
+    int n_occ = 0, n_pose = 0, n_none = 0;
+    for (int64_t i = 0; i < 300; i++) {
+        et_synth_face f;
+        et_synth_sample_face(&o, i, &f);
+        char c[1024], want[256];
+        int len = et_synth_caption_short(&f, c, sizeof(c));
+        CHECK(len == (int)strlen(c) && c[len - 1] == '.', "%s", c);
+        const char *age = et_synth_age_name(f.app.age);
+        snprintf(want, sizeof(want), "Face of %s %s %s, %s skin, expressing %s",
+                 strchr("aeiou", age[0]) ? "an" : "a", age, et_synth_gender_name(f.app.gender),
+                 et_synth_skin_name(f.app.skin_group),
+                 f.emotion == ET_SYNTH_NEUTRAL ? "neutral" : "");
+        CHECK(!strncmp(c, want, strlen(want)), "opening '%s': %s", want, c);
+        if (f.emotion != ET_SYNTH_NEUTRAL) {
+            static const char *const names[ET_SYNTH_N_EMOTIONS] = {
+                "happiness", "sadness", "surprise", "anger", "neutral", "disgust", "fear"};
+            snprintf(want, sizeof(want), "expressing %s (", names[f.emotion]);
+            CHECK(strstr(c, want), "'%s': %s", want, c);
+        }
+        // every visible AU by number and FACS name; hidden ones left out
+        int aus[ET_SYNTH_AU_MAX], m = et_synth_face_aus(&f, aus, ET_SYNTH_AU_MAX), shown = 0;
+        for (int k = 0; k < m; k++) {
+            snprintf(want, sizeof(want), "AU%d (", aus[k]);
+            int hidden =
+                (f.deg.occluder == ET_SYNTH_OCC_SUNGLASSES && (aus[k] == 5 || aus[k] == 7)) ||
+                (f.deg.occluder == ET_SYNTH_OCC_HAND_MOUTH && aus[k] >= 10);
+            CHECK((strstr(c, want) == NULL) == hidden, "AU%d %s: %s", aus[k],
+                  hidden ? "hidden" : "shown", c);
+            shown += !hidden;
+        }
+        CHECK(shown ? strstr(c, ". Active: AU") != NULL : strstr(c, ". No active AUs.") != NULL,
+              "AU list: %s", c);
+        n_none += !shown;
+        if (f.deg.occluder == ET_SYNTH_OCC_SUNGLASSES) CHECK(strstr(c, ", sunglasses"), "%s", c);
+        n_occ += f.deg.occluder != ET_SYNTH_OCC_NONE;
+        int turn = fabsf(f.pose.yaw) > 0.2f;
+        CHECK((strstr(c, "head turned") != NULL) == turn, "pose: %s", c);
+        n_pose += turn;
+        // a pure function of the face; snprintf truncation
+        char c2[1024], small[12];
+        CHECK(et_synth_caption_short(&f, c2, sizeof(c2)) == len && !strcmp(c, c2), "pure");
+        CHECK(et_synth_caption_short(&f, small, sizeof(small)) == len && strlen(small) == 11 &&
+                  !strncmp(small, c, 11),
+              "truncated");
+        if (i < 2) printf("  short caption %lld: %s\n", (long long)i, c);
+    }
+    CHECK(n_occ > 50 && n_pose > 20 && n_none > 0, "occluders %d, turned heads %d, no AUs %d",
+          n_occ, n_pose, n_none);
 }
 
 // The templates take the pretraining data: captions with `plain` (exactly one human turn
@@ -611,6 +685,7 @@ static void test_validation(void) {
     BAD_FIELD("n_text", o.n_text = -1);
     BAD_FIELD("noise", o.noise = 100);
     BAD_FIELD("blur", o.blur = -1);
+    BAD_FIELD("caption_style", o.caption_style = 2);
 #undef BAD_FIELD
     et_synth_opts o = small_opts();
     et_status st = et_synth_check_opts(&o);
@@ -681,6 +756,7 @@ int main(void) {
     RUN(test_jpeg_and_lowres);
     RUN(test_landmark_noise);
     RUN(test_captions);
+    RUN(test_short_captions);
     RUN(test_text_samples);
     RUN(test_writer_files);
     RUN(test_validation);

@@ -103,6 +103,7 @@ typedef struct {
     double synth_pose_jitter, synth_intensity_min, synth_intensity_max;
     double synth_descriptive_frac, synth_au_question_frac;
     int synth_n_text;
+    char synth_caption_style[8];
     // clip (emotune pretrain-tower)
     int clip_text_width;
     int clip_text_layers;
@@ -122,6 +123,7 @@ typedef struct {
     int grad_accum;
     double lr;
     double mm_projector_lr;
+    double modality_dropout;  // train.modality_dropout
     double expert_lr;
     double decoder_lr;  // train.decoder_lr: decoder + embeddings groups (0 = train.lr)
     double tower_lr;    // train.tower_lr (0 = train.lr)

@@ -196,6 +196,8 @@ static int cmd_synth(int argc, char **argv) {
     o.descriptive_frac = (float)c.synth_descriptive_frac;
     o.au_question_frac = (float)c.synth_au_question_frac;
     o.n_text = c.synth_n_text;
+    o.caption_style =
+        strcmp(c.synth_caption_style, "prose") ? ET_SYNTH_CAPTION_SHORT : ET_SYNTH_CAPTION_PROSE;
     if (c.synth_clean) et_synth_opts_clean(&o);
     const char *dir = a.opt_val[0] ? a.opt_val[0] : c.synth_dir;
     et_status st = et_synth_check_opts(&o);
