@@ -15,6 +15,7 @@
 #include "../core/log.h"
 #include "../core/ops.h"
 #include "../core/optim.h"
+#include "../core/rng.h"
 #include "../core/threads.h"
 #include "../data/dataloader.h"
 #include "../data/store.h"
@@ -323,6 +324,20 @@ static et_status open_outputs(const et_run_config *c, bool resume, run_t *r) {
     return NULL;
 }
 
+void et_modality_dropout(et_batch *b, double p, uint64_t seed, int64_t micro_step) {
+    if (p <= 0 || !b->pixels || !b->landmarks) return;
+    const int64_t px = b->pixels->numel / b->B, lm = b->landmarks->numel / b->B;
+    float *pix = et_data(b->pixels), *land = et_data(b->landmarks);
+    for (int i = 0; i < b->B; i++) {
+        double u =
+            et_rng_u32(seed + 7919, (uint64_t)micro_step * 65536u + (uint64_t)i) / 4294967296.0;
+        if (u < p / 2)
+            memset(pix + i * px, 0, sizeof(float) * (size_t)px);
+        else if (u < p)
+            memset(land + i * lm, 0, sizeof(float) * (size_t)lm);
+    }
+}
+
 // With train.device cuda, the batch's pixels and landmarks go to the GPU (ids and labels
 // stay on the host: the splice reads them there).
 static void batch_to_device(et_batch *b, const char *device) {
@@ -478,6 +493,8 @@ static et_status train_loop(const et_run_config *c, bool resume, run_t *r, et_tr
                             r->data_name, c->max_bad_samples, rep);
                 break;
             }
+            if (m->use_images && m->prior.kind != ET_PRIOR_NONE)
+                et_modality_dropout(&b, c->modality_dropout, (uint64_t)c->seed, state->micro_step);
             batch_to_device(&b, c->device);
             et_tensor *prior = b.landmarks ? et_face_prior_forward(&m->prior, b.landmarks) : NULL;
             et_mllm_input in = {

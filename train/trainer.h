@@ -1,5 +1,6 @@
 // train/trainer.h - the instruction-tuning loop: `emotune train`.
-// defines: et_train_result, et_train_opts, et_train_run, et_train_run_ex, et_train_stop_request
+// defines: et_train_result, et_train_opts, et_train_run, et_train_run_ex, et_train_stop_request,
+//          et_modality_dropout
 //
 // Contract
 // - et_train_run builds the model (train/emo_model.h) and the loader over data.train,
@@ -46,6 +47,7 @@
 #include <stdint.h>
 
 #include "../core/status.h"
+#include "../data/dataloader.h"
 #include "runconfig.h"
 
 typedef struct {
@@ -73,5 +75,13 @@ et_status et_train_run_ex(const et_run_config *cfg, const et_train_opts *opts,
 // et_train_run_ex with overwrite = false.
 et_status et_train_run(const et_run_config *cfg, bool resume, et_train_result *res);
 void et_train_stop_request(void);  // async-signal-safe
+// train.modality_dropout p (ModDrop, Neverova et al. 2016), applied by the trainer to every
+// batch of a model that uses both visual tokens and a face prior: each sample of a batch
+// that holds both pixels and landmarks (CPU f32 tensors) loses its image (pixels set to 0,
+// the mean colour after CLIP's normalisation) with probability p/2, else its landmarks
+// (all 0) with probability p/2, so that neither input can carry the answer alone. The draw
+// is et_rng_u32 of (seed + 7919, micro_step * 65536 + sample), so a resumed run blanks the
+// same samples. p <= 0, or a batch without pixels or landmarks: nothing changes.
+void et_modality_dropout(et_batch *b, double p, uint64_t seed, int64_t micro_step);
 
 #endif
