@@ -1,4 +1,4 @@
-// tests/test_cuda_model.c - the whole tiny LLaVA-style model (configs/tiny-emola.json: a
+// tests/test_cuda_model.c - the whole tiny LLaVA-style model (configs/tiny-random.json: a
 // 3-layer CLIP-style tower, mlp2x_gelu projector, landmark expert, 2-layer LLaMA decoder
 // with LoRA r 16 on its Linears) on the GPU against the same model on the CPU: one
 // forward/backward on a padded batch of two samples (image placeholder, prior token,
@@ -29,7 +29,7 @@ static bool build(const char *wdt, bool recompute, et_emo_model *m) {
     snprintf(o2, sizeof o2, "train.recompute=%s", recompute ? "true" : "false");
     const char *ov[] = {o1, o2, "model.tokenizer=", "lora.dropout=0"};
     et_run_config cfg;
-    et_status s = et_run_config_load("configs/tiny-emola.json", 4, ov, &cfg);
+    et_status s = et_run_config_load("configs/tiny-random.json", 4, ov, &cfg);
     CHECK(s == NULL, "config: %s", et_status_msg(s));
     if (s) {
         et_status_free(s);

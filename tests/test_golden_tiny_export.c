@@ -1,4 +1,4 @@
-// tests/test_golden_tiny_export.c - the tiny model's export (configs/tiny-emola.json) end to
+// tests/test_golden_tiny_export.c - the tiny model's export (configs/tiny-random.json) end to
 // end against PEFT + transformers (tests/golden/tiny_export/, written by
 // tools/golden/gen_tiny_export.py from an `emotune export --merged --base` of a short
 // training run on synthetic faces).
@@ -43,7 +43,7 @@
 #include "test_util.h"
 
 #define FIX EMOTUNE_SOURCE_DIR "/tests/golden/tiny_export"
-#define CONFIG EMOTUNE_SOURCE_DIR "/configs/tiny-emola.json"
+#define CONFIG EMOTUNE_SOURCE_DIR "/configs/tiny-random.json"
 #define TOL_ABS 1e-4
 
 static void die(et_status s, const char *what) {

@@ -297,8 +297,10 @@ static void test_paths(void) {
 
 // Every committed config loads.
 static void test_committed_configs(void) {
-    const char *files[] = {"configs/tiny-emola.json", "configs/emola-7b.json"};
-    for (int i = 0; i < 2; i++) {
+    const char *files[] = {"configs/tiny-emola.json",  "configs/tiny-emola-stage1.json",
+                           "configs/tiny-random.json", "configs/emola-7b.json",
+                           "configs/tiny-clip.json",   "configs/pretrain/decoder.json"};
+    for (int i = 0; i < (int)(sizeof files / sizeof files[0]); i++) {
         et_run_config c;
         et_status st = et_run_config_load(files[i], 0, NULL, &c);
         CHECK(!st, "%s", et_status_msg(st));

@@ -7,7 +7,7 @@ set -uo pipefail
 bin="$1/emotune"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cfg=configs/tiny-emola.json
+cfg=configs/tiny-random.json
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 base=(synth.dir="$work/synth" synth.n_train=70 synth.n_test=14 data.train="$work/synth/train.json"

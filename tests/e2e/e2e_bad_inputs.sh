@@ -5,7 +5,7 @@ set -uo pipefail
 bin="$1/emotune"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cfg=configs/tiny-emola.json
+cfg=configs/tiny-random.json
 base=(synth.dir="$work/synth" synth.n_train=70 synth.n_test=7 data.train="$work/synth/train.json"
       train.max_steps=3 train.batch_size=4 train.tensorboard=false)
 "$bin" synth -c "$cfg" "${base[@]}" > /dev/null || { echo "FAIL: synth"; exit 1; }

@@ -13,7 +13,7 @@ set -euo pipefail
 bin="$1/emotune"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cfg=configs/tiny-emola.json
+cfg=configs/tiny-random.json
 over=(synth.dir="$work/synth" synth.n_train=256 synth.n_test=64 data.train="$work/synth/train.json"
       data.eval="$work/synth/test.json" train.epochs=1 train.max_steps=24 train.save_every=12
       train.log_every=1 train.tensorboard=false train.threads=1 lora.dropout=0.1)

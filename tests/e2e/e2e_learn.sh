@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# tests/e2e/e2e_learn.sh BUILD_DIR - the main job on a small budget: synthetic faces ->
-# train -> eval; the tiny model's emotion accuracy must rise clearly above chance (14%): >= 30%.
+# tests/e2e/e2e_learn.sh BUILD_DIR - the main job (tools/demo.sh's recipe) on a small budget:
+# synthetic faces -> stage 1 (projector on captions) -> stage 2 (loads stage 1's projector)
+# -> eval; the tiny model's emotion accuracy must rise clearly above chance (14%): >= 30%.
 set -euo pipefail
 bin="$1/emotune"
 work=$(mktemp -d)
@@ -10,6 +11,11 @@ over=(synth.dir="$work/synth" synth.n_train=700 synth.n_test=140 data.train="$wo
       data.eval="$work/synth/test.json" train.output_dir="$work/run" train.epochs=1
       train.max_steps=160 train.save_every=80 train.tensorboard=false)
 "$bin" synth -c "$cfg" "${over[@]}"
+"$bin" train -c configs/tiny-emola-stage1.json data.train="$work/synth/captions_train.json" \
+  data.eval="$work/synth/captions_test.json" train.output_dir="$work/stage1" train.max_steps=40 \
+  train.tensorboard=false
+[ -s "$work/stage1/mm_projector.safetensors" ] || { echo "FAIL: stage 1 wrote no projector"; exit 1; }
+over+=(model.projector_path="$work/stage1/mm_projector.safetensors")
 "$bin" train -c "$cfg" "${over[@]}"
 out=$("$bin" eval -c "$cfg" "${over[@]}")
 echo "$out"

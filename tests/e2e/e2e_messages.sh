@@ -32,28 +32,28 @@ small=(synth.n_train=40 synth.n_test=8 train.max_steps=3 train.batch_size=4 trai
 
 # ---- point 3: the committed config, copied with its tokenizer, run from elsewhere ----------
 mkdir -p "$work/cfg" "$work/elsewhere"
-cp "$src/configs/tiny-emola.json" "$work/cfg/"
+cp "$src/configs/tiny-random.json" "$work/cfg/"
 cp -r "$src/configs/tiny-emola" "$work/cfg/"
-cfg="$work/cfg/tiny-emola.json"
+cfg="$work/cfg/tiny-random.json"
 cd "$work/elsewhere" || exit 1
 out=$("$bin" synth -c "$cfg" "${small[@]}" 2>&1) || fail "[synth from elsewhere] $out"
 # synth.dir "../runs/synth" is beside the config's directory, not under the working one
 [ -s "$work/runs/synth/train.json" ] || fail "[synth.dir] not resolved against the config: $(ls -R "$work" | head)"
 [ ! -e "$work/elsewhere/../elsewhere/runs/synth" ] || fail "[synth.dir] written under the cwd"
 out=$("$bin" train -c "$cfg" "${small[@]}" 2>&1) || fail "[train from elsewhere] $out"
-# train.output_dir "runs/tiny-emola" is relative to the working directory
-[ -s "$work/elsewhere/runs/tiny-emola/adapter/adapter_config.json" ] ||
+# train.output_dir "runs/tiny-random" is relative to the working directory
+[ -s "$work/elsewhere/runs/tiny-random/adapter/adapter_config.json" ] ||
   fail "[output_dir] no adapter under the working directory: $out"
 out=$("$bin" eval -c "$cfg" "${small[@]}" 2>&1) || fail "[eval from elsewhere] $out"
-[ -s "$work/elsewhere/runs/tiny-emola/eval/metrics.json" ] || fail "[eval output] $out"
+[ -s "$work/elsewhere/runs/tiny-random/eval/metrics.json" ] || fail "[eval output] $out"
 # --print-config shows the resolved (absolute) input paths
 out=$("$bin" train -c "$cfg" --print-config 2>&1)
 grep -q "\"tokenizer\":[[:space:]]*\"$work/cfg/tiny-emola/tokenizer.json\"" <<<"$out" ||
   fail "[print-config tokenizer] $(grep tokenizer <<<"$out")"
-grep -q "\"output_dir\":[[:space:]]*\"runs/tiny-emola\"" <<<"$out" ||
+grep -q "\"output_dir\":[[:space:]]*\"runs/tiny-random\"" <<<"$out" ||
   fail "[print-config output_dir] $(grep output_dir <<<"$out")"
 # the committed config itself, by absolute path, from /: loads and resolves its tokenizer
-out=$(cd / && "$bin" train -c "$src/configs/tiny-emola.json" --print-config 2>&1) ||
+out=$(cd / && "$bin" train -c "$src/configs/tiny-random.json" --print-config 2>&1) ||
   fail "[absolute -c from /] $out"
 grep -q "\"$src/configs/tiny-emola/tokenizer.json\"" <<<"$out" || fail "[committed tokenizer] $out"
 # command-line paths are relative to the working directory

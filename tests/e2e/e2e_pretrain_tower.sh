@@ -12,7 +12,7 @@ trap 'rm -rf "$work"' EXIT
 cfg=configs/tiny-clip.json
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-"$bin" synth -c configs/tiny-emola.json synth.dir="$work/synth" synth.n_train=48 synth.n_test=16 \
+"$bin" synth -c configs/tiny-random.json synth.dir="$work/synth" synth.n_train=48 synth.n_test=16 \
   synth.size=32 > /dev/null || { echo "FAIL: synth"; exit 1; }
 # the synthetic train.json's gpt turn (the emotion) serves as the caption
 common=(data.train="$work/synth/train.json" data.eval="$work/synth/test.json"

@@ -10,7 +10,7 @@ set -euo pipefail
 bin="$(cd "$1" && pwd)/emotune"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cfg=configs/tiny-emola.json
+cfg=configs/tiny-random.json
 common=(synth.dir="$work/synth" synth.n_train=140 synth.n_test=14 data.train="$work/synth/train.json"
         data.eval="$work/synth/test.json" train.batch_size=4 train.threads=1 data.workers=1
         train.log_every=5)

@@ -8,7 +8,7 @@ bin="$1/emotune"
 trials=${2:-10}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cfg=configs/tiny-emola.json
+cfg=configs/tiny-random.json
 common=(synth.dir="$work/synth" synth.n_train=140 synth.n_test=14 data.train="$work/synth/train.json"
         data.eval="$work/synth/test.json" train.max_steps=400 train.batch_size=4 train.save_every=4
         train.keep_last=2 train.tensorboard=false lora.dropout=0.1 train.threads=1 data.workers=2)

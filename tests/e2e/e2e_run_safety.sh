@@ -17,7 +17,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-cfg=configs/tiny-emola.json
+cfg=configs/tiny-random.json
 base=(synth.dir="$work/synth" synth.n_train=40 synth.n_test=7 data.train="$work/synth/train.json"
       train.batch_size=4 train.save_every=2 train.keep_last=2 train.threads=1 data.workers=1)
 "$bin" synth -c "$cfg" "${base[@]}" > /dev/null || { echo "FAIL: synth"; exit 1; }

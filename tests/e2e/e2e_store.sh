@@ -8,7 +8,7 @@ set -uo pipefail
 bin="$1/emotune"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cfg=configs/tiny-emola.json
+cfg=configs/tiny-random.json
 base=(synth.dir="$work/synth" synth.n_train=48 synth.n_test=4 data.train="$work/synth/train.json"
       train.max_steps=4 train.batch_size=4 train.log_every=1 train.tensorboard=false)
 fails=0

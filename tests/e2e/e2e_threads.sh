@@ -36,7 +36,7 @@ cmp -s "$work/a" "$work/b" && [ $ra -eq 2 ] && [ $rb -eq 2 ]
 check "unknown command: same message, exit 2" $? "rc $ra/$rb: $(cat "$work/a")"
 
 # A short training run under the default policy (2 threads) finishes.
-cfg=configs/tiny-emola.json
+cfg=configs/tiny-random.json
 base=(synth.dir="$work/synth" synth.n_train=24 synth.n_test=4 data.train="$work/synth/train.json"
       train.max_steps=2 train.batch_size=4 train.tensorboard=false train.output_dir="$work/run")
 "$bin" synth -c "$cfg" "${base[@]}" > /dev/null 2>&1

@@ -16,7 +16,7 @@ set -uo pipefail
 bin="$1/emotune"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cfg=configs/tiny-emola.json
+cfg=configs/tiny-random.json
 common=(synth.dir="$work/synth" synth.n_train=48 synth.n_test=8 data.train="$work/synth/train.json"
         data.eval="$work/synth/test.json" train.max_steps=8 train.batch_size=4 train.save_every=2
         train.keep_last=10 train.tensorboard=false train.threads=1 data.workers=1)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tools/golden/gen_tiny_export.py - the tiny model's export (configs/tiny-emola.json) loaded
+"""tools/golden/gen_tiny_export.py - the tiny model's export (configs/tiny-random.json) loaded
 in PEFT + transformers: the same logits as emotune (issue 6).
 
 Pipeline (with --build DIR, the emotune build to run; default build/):
@@ -60,7 +60,7 @@ from transformers import CLIPVisionModel, LlamaForCausalLM  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 OUT = os.path.join(ROOT, "tests", "golden", "tiny_export")
-CONFIG = os.path.join(ROOT, "configs", "tiny-emola.json")
+CONFIG = os.path.join(ROOT, "configs", "tiny-random.json")
 IMAGE_TOKEN_INDEX = -200
 TOL = 1e-4
 
