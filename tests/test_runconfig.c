@@ -288,6 +288,15 @@ static void test_paths(void) {
                   !strstr(m, "data.train"),
               "%s", m);
         et_status_free(st);
+        CHECK(!strstr(m, "stage-1 output"), "no stage-1 hint without a projector path: %s", m);
+        // a missing stage-1 projector says how it is made
+        c.llava_path[0] = 0;
+        snprintf(c.projector_path, sizeof c.projector_path, "%s", "/no/mm_projector.safetensors");
+        st = et_run_config_check_paths(&c, ET_RC_NEED_MODEL);
+        m = st ? et_status_msg(st) : "";
+        CHECK(st && strstr(m, "model.projector_path is a stage-1 output: run stage 1 first"), "%s",
+              m);
+        et_status_free(st);
         CHECK(!et_run_config_check_paths(&c, 0), "need 0 checks nothing");
         et_run_config_free(&c);
     }
