@@ -287,8 +287,8 @@ static void test_paths(void) {
         CHECK(st && strstr(m, "1 input path cannot be used") && strstr(m, "not a directory") &&
                   !strstr(m, "data.train"),
               "%s", m);
-        et_status_free(st);
         CHECK(!strstr(m, "stage-1 output"), "no stage-1 hint without a projector path: %s", m);
+        et_status_free(st);
         // a missing stage-1 projector says how it is made
         c.llava_path[0] = 0;
         snprintf(c.projector_path, sizeof c.projector_path, "%s", "/no/mm_projector.safetensors");
