@@ -763,8 +763,9 @@ et_status et_run_config_check_paths(const et_run_config *c, unsigned need) {
         if (!req[i].value[0]) continue;
         struct stat sb;
         const char *why = NULL;
+        bool missing = false;
         if (stat(req[i].value, &sb))
-            why = strerror(errno);
+            why = strerror(errno), missing = errno == ENOENT;
         else if (req[i].dir && !S_ISDIR(sb.st_mode))
             why = "not a directory";
         else if (!req[i].dir && S_ISDIR(sb.st_mode))
@@ -772,20 +773,17 @@ et_status et_run_config_check_paths(const et_run_config *c, unsigned need) {
         if (!why) continue;
         if (!first) first = req[i].key;
         bad++;
-        int k = snprintf(msg + used, sizeof msg - used, "\n  %-18s = %s: %s", req[i].key,
-                         req[i].value, why);
+        // a missing stage-1 projector: say how it is made
+        const bool stage1 = missing && !strcmp(req[i].key, "model.projector_path");
+        int k = snprintf(msg + used, sizeof msg - used, "\n  %-18s = %s: %s%s", req[i].key,
+                         req[i].value, why,
+                         stage1 ? "\n  (model.projector_path is a stage-1 output: run stage 1 "
+                                  "first, e.g. `emotune train -c configs/tiny-emola-stage1.json` "
+                                  "for configs/tiny-emola.json, as tools/demo.sh does)"
+                                : "");
         if (k > 0) used += (size_t)k < sizeof msg - used ? (size_t)k : sizeof msg - used - 1;
     }
     if (!bad) return NULL;
-    for (int i = 0; i < n; i++)  // a missing stage-1 projector: say how it is made
-        if (req[i].value[0] && !strcmp(req[i].key, "model.projector_path") &&
-            access(req[i].value, F_OK) != 0) {
-            int k = snprintf(msg + used, sizeof msg - used,
-                             "\n  (model.projector_path is a stage-1 output: run stage 1 first, "
-                             "e.g. `emotune train -c configs/tiny-emola-stage1.json` for "
-                             "configs/tiny-emola.json, as tools/demo.sh does)");
-            if (k > 0) used += (size_t)k < sizeof msg - used ? (size_t)k : sizeof msg - used - 1;
-        }
     const char *src = c->source[0] ? c->source : "the config";
     return et_err(ET_ERR_MISSING,
                   "%s: %d input %s cannot be used:%s\n"
