@@ -89,6 +89,7 @@ typedef struct et_backend {
     et_tensor *(*cross_entropy)(et_tensor *logits, et_tensor *targets, int ignore_index);
     et_tensor *(*concat)(int n, et_tensor *const *ts, int dim);
     et_tensor *(*narrow)(et_tensor *x, int dim, int64_t start, int64_t len);
+    et_tensor *(*permute)(et_tensor *x, int ndim, const int *perm);
     et_tensor *(*gather_rows)(et_tensor *x, et_tensor *idx);
     et_tensor *(*scatter_rows)(et_tensor *base, et_tensor *idx, et_tensor *src);
     et_tensor *(*mean_pool)(et_tensor *x, et_tensor *mask);

@@ -4,7 +4,7 @@
 //          et_add_rmsnorm, et_add_layernorm, et_rope,
 //          et_rope_inv_freq, et_softmax, et_attention, et_silu, et_gelu, et_quick_gelu,
 //          et_swiglu, et_cross_entropy, et_concat, et_narrow, et_reshape, et_gather_rows,
-//          et_scatter_rows, et_mean_pool, et_avg_pool2d, et_patch_embed,
+//          et_scatter_rows, et_permute, et_mean_pool, et_avg_pool2d, et_patch_embed,
 //          et_bilinear_sample, et_dropout, et_cast
 //
 // Common contract
@@ -109,6 +109,10 @@ et_tensor *et_concat(int n, et_tensor *const *ts, int dim);
 et_tensor *et_narrow(et_tensor *x, int dim, int64_t start, int64_t len);
 // Same elements, new shape (a view). One dim may be -1.
 et_tensor *et_reshape(et_tensor *x, int ndim, const int64_t *shape);
+
+// y = x with its dims reordered, y.shape[i] = x.shape[perm[i]] (torch's
+// x.permute(perm).contiguous()): a copy, any dtype. Backward permutes by the inverse.
+et_tensor *et_permute(et_tensor *x, int ndim, const int *perm);
 
 // ---- row gather / scatter (splicing visual tokens into text) --------------------
 // x: [N, D], idx: i32 [M] -> [M, D] with row m = x[idx[m]] (repeats allowed).

@@ -510,6 +510,69 @@ et_tensor *et_narrow(et_tensor *x, int dim, int64_t start, int64_t len) {
     return y;
 }
 
+// ---- permute --------------------------------------------------------------------
+
+// Copies x into y (y's layout = the plan's shape) as a strided gather; runs along a
+// contiguous last dim are memcpy'd.
+static void permute_copy(const et_tensor *x, et_tensor *y, const et_permute_plan *p) {
+    const size_t es = et_dtype_size(x->dtype);
+    const int nd = p->ndim;
+    const int64_t inner = p->shape[nd - 1], istride = p->stride[nd - 1];
+    const int64_t outer = inner ? y->numel / inner : 0;
+    const char *src = et_data(x);
+    char *dst = et_data(y);
+    int64_t idx[ET_MAX_DIMS] = {0}, off = 0;  // odometer over dims 0..nd-2, source offset
+    for (int64_t o = 0; o < outer; o++) {
+        char *d = dst + (size_t)(o * inner) * es;
+        if (istride == 1) {
+            memcpy(d, src + (size_t)off * es, (size_t)inner * es);
+        } else {
+            for (int64_t j = 0; j < inner; j++)
+                memcpy(d + (size_t)j * es, src + (size_t)(off + j * istride) * es, es);
+        }
+        for (int k = nd - 2; k >= 0; k--) {
+            off += p->stride[k];
+            if (++idx[k] < p->shape[k]) break;
+            off -= p->stride[k] * p->shape[k];
+            idx[k] = 0;
+        }
+    }
+}
+
+// perm packed 4 bits per dim into one int64 (ET_MAX_DIMS <= 8 dims of 0..7).
+static int64_t pack_perm(int ndim, const int *perm) {
+    int64_t v = 0;
+    for (int i = 0; i < ndim; i++) v |= (int64_t)perm[i] << (4 * i);
+    return v;
+}
+
+static void permute_backward(et_node *n, const et_tensor *gy, et_tensor **gx) {
+    const int nd = (int)n->i[0];
+    int inv[ET_MAX_DIMS];
+    for (int i = 0; i < nd; i++) inv[(n->i[1] >> (4 * i)) & 15] = i;
+    et_no_grad_begin();
+    gx[0] = et_permute((et_tensor *)gy, nd, inv);
+    et_no_grad_end();
+}
+
+et_tensor *et_permute(et_tensor *x, int ndim, const int *perm) {
+    ET_DISPATCH(x, permute, x, ndim, perm);
+    et_permute_plan p;
+    char sx[128];
+    ET_ASSERT(et_permute_plan_make(x, ndim, perm, &p),
+              "et_permute: the permutation is not one of the %d dims of %s", ndim,
+              et_shape_str(x, sx, sizeof sx));
+    int64_t shape[ET_MAX_DIMS];
+    for (int i = 0; i < ndim; i++) shape[i] = x->shape[perm[i]];
+    et_tensor *y = et_empty(x->dtype, ndim, shape);
+    if (y->numel) permute_copy(x, y, &p);
+    if (et_should_record(1, &x)) {
+        et_node *n = et_record("permute", permute_backward, y, 1, &x);
+        n->i[0] = ndim, n->i[1] = pack_perm(ndim, perm);
+    }
+    return y;
+}
+
 static void concat_backward(et_node *n, const et_tensor *gy, et_tensor **gx) {
     int dim = (int)n->i[0];
     int64_t start = 0;

@@ -125,6 +125,35 @@ bool et_same_shape(const et_tensor *a, const et_tensor *b) {
     return true;
 }
 
+bool et_permute_plan_make(const et_tensor *t, int ndim, const int *perm, et_permute_plan *p) {
+    if (ndim != t->ndim || ndim < 0 || ndim > ET_MAX_DIMS) return false;
+    bool seen[ET_MAX_DIMS] = {0};
+    for (int i = 0; i < ndim; i++) {
+        if (perm[i] < 0 || perm[i] >= ndim || seen[perm[i]]) return false;
+        seen[perm[i]] = true;
+    }
+    int64_t sst[ET_MAX_DIMS], acc = 1;
+    for (int d = ndim - 1; d >= 0; d--) sst[d] = acc, acc *= t->shape[d];
+    et_permute_plan q;
+    memset(&q, 0, sizeof q);
+    int prev = -2;
+    for (int i = 0; i < ndim; i++) {
+        const int d = perm[i];
+        const int64_t n = t->shape[d];
+        if (n == 1) continue;  // a size-1 dim moves nothing
+        if (q.ndim && prev == d - 1) {
+            q.shape[q.ndim - 1] *= n;  // source dims d-1, d stay adjacent: one dim
+            q.stride[q.ndim - 1] = sst[d];
+        } else {
+            q.shape[q.ndim] = n, q.stride[q.ndim] = sst[d], q.ndim++;
+        }
+        prev = d;
+    }
+    if (!q.ndim) q.ndim = 1, q.shape[0] = t->numel, q.stride[0] = 1;
+    *p = q;
+    return true;
+}
+
 const char *et_shape_str(const et_tensor *t, char *buf, size_t n) {
     size_t k = 0;
     k += (size_t)snprintf(buf + k, n - k, "[");

@@ -90,6 +90,16 @@ static inline int64_t et_rows(const et_tensor *t) {
 }
 static inline int64_t et_last(const et_tensor *t) { return t->ndim ? t->shape[t->ndim - 1] : 1; }
 
+// A permutation of t's dims as a strided gather (et_permute's plan, CPU and CUDA): the
+// output has shape[i] = t->shape[perm[i]]; dims that stay adjacent are merged, so the plan
+// has ndim <= t->ndim dims, shape[] of the (merged) output and stride[] of the source in
+// elements. False (plan untouched) when perm is not a permutation of 0..t->ndim-1.
+typedef struct {
+    int ndim;
+    int64_t shape[ET_MAX_DIMS], stride[ET_MAX_DIMS];
+} et_permute_plan;
+bool et_permute_plan_make(const et_tensor *t, int ndim, const int *perm, et_permute_plan *p);
+
 // A new tensor sharing storage and shape, with no autograd history and requires_grad false.
 et_tensor *et_detach(const et_tensor *t);
 // A deep copy (no autograd history).

@@ -353,6 +353,9 @@ static et_tensor *f_concat(et_tensor **in, const void *c) {
 static et_tensor *f_narrow(et_tensor **in, const void *c) {
     return et_narrow(in[0], *(const int *)c, 1, 3);
 }
+static et_tensor *f_permute(et_tensor **in, const void *c) {
+    return et_permute(in[0], 4, (const int *)c);
+}
 static void test_shape(void) {
     for (int d = 0; d < 2; d++)
         for (int dim = 0; dim < 3; dim++) {
@@ -364,6 +367,13 @@ static void test_shape(void) {
             compare("concat", f_concat, &dim, 3, ins, tol_of(DTS[d]));
             compare("narrow", f_narrow, &dim, 1, ins + 1, tol_of(DTS[d]));
             for (int i = 0; i < 3; i++) et_release(ins[i].t);
+        }
+    static const int perms[][4] = {{0, 2, 1, 3}, {3, 1, 0, 2}, {1, 0, 2, 3}, {0, 1, 3, 2}};
+    for (int d = 0; d < 2; d++)
+        for (int k = 0; k < 4; k++) {
+            input in = {rnd(DTS[d], 4, (int64_t[]){3, 5, 1, 7}, -1, 1), true};
+            compare("permute", f_permute, perms[k], 1, &in, tol_of(DTS[d]));
+            et_release(in.t);
         }
 }
 

@@ -153,6 +153,34 @@ static et_tensor *f_reshape(void *c, et_tensor **x) {
     return y;
 }
 
+static const int k_perms[][4] = {{0, 2, 1, 3}, {3, 1, 0, 2}, {1, 0, 2, 3}, {0, 1, 3, 2}};
+static et_tensor *f_permute(void *c, et_tensor **x) {
+    return et_permute(x[0], 4, k_perms[((args *)c)->dim]);
+}
+
+// The forward against index arithmetic: y[i0, i1, i2, i3] = x[j] with j's index in x
+// being (i_{inv[0]}, ...), for a shape with a size-1 dim (merged away by the plan).
+static void check_permute_values(const int *perm) {
+    const int64_t xs[4] = {2, 3, 1, 4};
+    et_tensor *x = test_rand_tensor(ET_F64, 4, xs, 1.0);
+    et_tensor *y = et_permute(x, 4, perm);
+    int bad = 0;
+    int64_t i[4];
+    for (i[0] = 0; i[0] < y->shape[0]; i[0]++)
+        for (i[1] = 0; i[1] < y->shape[1]; i[1]++)
+            for (i[2] = 0; i[2] < y->shape[2]; i[2]++)
+                for (i[3] = 0; i[3] < y->shape[3]; i[3]++) {
+                    int64_t xi[4], off = 0, yo = 0;
+                    for (int k = 0; k < 4; k++) xi[perm[k]] = i[k];
+                    for (int k = 0; k < 4; k++) off = off * xs[k] + xi[k];
+                    for (int k = 0; k < 4; k++) yo = yo * y->shape[k] + i[k];
+                    bad += et_get(y, yo) != et_get(x, off);
+                }
+    CHECK(!bad, "permute (%d %d %d %d): %d wrong elements", perm[0], perm[1], perm[2], perm[3],
+          bad);
+    et_release(x), et_release(y);
+}
+
 static void test_shape(void) {
     for (int dim = 0; dim < 3; dim++) {
         args a = {.dim = dim};
@@ -167,6 +195,12 @@ static void test_shape(void) {
     }
     et_tensor *in3[1] = {leaf(3, (int64_t[]){2, 3, 2})};
     check("reshape", f_reshape, NULL, 1, in3);
+    for (int k = 0; k < 4; k++) {
+        args a = {.dim = k};
+        et_tensor *in4[1] = {leaf(4, (int64_t[]){2, 3, 1, 4})};
+        check("permute", f_permute, &a, 1, in4);
+        check_permute_values(k_perms[k]);
+    }
 }
 
 static et_tensor *f_mean_pool(void *c, et_tensor **x) {

@@ -136,6 +136,11 @@ void kc_cross_entropy_bwd(int dt, const void *logits, const int32_t *tgt, const 
 // gives a zero row
 void kc_gather_rows(size_t elem, const void *x, const int32_t *idx, void *y, int64_t m, int64_t n,
                     int64_t D);
+// Permute copy (et_permute): y (numel elements, row-major over shape[0..ndim-1]) gathers
+// x at offset sum_k idx_k * stride[k] (elements); any dtype by element size 1, 2, 4 or 8;
+// 1 <= ndim <= 8.
+void kc_permute(size_t elem, const void *x, void *y, int ndim, const int64_t *shape,
+                const int64_t *stride, int64_t numel);
 // y[idx[m]] = src[m]
 void kc_scatter_rows(size_t elem, const void *src, const int32_t *idx, void *y, int64_t m,
                      int64_t D);

@@ -482,6 +482,40 @@ extern "C" void kc_gather_rows(size_t elem, const void *x, const int32_t *idx, v
     ET_KERNEL_CHECK();
 }
 
+struct permute_desc {
+    int ndim;
+    int64_t shape[8], stride[8];
+};
+template <class E>
+__global__ void permute_kernel(const E *x, E *y, permute_desc d, int64_t numel) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < numel;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i, off = 0;
+        for (int k = d.ndim - 1; k >= 0; k--) {
+            off += (r % d.shape[k]) * d.stride[k];
+            r /= d.shape[k];
+        }
+        y[i] = x[off];
+    }
+}
+
+extern "C" void kc_permute(size_t elem, const void *x, void *y, int ndim, const int64_t *shape,
+                           const int64_t *stride, int64_t numel) {
+    if (numel <= 0) return;
+    if (ndim < 1 || ndim > 8) et_cuda_fail("permute", "ndim outside 1..8", __FILE__, __LINE__);
+    permute_desc d;
+    d.ndim = ndim;
+    for (int k = 0; k < 8; k++) d.shape[k] = k < ndim ? shape[k] : 1, d.stride[k] = k < ndim ? stride[k] : 0;
+    if (elem == 8) {
+        permute_kernel<uint64_t><<<kc_blocks(numel, THREADS), THREADS, 0, kc_stream()>>>(
+            (const uint64_t *)x, (uint64_t *)y, d, numel);
+    } else {
+        DISPATCH_ELEM(elem, permute_kernel<E><<<kc_blocks(numel, THREADS), THREADS, 0,
+                                                kc_stream()>>>((const E *)x, (E *)y, d, numel));
+    }
+    ET_KERNEL_CHECK();
+}
+
 extern "C" void kc_scatter_rows(size_t elem, const void *src, const int32_t *idx, void *y,
                                 int64_t m, int64_t D) {
     if (m * D <= 0) return;

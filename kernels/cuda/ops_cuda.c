@@ -812,6 +812,37 @@ static et_tensor *cuda_narrow(et_tensor *x, int dim, int64_t start, int64_t len)
     return y;
 }
 
+static void permute_backward(et_node *n, const et_tensor *gy, et_tensor **gx) {
+    const int nd = (int)n->i[0];
+    int inv[ET_MAX_DIMS];
+    for (int i = 0; i < nd; i++) inv[(n->i[1] >> (4 * i)) & 15] = i;
+    et_device dev = {ET_CUDA, (int)n->i[2]};
+    et_cuda_use(dev.index);
+    et_tensor *g = as_dt(gy, dev, (et_dtype)n->i[3]);
+    et_no_grad_begin();
+    gx[0] = et_permute(g, nd, inv);
+    et_no_grad_end();
+    et_release(g);
+}
+
+static et_tensor *cuda_permute(et_tensor *x, int ndim, const int *perm) {
+    et_permute_plan p;
+    ET_ASSERT(et_permute_plan_make(x, ndim, perm, &p),
+              "et_permute: the permutation is not one of the %d dims of %s", ndim, shp(x).s);
+    et_device dev = use(x);
+    int64_t shape[ET_MAX_DIMS], packed = 0;
+    for (int i = 0; i < ndim; i++)
+        shape[i] = x->shape[perm[i]], packed |= (int64_t)perm[i] << (4 * i);
+    et_tensor *y = newt(dev, x->dtype, ndim, shape);
+    kc_permute(et_dtype_size(x->dtype), et_data(x), et_data(y), p.ndim, p.shape, p.stride,
+               y->numel);
+    if (et_should_record(1, &x)) {
+        et_node *n = et_record("permute", permute_backward, y, 1, &x);
+        n->i[0] = ndim, n->i[1] = packed, n->i[2] = dev.index, n->i[3] = x->dtype;
+    }
+    return y;
+}
+
 static void concat_backward(et_node *n, const et_tensor *gy, et_tensor **gx) {
     int dim = (int)n->i[0];
     et_device dev = {ET_CUDA, (int)n->i[1]};
@@ -1624,6 +1655,7 @@ static const et_backend g_cuda = {
     .cross_entropy = cuda_cross_entropy,
     .concat = cuda_concat,
     .narrow = cuda_narrow,
+    .permute = cuda_permute,
     .gather_rows = cuda_gather_rows,
     .scatter_rows = cuda_scatter_rows,
     .mean_pool = cuda_mean_pool,

@@ -572,6 +572,20 @@ void kc_gather_rows(size_t elem, const void *x, const int32_t *idx, void *y, int
     }
 }
 
+void kc_permute(size_t elem, const void *x, void *y, int ndim, const int64_t *shape,
+                const int64_t *stride, int64_t numel) {
+    if (elem != 1 && elem != 2 && elem != 4 && elem != 8) FAIL("permute: element size %zu", elem);
+    if (ndim < 1 || ndim > 8) FAIL("permute: ndim %d", ndim);
+    for (int64_t i = 0; i < numel; i++) {  // each output element decodes its own index
+        int64_t r = i, off = 0;
+        for (int k = ndim - 1; k >= 0; k--) {
+            off += (r % shape[k]) * stride[k];
+            r /= shape[k];
+        }
+        memcpy((char *)y + (size_t)i * elem, (const char *)x + (size_t)off * elem, elem);
+    }
+}
+
 void kc_scatter_rows(size_t elem, const void *src, const int32_t *idx, void *y, int64_t m,
                      int64_t D) {
     check_elem(elem);
