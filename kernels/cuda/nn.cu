@@ -505,7 +505,10 @@ extern "C" void kc_permute(size_t elem, const void *x, void *y, int ndim, const 
     if (ndim < 1 || ndim > 8) et_cuda_fail("permute", "ndim outside 1..8", __FILE__, __LINE__);
     permute_desc d;
     d.ndim = ndim;
-    for (int k = 0; k < 8; k++) d.shape[k] = k < ndim ? shape[k] : 1, d.stride[k] = k < ndim ? stride[k] : 0;
+    for (int k = 0; k < 8; k++) {
+        d.shape[k] = k < ndim ? shape[k] : 1;
+        d.stride[k] = k < ndim ? stride[k] : 0;
+    }
     if (elem == 8) {
         permute_kernel<uint64_t><<<kc_blocks(numel, THREADS), THREADS, 0, kc_stream()>>>(
             (const uint64_t *)x, (uint64_t *)y, d, numel);
