@@ -90,6 +90,7 @@ typedef struct et_backend {
     et_tensor *(*concat)(int n, et_tensor *const *ts, int dim);
     et_tensor *(*narrow)(et_tensor *x, int dim, int64_t start, int64_t len);
     et_tensor *(*permute)(et_tensor *x, int ndim, const int *perm);
+    et_tensor *(*resize_bilinear)(et_tensor *x, int64_t Ho, int64_t Wo);
     et_tensor *(*gather_rows)(et_tensor *x, et_tensor *idx);
     et_tensor *(*scatter_rows)(et_tensor *base, et_tensor *idx, et_tensor *src);
     et_tensor *(*mean_pool)(et_tensor *x, et_tensor *mask);

@@ -4,8 +4,8 @@
 //          et_add_rmsnorm, et_add_layernorm, et_rope,
 //          et_rope_inv_freq, et_softmax, et_attention, et_silu, et_gelu, et_quick_gelu,
 //          et_swiglu, et_cross_entropy, et_concat, et_narrow, et_reshape, et_gather_rows,
-//          et_scatter_rows, et_permute, et_mean_pool, et_avg_pool2d, et_patch_embed,
-//          et_bilinear_sample, et_dropout, et_cast
+//          et_scatter_rows, et_permute, et_mean_pool, et_avg_pool2d, et_resize_bilinear,
+//          et_patch_embed, et_bilinear_sample, et_dropout, et_cast
 //
 // Common contract
 // - Every function returns a NEW tensor (caller releases) and borrows its inputs.
@@ -128,6 +128,11 @@ et_tensor *et_mean_pool(et_tensor *x, et_tensor *mask);
 // Channels-last average pooling, no padding: x [B, H, W, C] -> [B, Ho, Wo, C],
 // Ho = (H - k) / stride + 1. Equals torch avg_pool2d on the NCHW permutation.
 et_tensor *et_avg_pool2d(et_tensor *x, int k, int stride);
+
+// Bilinear resize of channels-last maps: x [B, H, W, C] -> [B, Ho, Wo, C], equal to torch
+// F.interpolate(mode="bilinear", align_corners=False) on the NCHW permutation (border
+// samples clamp to the edge; no antialias). FaceXFormer's multi-scale fusion upsamples so.
+et_tensor *et_resize_bilinear(et_tensor *x, int64_t Ho, int64_t Wo);
 
 // ---- vision ---------------------------------------------------------------------
 // Conv2d with stride = kernel = p, no padding, as im2col + GEMM.

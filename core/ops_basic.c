@@ -757,6 +757,37 @@ et_tensor *et_avg_pool2d(et_tensor *x, int k, int stride) {
     return y;
 }
 
+static void resize_bilinear_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
+    et_dtype cdt = (et_dtype)n->i[0];
+    et_tensor *gy = grad_in(gy_, cdt);
+    const int64_t *s = n->in_shape[0];
+    et_tensor *g = et_new(cdt, 4, s);
+    ET_KCALL(cdt, k_resize_bilinear_bwd, et_data(gy), et_data(g), s[0], s[1], s[2], s[3],
+             gy->shape[1], gy->shape[2]);
+    gx[0] = g;
+    et_release(gy);
+}
+
+et_tensor *et_resize_bilinear(et_tensor *x, int64_t Ho, int64_t Wo) {
+    ET_DISPATCH(x, resize_bilinear, x, Ho, Wo);
+    char sx[128];
+    et_check_float("et_resize_bilinear", x, "x");
+    ET_ASSERT(x->ndim == 4 && x->shape[1] >= 1 && x->shape[2] >= 1 && Ho >= 1 && Wo >= 1,
+              "et_resize_bilinear: x [B, H, W, C] with H, W >= 1 and an output of at least "
+              "1 x 1 expected, got %s -> %lld x %lld",
+              et_shape_str(x, sx, sizeof sx), (long long)Ho, (long long)Wo);
+    et_dtype cdt = et_compute_dtype(x->dtype);
+    int64_t B = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
+    et_tensor *xc = et_as_dtype(x, cdt);
+    et_tensor *y = et_new(cdt, 4, (int64_t[]){B, Ho, Wo, C});
+    ET_KCALL(cdt, k_resize_bilinear_fwd, et_data(xc), et_data(y), B, H, W, C, Ho, Wo);
+    et_release(xc);
+    y = et_finish(y, x->dtype);
+    if (et_should_record(1, &x))
+        et_record("resize_bilinear", resize_bilinear_backward, y, 1, &x)->i[0] = cdt;
+    return y;
+}
+
 // ---- vision -------------------------------------------------------------------------
 
 // im2col as an op: img [B, C, H, W] -> cols [B, nP, C*p*p] (exact copies of pixels, so

@@ -390,6 +390,10 @@ static et_tensor *f_patch(et_tensor **in, const void *c) {
 static et_tensor *f_bil(et_tensor **in, const void *c) {
     return (void)c, et_bilinear_sample(in[0], in[1]);
 }
+static et_tensor *f_resize(et_tensor **in, const void *c) {
+    const int64_t *o = c;
+    return et_resize_bilinear(in[0], o[0], o[1]);
+}
 static void test_pool_vision(void) {
     for (int d = 0; d < 2; d++) {
         et_tensor *m = ints(2, (int64_t[]){3, 7}, 0, 2);
@@ -403,6 +407,12 @@ static void test_pool_vision(void) {
             input ap[1] = {{rnd(DTS[d], 4, (int64_t[]){2, 9, 8, 5}, -1, 1), true}};
             compare("avg_pool2d", f_apool, ks[k], 1, ap, tol_of(DTS[d]));
             et_release(ap[0].t);
+        }
+        const int64_t rs[][4] = {{7, 7, 28, 28}, {14, 5, 56, 17}, {9, 8, 4, 3}, {1, 6, 2, 12}};
+        for (int k = 0; k < 4; k++) {  // up x4, up by uneven factors, down, a 1-pixel axis
+            input rp[1] = {{rnd(DTS[d], 4, (int64_t[]){2, rs[k][0], rs[k][1], 5}, -1, 1), true}};
+            compare("resize_bilinear", f_resize, rs[k] + 2, 1, rp, tol_of(DTS[d]));
+            et_release(rp[0].t);
         }
         input pe[3] = {{rnd(DTS[d], 4, (int64_t[]){2, 3, 12, 8}, -1, 1), true},
                        {rnd(DTS[d], 4, (int64_t[]){16, 3, 4, 4}, -1, 1), true},

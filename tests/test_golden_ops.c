@@ -335,6 +335,18 @@ static void bilinear_sample(void) {
     finish(et_bilinear_sample(feat, pts), TOL_F32);
 }
 
+static void resize_case(int64_t ho, int64_t wo) {
+    finish(et_resize_bilinear(in("x", true), ho, wo), TOL_F32);
+}
+static void resize_up2(void) { begin(__func__), resize_case(6, 8); }
+static void resize_up4(void) { begin(__func__), resize_case(12, 20); }
+static void resize_down(void) { begin(__func__), resize_case(3, 4); }
+static void resize_1row(void) { begin(__func__), resize_case(3, 8); }
+static void permute_0213(void) {
+    begin(__func__);
+    finish(et_permute(in("x", true), 4, (const int[]){0, 2, 1, 3}), TOL_F32);
+}
+
 // ---- regularisation / casts -------------------------------------------------------------------
 static void dropout_p0(void) {
     begin(__func__);
@@ -474,6 +486,11 @@ int main(void) {
     RUN(patch_embed);
     RUN(patch_embed_nobias);
     RUN(bilinear_sample);
+    RUN(resize_up2);
+    RUN(resize_up4);
+    RUN(resize_down);
+    RUN(resize_1row);
+    RUN(permute_0213);
     RUN(dropout_p0);
     RUN(cast_bf16_roundtrip);
     RUN(linear_bf16);

@@ -210,6 +210,11 @@ static et_tensor *f_avg_pool(void *c, et_tensor **x) {
     args *a = c;
     return et_avg_pool2d(x[0], (int)a->a, (int)a->b);
 }
+static et_tensor *f_resize(void *c, et_tensor **x) {
+    args *a = c;
+    return et_resize_bilinear(x[0], a->a, a->b);
+}
+
 static void test_pooling(void) {
     args a = {.aux =
                   et_from_data(ET_I32, 2, (int64_t[]){2, 4}, (int32_t[]){1, 1, 0, 1, 0, 0, 0, 0})};
@@ -225,6 +230,13 @@ static void test_pooling(void) {
     args d = {.a = 3, .b = 1};
     et_tensor *in4[1] = {leaf(4, (int64_t[]){1, 4, 5, 2})};
     check("avg_pool2d k3 s1 (overlapping)", f_avg_pool, &d, 1, in4);
+    // up x2, up x4 by 3 (non-integer), down, a 1-pixel axis, identity
+    const int64_t rs[][4] = {{3, 4, 6, 8}, {2, 3, 8, 7}, {7, 5, 3, 4}, {1, 4, 3, 8}, {3, 3, 3, 3}};
+    for (int k = 0; k < 5; k++) {
+        args r = {.a = rs[k][2], .b = rs[k][3]};
+        et_tensor *in5[1] = {leaf(4, (int64_t[]){2, rs[k][0], rs[k][1], 3})};
+        check("resize_bilinear", f_resize, &r, 1, in5);
+    }
 }
 
 static et_tensor *f_patch(void *c, et_tensor **x) {

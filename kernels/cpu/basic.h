@@ -50,6 +50,12 @@ typedef enum { K_ADD = 0, K_SUB, K_MUL } k_binop;
                             int64_t W, int64_t C, int64_t P);                                     \
     void k_bilinear_bwd_##S(const real *gy, const real *pts, real *gfeat, int64_t B, int64_t H,   \
                             int64_t W, int64_t C, int64_t P);                                     \
+    /* x (B, H, W, C) -> y (B, Ho, Wo, C): bilinear resize as torch interpolate (bilinear,  */    \
+    /* align_corners false, no antialias); taps in float as torch computes them            */     \
+    void k_resize_bilinear_fwd_##S(const real *x, real *y, int64_t B, int64_t H, int64_t W,       \
+                                   int64_t C, int64_t Ho, int64_t Wo);                            \
+    void k_resize_bilinear_bwd_##S(const real *gy, real *gx, int64_t B, int64_t H, int64_t W,     \
+                                   int64_t C, int64_t Ho, int64_t Wo);                            \
     /* y[i] = x[i] * keep[i] * scale */                                                           \
     void k_masked_scale_##S(const real *x, const uint8_t *keep, real *y, int64_t n, real scale);  \
     /* batched C[b] = op(A[b]) op(B[b]) (+ beta C); strides in elements, 0 = shared */            \

@@ -167,6 +167,14 @@ void kc_bilinear_fwd(int dt, const void *feat, const float *pts, void *y, int64_
 void kc_bilinear_bwd(int dt, const void *gy, const float *pts, float *gfeat, int64_t B, int64_t H,
                      int64_t W, int64_t C, int64_t P);
 
+// Bilinear resize (et_resize_bilinear), channels-last x (B, H, W, C) -> y (B, Ho, Wo, C),
+// torch interpolate's taps (align_corners false, float). The backward gathers: each input
+// pixel sums the outputs that read it (deterministic, no atomics); gx in dt.
+void kc_resize_bilinear_fwd(int dt, const void *x, void *y, int64_t B, int64_t H, int64_t W,
+                            int64_t C, int64_t Ho, int64_t Wo);
+void kc_resize_bilinear_bwd(int dt, const void *gy, void *gx, int64_t B, int64_t H, int64_t W,
+                            int64_t C, int64_t Ho, int64_t Wo);
+
 // ---- GEMM (gemm.cu, cuBLASLt) ----------------------------------------------------------
 // Row-major C[b] (M, N) = op(A[b]) op(B[b]) (+ beta C[b]) (+ bias[N] broadcast over rows).
 // A, B in dtype dt (f32 or bf16), C in cdt (dt or f32); fp32 accumulation. Strides in

@@ -750,6 +750,98 @@ extern "C" void kc_col2im(int dt, const void *cols, void *img, int64_t B, int64_
     ET_KERNEL_CHECK();
 }
 
+// ---- bilinear resize (torch interpolate, align_corners false) ---------------------------
+
+__device__ __forceinline__ void resize_taps(int64_t o, int64_t in, int64_t out, int64_t i[2],
+                                            float l[2]) {
+    const float scale = (float)in / (float)out;
+    float src = scale * ((float)o + 0.5f) - 0.5f;
+    if (src < 0) src = 0;
+    i[0] = (int64_t)src;
+    i[1] = i[0] + (i[0] < in - 1);
+    l[1] = src - (float)i[0];
+    l[0] = 1.0f - l[1];
+}
+
+// Weight with which output o (of `out`) reads input i (of `in`) along one axis.
+__device__ __forceinline__ float resize_weight(int64_t o, int64_t i, int64_t in, int64_t out) {
+    int64_t t[2];
+    float l[2];
+    resize_taps(o, in, out, t, l);
+    return (t[0] == i ? l[0] : 0.0f) + (t[1] == i ? l[1] : 0.0f);
+}
+
+template <class T>
+__global__ void resize_fwd_kernel(const T *x, T *y, int64_t B, int64_t H, int64_t W, int64_t C,
+                                  int64_t Ho, int64_t Wo) {
+    int64_t n = B * Ho * Wo * C;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t c = i % C, ox = (i / C) % Wo, oy = (i / (C * Wo)) % Ho, b = i / (C * Wo * Ho);
+        int64_t ys[2], xs[2];
+        float wy[2], wx[2];
+        resize_taps(oy, H, Ho, ys, wy);
+        resize_taps(ox, W, Wo, xs, wx);
+        const T *p = x + b * H * W * C + c;
+        float v = wy[0] * (wx[0] * to_f(p[(ys[0] * W + xs[0]) * C]) +
+                           wx[1] * to_f(p[(ys[0] * W + xs[1]) * C])) +
+                  wy[1] * (wx[0] * to_f(p[(ys[1] * W + xs[0]) * C]) +
+                           wx[1] * to_f(p[(ys[1] * W + xs[1]) * C]));
+        y[i] = from_f<T>(v);
+    }
+}
+
+// Outputs o whose taps may reach input i: [lo, hi), a superset checked tap by tap.
+__device__ __forceinline__ void resize_range(int64_t i, int64_t in, int64_t out, int64_t *lo,
+                                             int64_t *hi) {
+    const float inv = (float)out / (float)in;
+    int64_t a = (int64_t)floorf(((float)i - 1.0f) * inv) - 2;
+    int64_t b = (int64_t)ceilf(((float)i + 2.0f) * inv) + 2;
+    *lo = a < 0 ? 0 : a;
+    *hi = b > out ? out : b;
+}
+
+template <class T>
+__global__ void resize_bwd_kernel(const T *gy, T *gx, int64_t B, int64_t H, int64_t W, int64_t C,
+                                  int64_t Ho, int64_t Wo) {
+    int64_t n = B * H * W * C;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t c = i % C, ix = (i / C) % W, iy = (i / (C * W)) % H, b = i / (C * W * H);
+        int64_t y0, y1, x0, x1;
+        resize_range(iy, H, Ho, &y0, &y1);
+        resize_range(ix, W, Wo, &x0, &x1);
+        float s = 0;
+        for (int64_t oy = y0; oy < y1; oy++) {
+            const float wy = resize_weight(oy, iy, H, Ho);
+            if (wy == 0.0f) continue;
+            for (int64_t ox = x0; ox < x1; ox++) {
+                const float wx = resize_weight(ox, ix, W, Wo);
+                if (wx != 0.0f) s += wy * wx * to_f(gy[((b * Ho + oy) * Wo + ox) * C + c]);
+            }
+        }
+        gx[i] = from_f<T>(s);
+    }
+}
+
+extern "C" void kc_resize_bilinear_fwd(int dt, const void *x, void *y, int64_t B, int64_t H,
+                                       int64_t W, int64_t C, int64_t Ho, int64_t Wo) {
+    int64_t n = B * Ho * Wo * C;
+    if (n <= 0) return;
+    DISPATCH_FLOAT(dt, resize_fwd_kernel<T><<<kc_blocks(n, THREADS), THREADS, 0, kc_stream()>>>(
+                           (const T *)x, (T *)y, B, H, W, C, Ho, Wo));
+    ET_KERNEL_CHECK();
+}
+
+extern "C" void kc_resize_bilinear_bwd(int dt, const void *gy, void *gx, int64_t B, int64_t H,
+                                       int64_t W, int64_t C, int64_t Ho, int64_t Wo) {
+    int64_t n = B * H * W * C;
+    if (n <= 0) return;
+    DISPATCH_FLOAT(dt, resize_bwd_kernel<T><<<kc_blocks(n, THREADS), THREADS, 0, kc_stream()>>>(
+                           (const T *)gy, (T *)gx, B, H, W, C, Ho, Wo));
+    ET_KERNEL_CHECK();
+}
+
 // ---- bilinear sampling (grid_sample, bilinear, zeros padding, align_corners false) ------
 
 __device__ __forceinline__ void corners(float gx, float gy, int64_t H, int64_t W, int64_t xs[2],

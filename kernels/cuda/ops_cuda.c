@@ -965,6 +965,35 @@ static et_tensor *cuda_avg_pool2d(et_tensor *x, int k, int stride) {
     return y;
 }
 
+static void resize_bilinear_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
+    et_device dev = {ET_CUDA, (int)n->i[1]};
+    et_cuda_use(dev.index);
+    et_tensor *gy = as_dt(gy_, dev, (et_dtype)n->i[0]);
+    const int64_t *s = n->in_shape[0];
+    et_tensor *g = node_grad(n, 0, dev, gy->dtype);
+    kc_resize_bilinear_bwd(gy->dtype, et_data(gy), et_data(g), s[0], s[1], s[2], s[3], gy->shape[1],
+                           gy->shape[2]);
+    gx[0] = g;
+    et_release(gy);
+}
+
+static et_tensor *cuda_resize_bilinear(et_tensor *x, int64_t Ho, int64_t Wo) {
+    check_act("et_resize_bilinear", x, "x");
+    ET_ASSERT(x->ndim == 4 && x->shape[1] >= 1 && x->shape[2] >= 1 && Ho >= 1 && Wo >= 1,
+              "et_resize_bilinear: x [B, H, W, C] with H, W >= 1 and an output of at least "
+              "1 x 1 expected, got %s -> %lld x %lld",
+              shp(x).s, (long long)Ho, (long long)Wo);
+    et_device dev = use(x);
+    int64_t B = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
+    et_tensor *y = newt(dev, x->dtype, 4, (int64_t[]){B, Ho, Wo, C});
+    kc_resize_bilinear_fwd(x->dtype, et_data(x), et_data(y), B, H, W, C, Ho, Wo);
+    if (et_should_record(1, &x)) {
+        et_node *n = et_record("resize_bilinear", resize_bilinear_backward, y, 1, &x);
+        n->i[0] = x->dtype, n->i[1] = dev.index;
+    }
+    return y;
+}
+
 static void im2col_backward(et_node *n, const et_tensor *gy_, et_tensor **gx) {
     et_device dev = {ET_CUDA, (int)n->i[2]};
     et_cuda_use(dev.index);
@@ -1660,6 +1689,7 @@ static const et_backend g_cuda = {
     .scatter_rows = cuda_scatter_rows,
     .mean_pool = cuda_mean_pool,
     .avg_pool2d = cuda_avg_pool2d,
+    .resize_bilinear = cuda_resize_bilinear,
     .patch_embed = cuda_patch_embed,
     .bilinear_sample = cuda_bilinear_sample,
     .dropout = cuda_dropout,

@@ -387,6 +387,18 @@ put("cross_entropy_bf16", "glogits", _lg.grad)
 run_case("linear_f32_bf16w", lambda x, w, b: F.linear(x, w, b),
          {"x": randn(3, 16), "w": rb(8, 16, scale=0.25), "b": randn(8)}, ["x", "b"])
 
+# ---- face network ops (appended last, so the draws above keep their values) -------------
+def resize_cl(ho, wo):
+    return lambda x: F.interpolate(x.permute(0, 3, 1, 2), size=(ho, wo), mode="bilinear",
+                                   align_corners=False).permute(0, 2, 3, 1)
+
+
+run_case("resize_up2", resize_cl(6, 8), {"x": randn(2, 3, 4, 3)}, ["x"])
+run_case("resize_up4", resize_cl(12, 20), {"x": randn(1, 3, 5, 2)}, ["x"])
+run_case("resize_down", resize_cl(3, 4), {"x": randn(1, 7, 5, 2)}, ["x"])
+run_case("resize_1row", resize_cl(3, 8), {"x": randn(1, 1, 4, 2)}, ["x"])
+run_case("permute_0213", lambda x: x.permute(0, 2, 1, 3), {"x": randn(2, 3, 4, 5)}, ["x"])
+
 save_file(T, OUT, metadata={"generator": "tools/golden/gen_ops.py", "torch": torch.__version__})
 print(f"wrote {len(T)} tensors to {os.path.normpath(OUT)} ({os.path.getsize(OUT)} bytes)",
       file=sys.stderr)

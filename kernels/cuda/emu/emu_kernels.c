@@ -653,6 +653,61 @@ void kc_mean_pool_bwd(int dt, const void *gy, const int32_t *mask, void *gx, int
     }
 }
 
+// torch interpolate's source taps (bilinear, align_corners false), in float.
+static void emu_taps(int64_t o, int64_t in, int64_t out, int64_t i[2], float l[2]) {
+    const float scale = (float)in / (float)out;
+    float src = scale * ((float)o + 0.5f) - 0.5f;
+    if (src < 0) src = 0;
+    i[0] = (int64_t)src;
+    i[1] = i[0] < in - 1 ? i[0] + 1 : i[0];
+    l[1] = src - (float)i[0];
+    l[0] = 1.0f - l[1];
+}
+
+void kc_resize_bilinear_fwd(int dt, const void *x, void *y, int64_t B, int64_t H, int64_t W,
+                            int64_t C, int64_t Ho, int64_t Wo) {
+    CHECK_FLOAT(dt);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t oy = 0; oy < Ho; oy++)
+            for (int64_t ox = 0; ox < Wo; ox++) {
+                int64_t ys[2], xs[2];
+                float wy[2], wx[2];
+                emu_taps(oy, H, Ho, ys, wy);
+                emu_taps(ox, W, Wo, xs, wx);
+                for (int64_t c = 0; c < C; c++) {
+                    double s = 0;
+                    for (int a = 0; a < 2; a++)
+                        for (int e = 0; e < 2; e++)
+                            s += (double)wy[a] * wx[e] *
+                                 ld(x, dt, ((b * H + ys[a]) * W + xs[e]) * C + c);
+                    st(y, dt, ((b * Ho + oy) * Wo + ox) * C + c, (float)s);
+                }
+            }
+}
+
+void kc_resize_bilinear_bwd(int dt, const void *gy, void *gx, int64_t B, int64_t H, int64_t W,
+                            int64_t C, int64_t Ho, int64_t Wo) {
+    CHECK_FLOAT(dt);
+    const int64_t n = B * H * W * C;
+    double *acc = xcalloc((size_t)n, sizeof(double));  // scatter form
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t oy = 0; oy < Ho; oy++)
+            for (int64_t ox = 0; ox < Wo; ox++) {
+                int64_t ys[2], xs[2];
+                float wy[2], wx[2];
+                emu_taps(oy, H, Ho, ys, wy);
+                emu_taps(ox, W, Wo, xs, wx);
+                for (int64_t c = 0; c < C; c++) {
+                    const double g = ld(gy, dt, ((b * Ho + oy) * Wo + ox) * C + c);
+                    for (int a = 0; a < 2; a++)
+                        for (int e = 0; e < 2; e++)
+                            acc[((b * H + ys[a]) * W + xs[e]) * C + c] += (double)wy[a] * wx[e] * g;
+                }
+            }
+    for (int64_t i = 0; i < n; i++) st(gx, dt, i, (float)acc[i]);
+    free(acc);
+}
+
 void kc_avg_pool2d_fwd(int dt, const void *x, void *y, int64_t B, int64_t H, int64_t W, int64_t C,
                        int k, int stride) {
     CHECK_FLOAT(dt);
