@@ -85,6 +85,7 @@ typedef struct et_backend {
     et_tensor *(*silu)(et_tensor *x);
     et_tensor *(*gelu)(et_tensor *x);
     et_tensor *(*quick_gelu)(et_tensor *x);
+    et_tensor *(*relu)(et_tensor *x);
     et_tensor *(*swiglu)(et_tensor *gate, et_tensor *up);
     et_tensor *(*cross_entropy)(et_tensor *logits, et_tensor *targets, int ignore_index);
     et_tensor *(*concat)(int n, et_tensor *const *ts, int dim);

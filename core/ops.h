@@ -3,7 +3,7 @@
 //          et_sum_last, et_mean_last, et_embedding, et_rmsnorm, et_layernorm,
 //          et_add_rmsnorm, et_add_layernorm, et_rope,
 //          et_rope_inv_freq, et_softmax, et_attention, et_silu, et_gelu, et_quick_gelu,
-//          et_swiglu, et_cross_entropy, et_concat, et_narrow, et_reshape, et_gather_rows,
+//          et_swiglu, et_relu, et_cross_entropy, et_concat, et_narrow, et_reshape, et_gather_rows,
 //          et_scatter_rows, et_permute, et_mean_pool, et_avg_pool2d, et_resize_bilinear,
 //          et_patch_embed, et_bilinear_sample, et_dropout, et_cast
 //
@@ -95,6 +95,7 @@ et_tensor *et_silu(et_tensor *x);                      // x * sigmoid(x)
 et_tensor *et_gelu(et_tensor *x);                      // exact: 0.5 x (1 + erf(x / sqrt 2))
 et_tensor *et_quick_gelu(et_tensor *x);                // x * sigmoid(1.702 x)
 et_tensor *et_swiglu(et_tensor *gate, et_tensor *up);  // silu(gate) * up
+et_tensor *et_relu(et_tensor *x);  // max(x, 0); gradient 0 at x = 0 (torch's convention)
 
 // ---- loss -----------------------------------------------------------------------
 // logits: [N, V] (any float dtype, computed in f32; f64 stays f64), targets: i32 [N].

@@ -497,7 +497,7 @@ et_tensor *et_attention(et_tensor *q, et_tensor *k, et_tensor *v, et_tensor *key
 // ---- activations --------------------------------------------------------------------
 // saved: 0 x
 
-enum { ACT_SILU, ACT_GELU, ACT_QUICK_GELU };
+enum { ACT_SILU, ACT_GELU, ACT_QUICK_GELU, ACT_RELU };
 
 static void act_backward(et_node *n, const et_tensor *gy, et_tensor **gx) {
     if (!n->needs[0]) return;
@@ -512,6 +512,9 @@ static void act_backward(et_node *n, const et_tensor *gy, et_tensor **gx) {
             break;
         case ACT_GELU:
             ET_KCALL(cdt, k_gelu_bwd, pg, px, pd, cnt);
+            break;
+        case ACT_RELU:
+            ET_KCALL(cdt, k_relu_bwd, pg, px, pd, cnt);
             break;
         default:
             ET_KCALL(cdt, k_quick_gelu_bwd, pg, px, pd, cnt);
@@ -534,6 +537,9 @@ static et_tensor *act_forward(const char *op, const char *name, int kind, et_ten
             break;
         case ACT_GELU:
             ET_KCALL(cdt, k_gelu_fwd, px, py, x->numel);
+            break;
+        case ACT_RELU:
+            ET_KCALL(cdt, k_relu_fwd, px, py, x->numel);
             break;
         default:
             ET_KCALL(cdt, k_quick_gelu_fwd, px, py, x->numel);
@@ -560,6 +566,10 @@ et_tensor *et_gelu(et_tensor *x) {
 et_tensor *et_quick_gelu(et_tensor *x) {
     ET_DISPATCH(x, quick_gelu, x);
     return act_forward("et_quick_gelu", "quick_gelu", ACT_QUICK_GELU, x);
+}
+et_tensor *et_relu(et_tensor *x) {
+    ET_DISPATCH(x, relu, x);
+    return act_forward("et_relu", "relu", ACT_RELU, x);
 }
 
 // ---- swiglu -------------------------------------------------------------------------

@@ -199,6 +199,7 @@ static et_tensor *f_mean(et_tensor **in, const void *c) { return (void)c, et_mea
 static et_tensor *f_silu(et_tensor **in, const void *c) { return (void)c, et_silu(in[0]); }
 static et_tensor *f_gelu(et_tensor **in, const void *c) { return (void)c, et_gelu(in[0]); }
 static et_tensor *f_qgelu(et_tensor **in, const void *c) { return (void)c, et_quick_gelu(in[0]); }
+static et_tensor *f_relu(et_tensor **in, const void *c) { return (void)c, et_relu(in[0]); }
 static et_tensor *f_swiglu(et_tensor **in, const void *c) {
     return (void)c, et_swiglu(in[0], in[1]);
 }
@@ -207,9 +208,9 @@ static et_tensor *f_softmax(et_tensor **in, const void *c) { return (void)c, et_
 static void test_elementwise(void) {
     op_fn bin[4] = {f_add, f_sub, f_mul, f_swiglu};
     const char *bn[4] = {"add", "sub", "mul", "swiglu"};
-    op_fn un[7] = {f_scale, f_sum, f_mean, f_silu, f_gelu, f_qgelu, f_softmax};
-    const char *unn[7] = {"scale", "sum_last",   "mean_last", "silu",
-                          "gelu",  "quick_gelu", "softmax"};
+    op_fn un[8] = {f_scale, f_sum, f_mean, f_silu, f_gelu, f_qgelu, f_softmax, f_relu};
+    const char *unn[8] = {"scale", "sum_last",   "mean_last", "silu",
+                          "gelu",  "quick_gelu", "softmax",   "relu"};
     for (int d = 0; d < 2; d++) {
         int64_t s[3] = {3, 5, 131};  // odd length: packed body + scalar tail
         for (int k = 0; k < 4; k++) {
@@ -218,7 +219,7 @@ static void test_elementwise(void) {
             et_release(ins[0].t);
             et_release(ins[1].t);
         }
-        for (int k = 0; k < 7; k++) {
+        for (int k = 0; k < 8; k++) {
             input ins[1] = {{rnd(DTS[d], 3, s, -3, 3), true}};
             compare(unn[k], un[k], NULL, 1, ins, tol_of(DTS[d]));
             et_release(ins[0].t);

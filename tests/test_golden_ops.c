@@ -342,6 +342,10 @@ static void resize_up2(void) { begin(__func__), resize_case(6, 8); }
 static void resize_up4(void) { begin(__func__), resize_case(12, 20); }
 static void resize_down(void) { begin(__func__), resize_case(3, 4); }
 static void resize_1row(void) { begin(__func__), resize_case(3, 8); }
+static void relu(void) {
+    begin(__func__);
+    finish(et_relu(in("x", true)), TOL_F32);
+}
 static void permute_0213(void) {
     begin(__func__);
     finish(et_permute(in("x", true), 4, (const int[]){0, 2, 1, 3}), TOL_F32);
@@ -491,6 +495,7 @@ int main(void) {
     RUN(resize_down);
     RUN(resize_1row);
     RUN(permute_0213);
+    RUN(relu);
     RUN(dropout_p0);
     RUN(cast_bf16_roundtrip);
     RUN(linear_bf16);

@@ -249,6 +249,10 @@ static et_tensor *f_quick_gelu(void *ctx, et_tensor **in) {
     (void)ctx;
     return et_quick_gelu(in[0]);
 }
+static et_tensor *f_relu(void *ctx, et_tensor **in) {
+    (void)ctx;
+    return et_relu(in[0]);
+}
 static et_tensor *f_swiglu(void *ctx, et_tensor **in) {
     (void)ctx;
     return et_swiglu(in[0], in[1]);
@@ -261,6 +265,15 @@ static void test_grad_activations(void) {
     CHECK(gradcheck("gelu", f_gelu, NULL, 1, in, GC_EPS, GC_TOL));
     CHECK(gradcheck("quick_gelu", f_quick_gelu, NULL, 1, in, GC_EPS, GC_TOL));
     CHECK(gradcheck("swiglu", f_swiglu, NULL, 2, in, GC_EPS, GC_TOL));
+    CHECK(gradcheck("relu", f_relu, NULL, 1, in, GC_EPS, GC_TOL));  // no element near 0
+    et_no_grad_begin();
+    et_tensor *r = et_relu(in[0]);
+    et_no_grad_end();
+    int relu_bad = 0;
+    for (int64_t i = 0; i < in[0]->numel; i++)
+        relu_bad += et_get(r, i) != (et_get(in[0], i) > 0 ? et_get(in[0], i) : 0.0);
+    CHECK(!relu_bad, "relu: %d wrong values", relu_bad);
+    et_release(r);
     // forward values against the definitions
     et_no_grad_begin();
     et_tensor *ys[4] = {et_silu(in[0]), et_gelu(in[0]), et_quick_gelu(in[0]),

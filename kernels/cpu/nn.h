@@ -124,6 +124,8 @@
     void k_gelu_bwd_##S(const real *dy, const real *x, real *dx, int64_t n);                 \
     void k_quick_gelu_fwd_##S(const real *x, real *y, int64_t n);                            \
     void k_quick_gelu_bwd_##S(const real *dy, const real *x, real *dx, int64_t n);           \
+    void k_relu_fwd_##S(const real *x, real *y, int64_t n);                                  \
+    void k_relu_bwd_##S(const real *dy, const real *x, real *dx, int64_t n);                 \
     /* y = silu(g) * u */                                                                    \
     void k_swiglu_fwd_##S(const real *g, /* (n) */                                           \
                           const real *u, /* (n) */                                           \

@@ -56,7 +56,7 @@ void et_cuda_memset0(void *dst, size_t nbytes);
 
 // ---- elementwise (elementwise.cu) ---------------------------------------------------
 enum { KC_ADD = 0, KC_SUB, KC_MUL };
-enum { KC_SILU = 0, KC_GELU, KC_QUICK_GELU };
+enum { KC_SILU = 0, KC_GELU, KC_QUICK_GELU, KC_RELU };
 // y = convert(x); dtypes may differ (f32 <-> bf16 <-> f16, i32 <-> u8)
 void kc_convert(void *y, int ydt, const void *x, int xdt, int64_t n);
 void kc_fill(void *y, int dt, double value, int64_t n);

@@ -293,6 +293,8 @@ extern "C" void kc_act_fwd(int kind, int dt, const void *x, void *y, int64_t n) 
             map2<T>(x, nullptr, y, n, [] __device__(float v, float) {
                 return 0.5f * v * (1.f + erff(v * 0.70710678118654752440f));
             });
+        else if (kind == KC_RELU)
+            map2<T>(x, nullptr, y, n, [] __device__(float v, float) { return v > 0.f ? v : 0.f; });
         else
             map2<T>(x, nullptr, y, n,
                     [] __device__(float v, float) { return v * sigm(1.702f * v); });
@@ -312,6 +314,8 @@ extern "C" void kc_act_bwd(int kind, int dt, const void *gy, const void *x, void
                 float pdf = 0.39894228040143267794f * expf(-0.5f * v * v);
                 return g * (cdf + v * pdf);
             });
+        else if (kind == KC_RELU)
+            map2<T>(gy, x, gx, n, [] __device__(float g, float v) { return v > 0.f ? g : 0.f; });
         else
             map2<T>(gy, x, gx, n, [] __device__(float g, float v) {
                 float s = sigm(1.702f * v);

@@ -1567,6 +1567,7 @@ static et_tensor *act(const char *op, const char *name, int kind, et_tensor *x) 
 }
 static et_tensor *cuda_silu(et_tensor *x) { return act("et_silu", "silu", KC_SILU, x); }
 static et_tensor *cuda_gelu(et_tensor *x) { return act("et_gelu", "gelu", KC_GELU, x); }
+static et_tensor *cuda_relu(et_tensor *x) { return act("et_relu", "relu", KC_RELU, x); }
 static et_tensor *cuda_quick_gelu(et_tensor *x) {
     return act("et_quick_gelu", "quick_gelu", KC_QUICK_GELU, x);
 }
@@ -1680,6 +1681,7 @@ static const et_backend g_cuda = {
     .silu = cuda_silu,
     .gelu = cuda_gelu,
     .quick_gelu = cuda_quick_gelu,
+    .relu = cuda_relu,
     .swiglu = cuda_swiglu,
     .cross_entropy = cuda_cross_entropy,
     .concat = cuda_concat,

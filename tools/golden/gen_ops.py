@@ -397,6 +397,7 @@ run_case("resize_up2", resize_cl(6, 8), {"x": randn(2, 3, 4, 3)}, ["x"])
 run_case("resize_up4", resize_cl(12, 20), {"x": randn(1, 3, 5, 2)}, ["x"])
 run_case("resize_down", resize_cl(3, 4), {"x": randn(1, 7, 5, 2)}, ["x"])
 run_case("resize_1row", resize_cl(3, 8), {"x": randn(1, 1, 4, 2)}, ["x"])
+run_case("relu", lambda x: F.relu(x), {"x": randn(4, 9)}, ["x"])
 run_case("permute_0213", lambda x: x.permute(0, 2, 1, 3), {"x": randn(2, 3, 4, 5)}, ["x"])
 
 save_file(T, OUT, metadata={"generator": "tools/golden/gen_ops.py", "torch": torch.__version__})

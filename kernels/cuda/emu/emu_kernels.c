@@ -196,6 +196,8 @@ static float act(int kind, float v) {
             return 0.5f * v * (1.f + erff(v / sqrtf(2.f)));
         case KC_QUICK_GELU:
             return v * sigmoidf(1.702f * v);
+        case KC_RELU:
+            return v > 0.f ? v : 0.f;
     }
     FAIL("activation kind %d", kind);
 }
@@ -215,6 +217,8 @@ static float act_grad(int kind, float v) {
             float s = sigmoidf(1.702f * v);
             return s + 1.702f * v * s * (1.f - s);
         }
+        case KC_RELU:
+            return v > 0.f ? 1.f : 0.f;
     }
     FAIL("activation kind %d", kind);
 }
