@@ -8,7 +8,10 @@
 //   small): every stage output, the fused map, the decoder's tokens and image tokens and the
 //   landmark / age / gender / race heads match within 1e-4 (max-norm relative).
 // - A loaded network is frozen: its forward records nothing on the tape.
-// - tiny/ also holds the float64 gradients of L = sum(landmarks r1) + sum(age r2) +
+// - padded/ (40 px: 10x10 tokens padded to 12 for window 4, odd 5x5 and 3x3 maps that the
+//   merges pad, the 3x3 stage's shift off) covers the zero padding: padded tokens are keys
+//   (unmasked), as torchvision's Swin has them.
+// - tiny/ and padded/ also hold the float64 gradients of L = sum(landmarks r1) + sum(age r2) +
 //   sum(fused r3) for weights across the encoder, the fusion, the decoder, the tokens and a
 //   head: the trainable network's backward matches them within 1e-4.
 // - Loader and config errors: a checkpoint without one tensor and with another mis-shaped
@@ -107,9 +110,11 @@ static et_tensor *weighted_sum(et_tensor *y, et_tensor *r) {
     return s;
 }
 
-static void test_grads(void) {
+static void test_grads_of(const char *tag) {
+    char path[256];
+    snprintf(path, sizeof path, DIR "/%s", tag);
     et_face_net m;
-    et_status s = et_face_net_load(DIR "/tiny", &m);
+    et_status s = et_face_net_load(path, &m);
     CHECK(!s, "%s", et_status_msg(s));
     if (s) return et_status_free(s);
     m.frozen = false;
@@ -119,7 +124,8 @@ static void test_grads(void) {
     CHECK(n > 0 && n <= 1024, "catalogue size %d", n);
     for (int i = 0; i < n; i++) et_set_requires_grad(ts[i], true);
     et_st_file *io = NULL;
-    s = et_st_open(DIR "/tiny/io.safetensors", &io);
+    snprintf(path, sizeof path, DIR "/%s/io.safetensors", tag);
+    s = et_st_open(path, &io);
     CHECK(!s, "%s", et_status_msg(s));
     if (s) {
         et_status_free(s);
@@ -129,7 +135,9 @@ static void test_grads(void) {
     et_tensor *px = load_from(io, "pixels");
     et_face_net_out o;
     et_face_net_forward(&m, px, &o);
-    compare_outputs("tiny (trainable)", &m, &o, io);
+    char what[64];
+    snprintf(what, sizeof what, "%s (trainable)", tag);
+    compare_outputs(what, &m, &o, io);
     et_tensor *r1 = load_from(io, "r_landmarks"), *r2 = load_from(io, "r_age");
     et_tensor *r3 = load_from(io, "r_fused");
     et_tensor *a = weighted_sum(o.landmarks, r1), *b = weighted_sum(o.age, r2);
@@ -238,13 +246,18 @@ static void test_bad_config(void) {
     }
 }
 
+static void test_grads(void) { test_grads_of("tiny"); }
+static void test_grads_padded(void) { test_grads_of("padded"); }
 static void tiny(void) { test_forward("tiny"); }
 static void reduced224(void) { test_forward("reduced224"); }
+static void padded(void) { test_forward("padded"); }
 
 int main(void) {
     RUN(tiny);
     RUN(reduced224);
+    RUN(padded);
     RUN(test_grads);
+    RUN(test_grads_padded);
     RUN(test_bad_checkpoint);
     RUN(test_bad_config);
     return test_summary();

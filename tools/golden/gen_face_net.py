@@ -16,6 +16,17 @@ Cases:
   reduced224  image 224, patch 4, window 7, embed 16, depths [2, 2, 2, 2], heads [1, 2, 2, 4],
               fuse 32, decoder as above, batch 1: the spatial shapes of the real model
               (56/28/14/7; at 7x7 the window covers the map and torchvision turns the shift off).
+  padded      image 40, patch 4, window 4, embed 8, depths [2, 2, 2], heads [2, 2, 4], fuse 32,
+              decoder as above, batch 2: maps 10x10 -> 5x5 -> 3x3, so nothing divides evenly.
+              Each block zero-pads its (normed) map at the bottom/right up to whole windows,
+              10 -> 12, 5 -> 8, 3 -> 4, attends over the padded windows with the padded
+              tokens NOT masked as keys (a zero token's k/v is the qkv bias), then crops back;
+              PatchMerging zero-pads the odd 5x5 to 6x6 (before its LayerNorm) -> 3x3.  The
+              odd blocks of stages 0 and 1 shift by 2 (on the padded map, -100 mask over the
+              padded size); at stage 2 the padded 4x4 equals the window, so the shift is off.
+              In stage 0's shifted block the padded strip is exactly the rolled-in strip, so
+              the -100 mask hides it; in every other block real queries see padded keys.
+              Also the loss and float64 gradients, as for tiny.
 
 The model re-states FaceXFormer (github.com/Kartik-3004/facexformer,
 network/models/facexformer.py and transformer.py) with every size taken from the config:
@@ -38,20 +49,27 @@ io.safetensors:
   "image_pe" [h0*w0, F] (rows in (y, x) row-major order); "tokens" [B,18,F] (queries after
   norm_final_attn); "keys" [B,h0*w0,F] (image tokens out of the transformer); "landmarks"
   [B,136], "pose" [B,3], "age" [B,8], "gender" [B,2], "race" [B,5].
-  tiny only: "r_landmarks", "r_age", "r_fused" (same shapes as the outputs),
+  tiny and padded only: "r_landmarks", "r_age", "r_fused" (same shapes as the outputs),
   "loss" [1] = sum(landmarks*r_landmarks) + sum(age*r_age) + sum(fused*r_fused), and
-  "grad/<name>" for the parameters in GRAD_NAMES.
+  "grad/<name>" for the parameters in GRAD_NAMES[case].
 
 Weights are drawn in f32 after torch.manual_seed (every float parameter and buffer is
 re-drawn so that it matters: Linear/Conv weights N(0, 1/fan_in), biases N(0, 0.1^2),
 LayerNorm 1 + N(0, 0.1^2) / N(0, 0.1^2), relative position bias tables N(0, 0.5^2), tokens
 and the PE gaussian N(0, 1)); the reference runs in float64 (model.double()) from those
 f32 values in eval mode and is stored as f32. The script also runs float32 and prints the
-worst relative error of each output against the float64 one.
+worst relative error of each output against the float64 one.  Each case seeds on its own
+(seeds 20240611 / 20240612 / 20240613), so one case's bytes never depend on the others.
+
+Checks run on every case (float64): each stage's odd block against itself with the shift
+forced to 0 (must differ exactly when the padded map is larger than the window), and every
+block against itself with the padded keys masked out (must differ exactly when some real
+query shares a window and shift region with a padded key; bit-identical otherwise, so 0
+for the unpadded tiny and reduced224); padded also asserts the sizes listed above.
 
 Run from the repo root (torchvision is only needed to regenerate; it is not installed
 system-wide here but lives in /tmp/tv):
-    PYTHONPATH=/tmp/tv python3 tools/golden/gen_face_net.py          # writes both cases
+    PYTHONPATH=/tmp/tv python3 tools/golden/gen_face_net.py          # writes all three cases
     PYTHONPATH=/tmp/tv python3 tools/golden/gen_face_net.py --names  # also print tensor names
 Nothing is downloaded (no pretrained weights).
 """
@@ -66,6 +84,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
+import torchvision.models.swin_transformer as tv_swin
 from torchvision.models.swin_transformer import (PatchMerging, ShiftedWindowAttention,
                                                  SwinTransformer, SwinTransformerBlock)
 
@@ -81,19 +100,46 @@ CASES = [
     ("reduced224", dict(image_size=224, embed_dim=16, depths=[2, 2, 2, 2],
                         num_heads=[1, 2, 2, 4], window_size=7),
      dict(batch=1, seed=20240612, grad=False)),
+    # embed 8, not 16: with 16 the state dict alone is 827 KB (stage 2 blocks at C=64) and
+    # the case comes to 1.17 MB; with 8 it stays well under 1 MB.  The geometry (what the
+    # case is for) depends only on image / patch / window / depths.
+    ("padded", dict(image_size=40, embed_dim=8, depths=[2, 2, 2], num_heads=[2, 2, 4],
+                    window_size=4),
+     dict(batch=2, seed=20240613, grad=True)),
 ]
+# Every case re-seeds (torch.manual_seed(seed)) before drawing anything, so adding or
+# reordering cases never changes the bytes of another case.
 CONFIG_KEYS = ["model_type", "image_size", "patch_size", "num_channels", "embed_dim", "depths",
                "num_heads", "window_size", "mlp_ratio", "layer_norm_eps", "fuse_dim",
                "decoder_depth", "decoder_heads", "decoder_mlp_dim",
                "attention_downsample_rate", "num_mask_tokens"]
 
-GRAD_NAMES = [
+GRAD_NAMES = {}
+GRAD_NAMES["tiny"] = [
     "backbone.0.0.0.weight",
     "backbone.0.1.1.attn.qkv.weight",
     "backbone.0.1.1.attn.relative_position_bias_table",
     "backbone.0.2.reduction.weight",
     "backbone.0.3.1.mlp.0.weight",
     "linear_c.1.proj.weight",
+    "linear_fuse.weight",
+    "face_decoder.transformer.layers.0.cross_attn_token_to_image.q_proj.weight",
+    "face_decoder.transformer.layers.1.cross_attn_image_to_token.v_proj.weight",
+    "face_decoder.landmarks_token.weight",
+    "face_decoder.age_prediction_head.layers.2.weight",
+]
+GRAD_NAMES["padded"] = [
+    "backbone.0.0.0.weight",
+    "backbone.0.1.1.attn.qkv.weight",                  # stage 0: padded 10 -> 12, shifted
+    "backbone.0.1.1.attn.relative_position_bias_table",
+    "backbone.0.2.reduction.weight",                   # merge 10x10 -> 5x5 (even)
+    "backbone.0.3.1.attn.qkv.weight",                  # stage 1: padded 5 -> 8, shifted
+    "backbone.0.3.1.attn.relative_position_bias_table",
+    "backbone.0.3.1.mlp.0.weight",
+    "backbone.0.4.reduction.weight",                   # merge 5x5 -> 3x3 (odd: zero pad)
+    "backbone.0.5.1.attn.qkv.weight",                  # stage 2: padded 3 -> 4, shift off
+    "backbone.0.5.1.attn.relative_position_bias_table",
+    "linear_c.2.proj.weight",
     "linear_fuse.weight",
     "face_decoder.transformer.layers.0.cross_attn_token_to_image.q_proj.weight",
     "face_decoder.transformer.layers.1.cross_attn_image_to_token.v_proj.weight",
@@ -427,6 +473,82 @@ def check_shift(model, cfg, x):
     return shifted
 
 
+def check_padding(model, cfg, x):
+    """torchvision zero-pads each block's normed map up to whole windows and does NOT mask
+    the padded tokens as keys (their k/v are just the qkv bias).  Re-runs every block with
+    the padded keys masked out (-1e9 added to their scores): the output must change in the
+    blocks where some real query sees a padded key, and stay bit-identical in the others.
+    A padded key is hidden anyway when the map does not pad, or when the block shifts and
+    every padded key lies in another shift region than every real query of its window
+    (the -100 mask: exp(-100) vanishes even in float64), e.g. 10 -> 12 with window 4 and
+    shift 2, where the 2 padded rows/columns are exactly the rolled-in strip.
+    Returns {(stage, block): ((h, w), (padded h, padded w), effective shift, seen)}."""
+    feats = model.backbone[0]
+    seen = {}
+    hooks = []
+    for i, depth in enumerate(cfg["depths"]):
+        for j in range(depth):
+            hooks.append(feats[1 + 2 * i][j].register_forward_pre_hook(
+                lambda m, inp, key=(i, j): seen.__setitem__(key, inp[0].detach())))
+    with torch.no_grad():
+        model(x)
+    for hk in hooks:
+        hk.remove()
+
+    orig = tv_swin.shifted_window_attention
+    info = {}
+
+    def masked(inp, qkv_weight, proj_weight, rel_bias, window_size, num_heads, shift_size,
+               **kw):
+        b, h, w, _ = inp.shape
+        wh, ww = window_size
+        ph, pw = -(-h // wh) * wh, -(-w // ww) * ww
+        shift = [s if win < p else 0 for s, win, p in zip(shift_size, window_size, (ph, pw))]
+        info["pad"] = (h, w, ph, pw, shift)
+        pad = inp.new_ones(ph, pw)
+        pad[:h, :w] = 0
+        if sum(shift) > 0:
+            pad = torch.roll(pad, shifts=(-shift[0], -shift[1]), dims=(0, 1))
+        nw = (ph // wh) * (pw // ww)
+        pad = pad.view(ph // wh, wh, pw // ww, ww).permute(0, 2, 1, 3).reshape(nw, wh * ww)
+        region = inp.new_zeros(ph, pw)         # shift regions, as torchvision labels them
+        if sum(shift) > 0:
+            count = 0
+            for hs in ((0, -wh), (-wh, -shift[0]), (-shift[0], None)):
+                for ws_ in ((0, -ww), (-ww, -shift[1]), (-shift[1], None)):
+                    region[hs[0]:hs[1], ws_[0]:ws_[1]] = count
+                    count += 1
+        region = region.view(ph // wh, wh, pw // ww, ww).permute(0, 2, 1, 3)
+        region = region.reshape(nw, wh * ww)
+        same = region[:, :, None] == region[:, None, :]                  # [nW, query, key]
+        info["seen"] = bool((same & (pad[:, :, None] == 0) & (pad[:, None, :] == 1)).any())
+        key_mask = (-1e9 * pad).view(1, nw, 1, 1, wh * ww).expand(b, -1, -1, -1, -1)
+        bias = rel_bias + key_mask.reshape(b * nw, 1, 1, wh * ww)   # [B*nW, heads, N, N]
+        return orig(inp, qkv_weight, proj_weight, bias, window_size, num_heads, shift_size,
+                    **kw)
+
+    blocks = {}
+    for i, depth in enumerate(cfg["depths"]):
+        for j in range(depth):
+            blk = feats[1 + 2 * i][j]
+            with torch.no_grad():
+                ref = blk(seen[(i, j)])
+                tv_swin.shifted_window_attention = masked
+                try:
+                    alt = blk(seen[(i, j)])
+                finally:
+                    tv_swin.shifted_window_attention = orig
+            h, w, ph, pw, shift = info["pad"]
+            d = (ref - alt).abs().max().item()
+            seen_pad = info["seen"]
+            print(f"    stage {i} block {j}: map {h}x{w} -> windows over {ph}x{pw}, shift "
+                  f"{shift}, padded keys {'seen' if seen_pad else 'hidden'}; "
+                  f"|unmasked - padded keys masked| = {d:.3g}")
+            assert (d > 1e-3) if seen_pad else (d == 0.0), "padding check failed"
+            blocks[(i, j)] = ((h, w), (ph, pw), shift, seen_pad)
+    return blocks
+
+
 def run_case(name, case_cfg, opts, print_names):
     cfg = dict(COMMON, **case_cfg, model_type="facexformer")
     cfg = {k: cfg[k] for k in CONFIG_KEYS}
@@ -457,10 +579,10 @@ def run_case(name, case_cfg, opts, print_names):
                 + (o64["age"] * r["r_age"].double()).sum()
                 + (o64["fused"] * r["r_fused"].double()).sum())
         params = dict(m64.named_parameters())
-        grads = torch.autograd.grad(loss, [params[n] for n in GRAD_NAMES])
+        grads = torch.autograd.grad(loss, [params[n] for n in GRAD_NAMES[name]])
         io.update(r)
         io["loss"] = loss.detach().reshape(1).float()
-        for n, g in zip(GRAD_NAMES, grads):
+        for n, g in zip(GRAD_NAMES[name], grads):
             io[f"grad/{n}"] = g.float()
             print(f"    grad/{n} {list(g.shape)} |g|max {g.abs().max().item():.3g}")
         print(f"    loss {loss.item():.6f}")
@@ -478,10 +600,20 @@ def run_case(name, case_cfg, opts, print_names):
         print(f"    {k:10s} {list(o64[k].shape)} max|x| {a.abs().max().item():8.3g}  "
               f"f32 vs f64 rel {rel:.2e}")
 
-    check_shift(m64, cfg, pixels.double())
+    shifted = check_shift(m64, cfg, pixels.double())
+    pads = check_padding(m64, cfg, pixels.double())
+    sizes = [tuple(io[f"stage{i}"].shape[1:3]) for i in range(len(cfg["depths"]))]
     if name == "reduced224":
-        sizes = [tuple(io[f"stage{i}"].shape[1:3]) for i in range(len(cfg["depths"]))]
         assert sizes == [(56, 56), (28, 28), (14, 14), (7, 7)], sizes
+    if name == "padded":   # merges pad 5 -> 6; windows pad 10 -> 12, 5 -> 8, 3 -> 4
+        assert sizes == [(10, 10), (5, 5), (3, 3)], sizes
+        assert shifted == [True, True, False], shifted
+        want = {(0, 0): ((12, 12), [0, 0], True), (0, 1): ((12, 12), [2, 2], False),
+                (1, 0): ((8, 8), [0, 0], True), (1, 1): ((8, 8), [2, 2], True),
+                (2, 0): ((4, 4), [0, 0], True), (2, 1): ((4, 4), [0, 0], True)}
+        assert {k: v[1:] for k, v in pads.items()} == want, pads
+    else:
+        assert all(v[0] == v[1] and not v[3] for v in pads.values()), pads
 
     d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
