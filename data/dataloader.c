@@ -9,15 +9,27 @@
 
 #include "../core/log.h"
 #include "../core/rng.h"
+#include "attr_prompt.h"
 #include "image.h"
 #include "preprocess.h"
 #include "video.h"
 
-#define N_REASONS 8
+#define N_REASONS 9
 static const char *const reason_names[N_REASONS] = {
-    "invalid sample", "template", "answer truncated away", "image",
-    "landmarks",      "video",    "store record",          "other"};
-enum { R_SAMPLE, R_TEMPLATE, R_TRUNCATED, R_IMAGE, R_LANDMARK, R_VIDEO, R_STORE, R_OTHER };
+    "invalid sample", "template",  "answer truncated away",
+    "image",          "landmarks", "video",
+    "store record",   "other",     "attributes"};
+enum {
+    R_SAMPLE,
+    R_TEMPLATE,
+    R_TRUNCATED,
+    R_IMAGE,
+    R_LANDMARK,
+    R_VIDEO,
+    R_STORE,
+    R_OTHER,
+    R_ATTRIBUTES
+};
 
 typedef struct {
     int64_t seq;  // global sequence number (epoch * n + position), -1 = empty
@@ -250,10 +262,23 @@ static void process_json(et_loader *l, int64_t index, slot_t *s) {
         malloc(sizeof(et_chat_turn) * (size_t)(smp.n_turns > 0 ? smp.n_turns : 1));
     for (int i = 0; i < smp.n_turns; i++)
         turns[i] = (et_chat_turn){.from = smp.turns[i].from, .value = smp.turns[i].value};
+    char *agr = NULL;
+    if (l->o.attr_prompt) {
+        st = et_attr_prompt_turns(l->o.attr_prompt, turns, (size_t)smp.n_turns, smp.age, smp.gender,
+                                  smp.race, &agr);
+        if (st) {
+            free(turns);
+            fail(s, R_ATTRIBUTES,
+                 et_status_wrap(st, "%s: sample %lld (id \"%s\")", et_dataset_name(l->ds),
+                                (long long)index, smp.id ? smp.id : ""));
+            goto out;
+        }
+    }
     et_template_info info;
     st = et_template_encode(l->o.tmpl, l->o.tok, turns, (size_t)smp.n_turns, &l->topts, &s->ids,
                             &s->labels, &info);
     free(turns);
+    free(agr);
     if (st) {
         fail(s, R_TEMPLATE,
              et_status_wrap(st, "%s: sample %lld", et_dataset_name(l->ds), (long long)index));

@@ -109,11 +109,13 @@ typedef struct {
     bool group_by_length;
     bool drop_last;
     int rank, world;
-    const et_template *tmpl;            // JSON source only
-    const et_tokenizer *tok;            // JSON source only
-    int32_t image_token;                // placeholder id for <image>
-    bool supervise_all;                 // JSON source: every token is a label (data.supervise=all)
-    const volatile sig_atomic_t *stop;  // non-NULL: et_loader_next gives up when *stop != 0
+    const et_template *tmpl;  // JSON source only
+    const et_tokenizer *tok;  // JSON source only
+    int32_t image_token;      // placeholder id for <image>
+    bool supervise_all;       // JSON source: every token is a label (data.supervise=all)
+    const struct et_attr_prompt *attr_prompt;  // JSON source: the AGR prompt from each sample's
+                                               // attributes (NULL = off); borrowed
+    const volatile sig_atomic_t *stop;         // non-NULL: et_loader_next gives up when *stop != 0
 } et_loader_opts;
 
 et_loader_opts et_loader_opts_default(void);

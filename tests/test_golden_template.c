@@ -2,7 +2,8 @@
 // preprocessing run with HF transformers 4.46.3 (tools/golden/gen_templates.py writes
 // tests/golden/templates/cases.json: every template x single/multi-turn x with/without media,
 // special tokens, unicode, empty turns, truncation, LLaVA's tokenization mismatches, options,
-// and evaluation prompts). Every case must match exactly: ids, labels, the mismatch flag, the
+// evaluation prompts, and EMO-LLaMA's attribute prompt rendered by data/attr_prompt.c into the
+// first human turn). Every case must match exactly: ids, labels, the mismatch flag, the
 // truncation flag, the supervised count, and for prompts the stop string and id.
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "../core/fileio.h"
+#include "../data/attr_prompt.h"
 #include "../data/template.h"
 #include "../data/tokenizer.h"
 #include "test_util.h"
@@ -97,6 +99,30 @@ static void run_case(const cJSON *c) {
         CHECK(0, "case %s", name);
         return;
     }
+    // the attribute prompt, rendered by data/attr_prompt.c into the first human turn
+    char *agr = NULL;
+    const cJSON *ja = cJSON_GetObjectItemCaseSensitive(c, "attr_prompt");
+    if (ja) {
+        const cJSON *at = cJSON_GetObjectItemCaseSensitive(ja, "attributes");
+        et_attr_prompt ap = {
+            .tmpl = cJSON_GetObjectItemCaseSensitive(ja, "template")->valuestring,
+            .position =
+                !strcmp(cJSON_GetObjectItemCaseSensitive(ja, "position")->valuestring, "suffix")
+                    ? ET_ATTR_SUFFIX
+                    : ET_ATTR_PREFIX};
+        st = et_attr_prompt_turns(&ap, turns, n,
+                                  cJSON_GetObjectItemCaseSensitive(at, "age")->valuestring,
+                                  cJSON_GetObjectItemCaseSensitive(at, "gender")->valuestring,
+                                  cJSON_GetObjectItemCaseSensitive(at, "race")->valuestring, &agr);
+        const char *want = cJSON_GetObjectItemCaseSensitive(ja, "rendered")->valuestring;
+        if (st || !agr || strcmp(agr, want)) {
+            fprintf(stderr, "  case %s: attribute prompt \"%s\", want \"%s\" (%s)\n", name,
+                    agr ? agr : "", want, st ? et_status_msg(st) : "");
+            ok = false;
+        }
+        et_status_free(st);
+        st = NULL;
+    }
     et_template_opts o;
     et_template_opts_init(&o);
     o.max_len = jint(jo, "max_len");
@@ -155,6 +181,7 @@ static void run_case(const cJSON *c) {
     et_ids_free(&ids);
     et_ids_free(&labels);
     free(turns);
+    free(agr);
 }
 
 static void test_golden_cases(void) {

@@ -112,6 +112,11 @@ static void test_refused(void) {
         {"train.lr_scheduler=cosin", "train.lr_scheduler = \"cosin\" is not one of"},
         {"data.template=vicuna", "data.template = \"vicuna\" is not one of vicuna_v1|"},
         {"eval.kind=AU", "eval.kind = \"AU\" is not one of emotion|au"},
+        {"attribute_prompt.position=middle",
+         "attribute_prompt.position = \"middle\" is not one of"},
+        {"attribute_prompt.source=face", "attribute_prompt.source = \"face\" is not one of"},
+        {"attribute_prompt.template=Age: {years}",
+         "\"{years}\" in \"Age: {years}\" is not a placeholder"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_err("{}", bad[i][0], bad[i][1], NULL);
@@ -122,6 +127,8 @@ static void test_refused(void) {
     expect_err("{}", longv, "data.train is longer than", NULL);
     expect_err("{\n  \"train\": {\n    \"lr\": 1e-4,\n  }\n}", NULL, "cfg.json", "line 4, column");
     expect_err("[1, 2]", NULL, "cfg.json", NULL);
+    expect_err("{\"attribute_prompt\": {\"enabled\": true, \"source\": \"network\"}}", NULL,
+               "cfg.json", "attribute_prompt.source \"network\"");
 }
 
 static void test_round_trip(void) {

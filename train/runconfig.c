@@ -13,6 +13,7 @@
 
 #include "../core/fileio.h"
 #include "../core/json_util.h"
+#include "../data/attr_prompt.h"
 
 typedef enum { K_INT, K_I64, K_F64, K_BOOL, K_STR, K_STRLIST, K_JSON } kind_t;
 
@@ -163,6 +164,14 @@ static const entry_t table[] = {
      "augmentation: probability of turning a training image grey (hides the colour shortcut)"},
     {"clip.prompt", K_STR, O(clip_prompt), S(clip_prompt), "\"a face showing {label}.\"", 0, 0,
      "zero-shot prompt per class ({label} = the class name)"},
+    {"attribute_prompt.enabled", K_BOOL, O(attr_prompt_enabled), 0, "false", 0, 0,
+     "EMO-LLaMA's age-gender-race prompt in the first human turn"},
+    {"attribute_prompt.source", K_STR, O(attr_prompt_source), S(attr_prompt_source), "\"dataset\"",
+     0, 0, "where the attributes come from: the samples' \"attributes\" object"},
+    {"attribute_prompt.template", K_STR, O(attr_prompt_template), S(attr_prompt_template),
+     "\"" ET_ATTR_PROMPT_DEFAULT "\"", 0, 0, "the prompt: text with {age}, {gender}, {race}"},
+    {"attribute_prompt.position", K_STR, O(attr_prompt_position), S(attr_prompt_position),
+     "\"prefix\"", 0, 0, "prefix (before the question, after the media) or suffix"},
     {"train.output_dir", K_STR, O(output_dir), S(output_dir), "\"runs/train\"", 0, 0,
      "checkpoints, logs, exports"},
     {"train.epochs", K_INT, O(epochs), 0, "1", 1, 1 << 20, "passes over the data"},
@@ -227,7 +236,8 @@ static const entry_t table[] = {
 };
 #define N_ENTRIES ((int)(sizeof table / sizeof table[0]))
 
-static const char *const sections[] = {"model", "lora", "data", "synth", "clip", "train", "eval"};
+static const char *const sections[] = {"model", "lora", "data", "synth", "clip", "attribute_prompt",
+                                       "train", "eval"};
 
 static const entry_t *find_entry(const char *key) {
     for (int i = 0; i < N_ENTRIES; i++)
@@ -331,6 +341,8 @@ static const struct {
     {"data.image_aspect_ratio", "pad|square"},
     {"data.supervise", "answers|all"},
     {"synth.caption_style", "short|prose"},
+    {"attribute_prompt.source", "dataset|network"},
+    {"attribute_prompt.position", "prefix|suffix"},
     {"train.lr_scheduler", "constant|constant_with_warmup|linear|cosine"},
     {"train.device", "cpu|cuda"},
     {"eval.kind", "emotion|au"},
@@ -640,6 +652,13 @@ static et_status parse_at(const char *json, const char *name, const char *base_d
     if (!st && getcwd(cwd, sizeof cwd))
         for (size_t i = 0; !st && i < sizeof input_paths / sizeof *input_paths; i++)
             st = resolve_path(out, find_entry(input_paths[i]), cwd, "command line");
+    if (!st) st = et_attr_prompt_check(out->attr_prompt_template, "attribute_prompt.template");
+    if (!st && out->attr_prompt_enabled && !strcmp(out->attr_prompt_source, "network"))
+        st = et_err(ET_ERR_UNSUPPORTED,
+                    "%s: attribute_prompt.source \"network\" needs the face network's age, gender "
+                    "and race heads in the data pipeline, which is not wired in yet; use "
+                    "\"dataset\" (the samples' \"attributes\" object)",
+                    name);
     if (!st)
         st = check_select_layer(out, from_cli(n_over, overrides, "model", "select_layer") ||
                                              from_cli(n_over, overrides, "model", "vision")
@@ -796,4 +815,11 @@ void et_run_config_help(FILE *f) {
     fprintf(f, "Config keys (set in the JSON file or as key=value arguments):\n");
     for (int i = 0; i < N_ENTRIES; i++)
         fprintf(f, "  %-32s %-14s %s\n", table[i].key, table[i].dflt, table[i].help);
+}
+
+bool et_run_config_attr_prompt(const et_run_config *c, struct et_attr_prompt *out) {
+    if (!c->attr_prompt_enabled) return false;
+    out->tmpl = c->attr_prompt_template;
+    out->position = !strcmp(c->attr_prompt_position, "suffix") ? ET_ATTR_SUFFIX : ET_ATTR_PREFIX;
+    return true;
 }

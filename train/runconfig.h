@@ -115,6 +115,11 @@ typedef struct {
     double clip_gray;
     int clip_shuffle_block;
     char clip_prompt[128];
+    // attribute_prompt (EMO-LLaMA's age-gender-race prompt, data/attr_prompt.h)
+    bool attr_prompt_enabled;
+    char attr_prompt_source[16];
+    char attr_prompt_template[512];
+    char attr_prompt_position[16];
     // train
     char output_dir[ET_RC_PATH];
     int epochs;
@@ -127,7 +132,7 @@ typedef struct {
     double expert_lr;
     double decoder_lr;  // train.decoder_lr: decoder + embeddings groups (0 = train.lr)
     double tower_lr;    // train.tower_lr (0 = train.lr)
-    int n_trainable;  // train.trainable: parameter groups (0 = the default groups)
+    int n_trainable;    // train.trainable: parameter groups (0 = the default groups)
     char trainable[ET_RC_MAX_TARGETS][64];
     double weight_decay;
     double adam_beta1, adam_beta2, adam_eps;
@@ -169,6 +174,10 @@ enum {
 
 void et_run_config_default(et_run_config *c);
 void et_run_config_free(et_run_config *c);  // frees the owned JSON strings
+// attribute_prompt.* as data/attr_prompt.h's options (borrowing c's template text); false
+// (and *out untouched) when attribute_prompt.enabled is false.
+struct et_attr_prompt;
+bool et_run_config_attr_prompt(const et_run_config *c, struct et_attr_prompt *out);
 // path may be NULL (defaults + overrides only).
 et_status et_run_config_load(const char *path, int n_over, const char *const *overrides,
                              et_run_config *out);

@@ -17,6 +17,7 @@
 #include "../core/optim.h"
 #include "../core/rng.h"
 #include "../core/threads.h"
+#include "../data/attr_prompt.h"
 #include "../data/dataloader.h"
 #include "../data/store.h"
 #include "checkpoint.h"
@@ -63,6 +64,8 @@ typedef struct {
     et_metrics_log *mlog;
     et_progress *bar;
     char *config_json;
+    et_attr_prompt agr;  // attribute_prompt (has_agr)
+    bool has_agr;
 } run_t;
 
 static void run_free(run_t *r) {
@@ -123,8 +126,23 @@ static et_status check_lengths(const et_run_config *c, run_t *r) {
             turns[t] = (et_chat_turn){.from = s.turns[t].from, .value = s.turns[t].value};
         et_ids ids = {0}, labels = {0};
         et_template_info info;
+        char *agr = NULL;
+        if (r->has_agr) {  // a sample without the attributes the prompt names: stop here
+            st = et_attr_prompt_turns(&r->agr, turns, (size_t)s.n_turns, s.age, s.gender, s.race,
+                                      &agr);
+            if (st) {
+                st = et_status_wrap(st,
+                                    "%s: sample %lld (id \"%s\"; attribute_prompt.source "
+                                    "dataset reads the sample's \"attributes\")",
+                                    c->train_data, (long long)i, s.id ? s.id : "");
+                free(turns);
+                et_sample_free(&s);
+                return st;
+            }
+        }
         st = et_template_encode(r->tmpl, r->model.tok, turns, (size_t)s.n_turns, &to, &ids, &labels,
                                 &info);
+        free(agr);
         if (!st && !info.has_supervised && !info.mismatch) {
             if (!n_bad++) {
                 first = i, first_len = info.full_len;
@@ -200,6 +218,12 @@ static et_status setup(const et_run_config *c, run_t *r, et_train_state *state, 
     et_threads_apply(c->threads);
     ET_TRY(et_emo_model_build(c, &r->model));
     if (!r->model.tok) return et_err(ET_ERR_INVALID, "config: model.tokenizer is empty");
+    r->has_agr = et_run_config_attr_prompt(c, &r->agr);
+    if (r->has_agr && c->store[0])
+        return et_err(ET_ERR_UNSUPPORTED,
+                      "config: attribute_prompt with data.store %s: a prepared store holds "
+                      "tokenised conversations without the prompt; train from data.train",
+                      c->store);
     if (c->store[0]) {
         r->data_name = c->store;
         ET_TRY(et_template_get(c->template_name, &r->tmpl));
@@ -218,6 +242,7 @@ static et_status setup(const et_run_config *c, run_t *r, et_train_state *state, 
     lo.shuffle = true, lo.group_by_length = c->group_by_modality_length, lo.drop_last = true;
     lo.rank = 0, lo.world = 1, lo.tmpl = r->tmpl, lo.tok = r->model.tok;
     lo.supervise_all = !strcmp(c->supervise, "all");
+    lo.attr_prompt = r->has_agr ? &r->agr : NULL;
     lo.image_token = r->model.mllm.image_token;
     lo.video_frames = 0;  // refused above (check_lengths / open_store)
     lo.stop = &g_stop;    // a stop request interrupts a wait for data

@@ -16,13 +16,13 @@
 #include "data/preprocess.h"
 #include "data/store.h"
 #include "data/template.h"
-#include "train/io/device_move.h"
 #include "train/emo_model.h"
 #include "train/eval/evaluator.h"
+#include "train/io/device_move.h"
 #include "train/io/export.h"
+#include "train/io/llama_load.h"
 #include "train/models/generate.h"
 #include "train/models/llama.h"
-#include "train/io/llama_load.h"
 #include "train/runconfig.h"
 
 int et_cli_prepare(int argc, char **argv);
@@ -64,6 +64,11 @@ int et_cli_prepare(int argc, char **argv) {
     const et_template *tmpl = NULL;
     et_dataset *ds = NULL;
     if (!m.tok) st = et_err(ET_ERR_INVALID, "config: model.tokenizer is empty");
+    if (!st && c.attr_prompt_enabled)
+        st = et_err(ET_ERR_UNSUPPORTED,
+                    "config: attribute_prompt.enabled: a store holds tokenised conversations and "
+                    "does not record the prompt yet; prepare without it (and train from "
+                    "data.train to use the prompt)");
     if (!st) st = et_template_get(c.template_name, &tmpl);
     const int D = m.prior.kind == ET_PRIOR_LANDMARK ? c.landmark_dim : 0;
     if (!st) {

@@ -47,7 +47,10 @@ Output: tests/golden/templates/cases.json
     "template", "kind" ("train" | "prompt"), "turns": [{"from", "value"}],
     "opts": {"max_len", "legacy" (-1 auto | 0 | 1), "move_media"},
     "ids": [...], "labels": [...] (train), "mismatch", "truncated", "n_supervised" (train),
-    "stop_str", "stop_id" (prompt)}]}
+    "stop_str", "stop_id" (prompt),
+    "attr_prompt" (optional: {"template", "position", "attributes", "rendered"}: the
+    age-gender-race prompt of data/attr_prompt.h rendered into the first human turn before
+    LLaVA's preprocessing; ids/labels are of the rendered conversation)}]}
 """
 import copy
 import json
@@ -369,11 +372,13 @@ def cases():
     c = []
 
     def add(name, tokf, legacy, tname, turns, kind="train", max_len=2048, move=True,
-            opt_legacy=-1):
+            opt_legacy=-1, attr=None):
         # legacy: tokenizer.legacy as LLaVA sees it; opt_legacy: what the C side is given
-        # (-1: detect from the tokenizer's behaviour).
+        # (-1: detect from the tokenizer's behaviour). attr: an attribute prompt
+        # {"template", "position", "attributes"} rendered into the first human turn first.
         c.append(dict(name=name, tokenizer=tokf, legacy=legacy, template=tname, kind=kind,
-                      turns=turns, max_len=max_len, move=move, opt_legacy=opt_legacy))
+                      turns=turns, max_len=max_len, move=move, opt_legacy=opt_legacy,
+                      attr=attr))
 
     L2 = [("legacy", "llama2_legacy.json", True), ("meta", "llama2_meta.json", False)]
     for tname in ("vicuna_v1", "llava_v1", "llava_llama_2"):
@@ -467,7 +472,50 @@ def cases():
         multi(True)[:3], "prompt")
     add("prompt_llama_3_multi", "llama3.json", None, "llama_3", multi(True)[:3], "prompt")
     add("prompt_plain", "llama2_legacy.json", True, "plain", ev, "prompt")
+    # EMO-LLaMA's attribute (age-gender-race) prompt, rendered before LLaVA's preprocessing
+    AGR = "Attributes of the person: age {age}, gender {gender}, race {race}."
+    young = {"age": "young adult", "gender": "female", "race": "dark"}
+    add("agr_vicuna_legacy_single_img_prefix", "llama2_legacy.json", True, "vicuna_v1",
+        single(True), attr=dict(template=AGR, position="prefix", attributes=young))
+    add("agr_vicuna_meta_multi3_img_suffix", "llama2_meta.json", False, "vicuna_v1",
+        multi(True), attr=dict(template=AGR, position="suffix", attributes=young))
+    add("agr_vicuna_meta_multi3_img_prefix", "llama2_meta.json", False, "vicuna_v1",
+        multi(True), attr=dict(template="({age} years, {gender}) {{{race}}}", position="prefix",
+                               attributes={"age": "34", "gender": "male", "race": "Asian"}))
+    add("agr_llama_3_single_img_prefix", "llama3.json", None, "llama_3", multi(True)[:2],
+        attr=dict(template=AGR, position="prefix", attributes=young))
+    add("agr_plain_img", "llama2_legacy.json", True, "plain", [H("<image>"), G(A1)],
+        attr=dict(template=AGR, position="prefix", attributes=young))
+    add("agr_prompt_vicuna_meta", "llama2_meta.json", False, "vicuna_v1",
+        [H("<image>\n" + EVAL_Q)], "prompt",
+        attr=dict(template=AGR, position="prefix", attributes=young))
     return c
+
+
+MEDIA_LEAD = re.compile(r"^(?:\s*(?:<image>|<video>))+\s*")
+
+
+def apply_attr(turns, attr):
+    """The attribute prompt in the first human turn (data/attr_prompt.h, restated)."""
+    if not attr:
+        return turns
+    a = attr["attributes"]
+    prompt = attr["template"].format(age=a["age"], gender=a["gender"], race=a["race"])
+    out = copy.deepcopy(turns)
+    for t in out:
+        if t["from"] in ("human", "user"):
+            v = t["value"]
+            if attr["position"] == "suffix":
+                t["value"] = v + " " + prompt
+            else:
+                m = MEDIA_LEAD.match(v)
+                lead = m.group(0) if m else ""
+                rest = v[len(lead):]
+                if lead and not lead[-1].isspace():
+                    lead += "\n"
+                t["value"] = lead + prompt + (" " + rest if rest else "")
+            break
+    return out
 
 
 def main():
@@ -478,13 +526,17 @@ def main():
     counts = {"train": 0, "prompt": 0, "mismatch": 0, "truncated": 0, "no_supervised": 0}
     for cs in cases():
         tok = load_tok(cs["tokenizer"], cs["legacy"], cs["max_len"])
+        turns = apply_attr(cs["turns"], cs["attr"])
         if cs["kind"] == "train":
-            r = train_case(tok, cs["template"], cs["turns"], cs["max_len"], cs["move"])
+            r = train_case(tok, cs["template"], turns, cs["max_len"], cs["move"])
         else:
-            r = prompt_case(tok, cs["template"], cs["turns"], cs["move"])
+            r = prompt_case(tok, cs["template"], turns, cs["move"])
         rec = {"name": cs["name"], "tokenizer": cs["tokenizer"], "template": cs["template"],
                "kind": cs["kind"], "turns": cs["turns"],
                "opts": {"max_len": cs["max_len"], "legacy": cs["opt_legacy"], "move_media": cs["move"]}}
+        if cs["attr"]:  # the C side renders the prompt itself; "rendered" is the expected turn
+            rec["attr_prompt"] = dict(cs["attr"], rendered=next(
+                t["value"] for t in turns if t["from"] in ("human", "user")))
         rec.update(r)
         out.append(rec)
         counts[cs["kind"]] += 1

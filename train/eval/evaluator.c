@@ -14,13 +14,14 @@
 #include "core/fileio.h"
 #include "core/log.h"
 #include "core/ops.h"
+#include "data/attr_prompt.h"
 #include "data/dataset.h"
 #include "data/image.h"
 #include "data/preprocess.h"
 #include "data/template.h"
 #include "train/checkpoint.h"
-#include "train/io/device_move.h"
 #include "train/emo_model.h"
+#include "train/io/device_move.h"
 #include "train/models/generate.h"
 #include "train/progress.h"
 #include "train/tblog.h"
@@ -76,11 +77,20 @@ static et_status load_item(const et_run_config *c, const et_emo_model *m, const 
     if (!it->label)
         st = et_err(ET_ERR_INVALID, "%s: sample %lld has no \"label\"", et_dataset_name(ds),
                     (long long)i);
+    char *agr = NULL;  // the attribute prompt, as in training
+    et_attr_prompt ap;
+    if (!st && et_run_config_attr_prompt(c, &ap)) {
+        st = et_attr_prompt_turns(&ap, &q, 1, s.age, s.gender, s.race, &agr);
+        if (st)
+            st = et_status_wrap(st, "%s: sample %lld (id \"%s\")", et_dataset_name(ds),
+                                (long long)i, s.id ? s.id : "");
+    }
     et_template_opts to;
     et_template_opts_init(&to);
     to.max_len = c->max_len;
     to.image_id = m->mllm.image_token;
     if (!st) st = et_template_prompt(tmpl, m->tok, &q, 1, &to, &it->prompt, NULL);
+    free(agr);
     if (!st && s.image && m->use_images) {
         et_image img;
         et_image_opts io = {0};
