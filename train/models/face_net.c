@@ -554,17 +554,7 @@ static et_tensor *patch_merge(const et_face_net_config *g, et_face_net *m, int i
 // SAM's Attention with its downsampled inner width: q [B, Tq, F], k / v [B, Tk, F].
 static et_tensor *face_attn(et_face_attn *a, int64_t heads, et_tensor *q, et_tensor *k,
                             et_tensor *v) {
-    const int64_t B = q->shape[0], Tq = q->shape[1], Tk = k->shape[1];
-    const int64_t I = a->q.weight->shape[0], hd = I / heads;
-    et_tensor *qp = reshape(linear(&a->q, q), 4, (int64_t[]){B, Tq, heads, hd});
-    et_tensor *kp = reshape(linear(&a->k, k), 4, (int64_t[]){B, Tk, heads, hd});
-    et_tensor *vp = reshape(linear(&a->v, v), 4, (int64_t[]){B, Tk, heads, hd});
-    et_tensor *o = et_attention(qp, kp, vp, NULL, false, 1.0 / sqrt((double)hd));
-    et_release(qp), et_release(kp), et_release(vp);
-    o = reshape(o, 3, (int64_t[]){B, Tq, I});
-    et_tensor *y = linear(&a->o, o);
-    et_release(o);
-    return y;
+    return et_mha(&a->q, &a->k, &a->v, &a->o, heads, q, k, v);
 }
 
 // a + b, both kept (a new reference).

@@ -1,6 +1,7 @@
 // train/models/nn.c - see nn.h
 #include "nn.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "core/autograd.h"
@@ -192,4 +193,26 @@ et_tensor *et_linear_layer_forward(et_linear_layer *l, et_tensor *x, et_rng_stre
 void et_linear_layer_free(et_linear_layer *l) {
     et_release(l->weight), et_release(l->bias), et_release(l->lora_a), et_release(l->lora_b);
     l->weight = l->bias = l->lora_a = l->lora_b = NULL;
+}
+
+static et_tensor *heads_view(et_tensor *x, int64_t B, int64_t T, int64_t heads) {
+    et_tensor *y = et_reshape(x, 4, (int64_t[]){B, T, heads, x->shape[2] / heads});
+    et_release(x);
+    return y;
+}
+
+et_tensor *et_mha(et_linear_layer *q, et_linear_layer *k, et_linear_layer *v, et_linear_layer *o,
+                  int64_t heads, et_tensor *xq, et_tensor *xk, et_tensor *xv) {
+    const int64_t B = xq->shape[0], Tq = xq->shape[1], Tk = xk->shape[1];
+    const int64_t I = q->weight->shape[0], hd = I / heads;
+    et_tensor *qp = heads_view(et_linear_layer_forward(q, xq, NULL), B, Tq, heads);
+    et_tensor *kp = heads_view(et_linear_layer_forward(k, xk, NULL), B, Tk, heads);
+    et_tensor *vp = heads_view(et_linear_layer_forward(v, xv, NULL), B, Tk, heads);
+    et_tensor *a = et_attention(qp, kp, vp, NULL, false, 1.0 / sqrt((double)hd));
+    et_release(qp), et_release(kp), et_release(vp);
+    et_tensor *a3 = et_reshape(a, 3, (int64_t[]){B, Tq, I});
+    et_release(a);
+    et_tensor *y = et_linear_layer_forward(o, a3, NULL);
+    et_release(a3);
+    return y;
 }

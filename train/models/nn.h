@@ -1,6 +1,7 @@
 // train/models/nn.h - building blocks shared by every model: a Linear layer that may carry a
 // LoRA adapter (PEFT semantics, REFERENCE.md section 7) and the dropout RNG stream.
-// defines: et_rng_stream, et_linear_layer, et_linear_layer_forward, et_linear_layer_free
+// defines: et_rng_stream, et_linear_layer, et_linear_layer_forward, et_linear_layer_free,
+//          et_mha
 //
 // Contract
 // - et_linear_layer owns its tensors (weight, bias, lora_a, lora_b); free with
@@ -37,5 +38,11 @@ typedef struct {
 
 et_tensor *et_linear_layer_forward(et_linear_layer *l, et_tensor *x, et_rng_stream *rng);
 void et_linear_layer_free(et_linear_layer *l);  // releases the tensors, keeps the struct
+
+// Multi-head attention with projections (SAM's Attention, Q-Former's): q, k, v projected by
+// the layers (inner width I = q->weight's rows, heads | I), softmax(q k^T / sqrt(I/heads)) v
+// over all keys (no mask), out-projected. xq [B, Tq, D], xk / xv [B, Tk, D] -> [B, Tq, D'].
+et_tensor *et_mha(et_linear_layer *q, et_linear_layer *k, et_linear_layer *v, et_linear_layer *o,
+                  int64_t heads, et_tensor *xq, et_tensor *xk, et_tensor *xv);
 
 #endif
