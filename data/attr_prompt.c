@@ -1,35 +1,23 @@
 // data/attr_prompt.c - see attr_prompt.h
 #include "attr_prompt.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        ET_ASSERT(p, "attribute prompt: out of memory");
-        b->p = p, b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
+// Output goes to a memory stream (open_memstream): no string builder of our own.
+static void put(FILE *m, const char *s, size_t n) {
+    if (n) fwrite(s, 1, n, m);
 }
 
 static const char *const k_names[3] = {"age", "gender", "race"};
 
 // Walks tmpl; with vals == NULL only checks. Returns NULL or the error.
-static et_status walk(const char *tmpl, const char *what, const char *const *vals, sbuf *out) {
+static et_status walk(const char *tmpl, const char *what, const char *const *vals, FILE *out) {
     const char *s = tmpl;
     while (*s) {
         if ((s[0] == '{' && s[1] == '{') || (s[0] == '}' && s[1] == '}')) {
-            if (out) sb_put(out, s, 1);
+            if (out) put(out, s, 1);
             s += 2;
             continue;
         }
@@ -40,7 +28,7 @@ static et_status walk(const char *tmpl, const char *what, const char *const *val
         if (*s != '{') {
             const char *e = s;
             while (*e && *e != '{' && *e != '}') e++;
-            if (out) sb_put(out, s, (size_t)(e - s));
+            if (out) put(out, s, (size_t)(e - s));
             s = e;
             continue;
         }
@@ -60,7 +48,7 @@ static et_status walk(const char *tmpl, const char *what, const char *const *val
                 return et_err(ET_ERR_MISSING,
                               "attributes.%s is missing (the attribute prompt uses {%s})",
                               k_names[k], k_names[k]);
-            sb_put(out, vals[k], strlen(vals[k]));
+            put(out, vals[k], strlen(vals[k]));
         }
         s = close + 1;
     }
@@ -76,14 +64,17 @@ et_status et_attr_prompt_render(const char *tmpl, const char *age, const char *g
                                 const char *race, char **out) {
     *out = NULL;
     const char *vals[3] = {age, gender, race};
-    sbuf b = {0};
-    sb_put(&b, "", 0);
-    et_status s = walk(tmpl, "attribute prompt template", vals, &b);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    ET_ASSERT(m, "attribute prompt: out of memory");
+    et_status s = walk(tmpl, "attribute prompt template", vals, m);
+    fclose(m);
     if (s) {
-        free(b.p);
+        free(buf);
         return s;
     }
-    *out = b.p;
+    *out = buf;
     return NULL;
 }
 
@@ -107,24 +98,23 @@ static size_t media_lead(const char *v) {
 et_status et_attr_prompt_apply(const et_attr_prompt *p, const char *value, const char *age,
                                const char *gender, const char *race, char **out) {
     *out = NULL;
-    char *pr = NULL;
+    char *pr = NULL, *buf = NULL;
+    size_t len = 0;
     ET_TRY(et_attr_prompt_render(p->tmpl, age, gender, race, &pr));
-    sbuf b = {0};
-    sb_put(&b, "", 0);
+    FILE *m = open_memstream(&buf, &len);
+    ET_ASSERT(m, "attribute prompt: out of memory");
     if (p->position == ET_ATTR_SUFFIX) {
-        sb_put(&b, value, strlen(value));
-        sb_put(&b, " ", 1);
-        sb_put(&b, pr, strlen(pr));
+        fprintf(m, "%s %s", value, pr);
     } else {
         const size_t lead = media_lead(value);
-        sb_put(&b, value, lead);
-        if (lead && !strchr(" \n\t\r", value[lead - 1])) sb_put(&b, "\n", 1);
-        sb_put(&b, pr, strlen(pr));
-        if (value[lead]) sb_put(&b, " ", 1);
-        sb_put(&b, value + lead, strlen(value + lead));
+        put(m, value, lead);
+        if (lead && !strchr(" \n\t\r", value[lead - 1])) put(m, "\n", 1);
+        fputs(pr, m);
+        if (value[lead]) fprintf(m, " %s", value + lead);
     }
+    fclose(m);
     free(pr);
-    *out = b.p;
+    *out = buf;
     return NULL;
 }
 
