@@ -59,9 +59,12 @@ int et_cli_pretrain_tower(int argc, char **argv) {
 static void print_probe(const char *what, const et_probe_result *r, int64_t D) {
     printf(
         "probe: %s: %s features (D=%lld): train %.2f %%, test %.2f %% (%lld train, %lld test, %d "
-        "classes, %d L-BFGS iterations)\n",
+        "classes, %d L-BFGS iterations, l2 %g",
         what, r->feature_kind, (long long)D, 100 * r->train_acc, 100 * r->test_acc,
-        (long long)r->n_train, (long long)r->n_test, r->n_classes, r->iters);
+        (long long)r->n_train, (long long)r->n_test, r->n_classes, r->iters, r->l2);
+    if (r->cv_acc == r->cv_acc)
+        printf(" by 5-fold cross-validation on train: %.2f %%", 100 * r->cv_acc);
+    printf(")\n");
 }
 
 int et_cli_probe(int argc, char **argv) {
@@ -75,15 +78,16 @@ int et_cli_probe(int argc, char **argv) {
             "[--patch-mean]\n"
             "Linear probe of a vision tower: its pooled features (post_layernorm(CLS) when the\n"
             "tower has a post_layernorm, else the mean of the model.select_layer patch features)\n"
-            "of data.train -> multinomial logistic regression (standardised features, L2 = X,\n"
-            "default 1e-3, L-BFGS) -> accuracy on data.eval, by the samples' \"label\".\n"
+            "of data.train -> multinomial logistic regression (standardised features, penalty\n"
+            "L2 = X, by default chosen by 5-fold cross-validation on data.train alone, L-BFGS)\n"
+            "-> accuracy on data.eval, by the samples' \"label\".\n"
             "The tower is model.vision_path, else the random tower of model.vision (the one\n"
             "`emotune train` builds). --random also probes a random tower of the same shape.\n"
             "--patch-mean uses the patch mean even when the tower has a post_layernorm.\n");
         et_cli_print_usage("", false);
         return 0;
     }
-    double l2 = 1e-3;
+    double l2 = -1;  // cross-validated
     if (a.opt_val[1]) {
         char *end = NULL;
         l2 = strtod(a.opt_val[1], &end);

@@ -285,6 +285,41 @@ static int class_of(char **classes, int K, const char *label) {
     return -1;
 }
 
+// 5-fold cross-validation of the penalty on the train rows (contiguous folds).
+void et_logreg_cv(const float *X, const int *y, int64_t n, int d, int K, double *l2, double *acc) {
+    static const double grid[] = {1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1};
+    enum { FOLDS = 5 };
+    float *Xf = malloc(sizeof(float) * (size_t)(n * d));
+    int *yf = malloc(sizeof(int) * (size_t)n);
+    double best = -1;
+    *l2 = 1e-3;
+    for (size_t g = 0; g < sizeof grid / sizeof *grid; g++) {
+        int64_t ok = 0, seen = 0;
+        for (int f = 0; f < FOLDS; f++) {
+            const int64_t lo = n * f / FOLDS, hi = n * (f + 1) / FOLDS;
+            int64_t m = 0;
+            for (int64_t i = 0; i < n; i++)
+                if (i < lo || i >= hi) {
+                    memcpy(Xf + m * d, X + i * d, sizeof(float) * (size_t)d);
+                    yf[m++] = y[i];
+                }
+            et_logreg lr;
+            et_status st = et_logreg_fit(Xf, yf, m, d, K, grid[g], 1000, &lr);
+            if (st) {  // a fold without two classes: skip it
+                et_status_free(st);
+                continue;
+            }
+            for (int64_t i = lo; i < hi; i++) ok += et_logreg_predict(&lr, X + i * d) == y[i];
+            seen += hi - lo;
+            et_logreg_free(&lr);
+        }
+        const double a = seen ? (double)ok / (double)seen : 0;
+        if (a >= best) best = a, *l2 = grid[g];
+    }
+    *acc = best;
+    free(Xf), free(yf);
+}
+
 et_status et_probe_run(et_clip_vision *v, const et_image_set *train, const et_image_set *test,
                        int select_layer, bool patch_mean, double l2, et_probe_result *res) {
     memset(res, 0, sizeof *res);
@@ -313,6 +348,9 @@ et_status et_probe_run(et_clip_vision *v, const et_image_set *train, const et_im
         memcpy(X + n * d, (float *)et_data(ftr) + i * d, sizeof(float) * (size_t)d);
         y[n++] = k;
     }
+    res->cv_acc = NAN;
+    if (l2 < 0) et_logreg_cv(X, y, n, d, K, &l2, &res->cv_acc);
+    res->l2 = l2;
     et_logreg lr;
     et_status st = et_logreg_fit(X, y, n, d, K, l2, 1000, &lr);
     if (!st) {

@@ -1,7 +1,8 @@
 // train/eval/probe.h - a linear probe of a vision tower: images of a LLaVA-format split with
 // their "label", the tower's pooled features, and a multinomial logistic regression.
 // defines: et_image_set, et_image_set_load, et_image_set_free, et_probe_features, et_logreg,
-//          et_logreg_fit, et_logreg_predict, et_logreg_free, et_probe_result, et_probe_run
+//          et_logreg_fit, et_logreg_predict, et_logreg_free, et_logreg_cv, et_probe_result,
+//          et_probe_run
 //
 // Contract
 // - et_image_set_load reads every sample of a dataset (data/dataset.h) with an "image":
@@ -20,7 +21,11 @@
 //   Classes are 0..K-1.
 // - et_probe_run: classes are the sorted distinct labels of the train split (samples without
 //   a label are skipped; a test label the train split lacks counts as wrong); accuracy on
-//   the test split.
+//   the test split. l2 < 0 chooses the penalty on the train split alone: 5-fold
+//   cross-validation over {1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1} with contiguous folds
+//   (consecutive samples stay together: the synthetic faces come in identities of 7, so a
+//   fold holds whole identities), the best mean fold accuracy wins (ties: the larger l2);
+//   then the fit on the whole train split. The test split is never seen before the score.
 #ifndef ET_TRAIN_PROBE_H
 #define ET_TRAIN_PROBE_H
 
@@ -64,6 +69,9 @@ et_status et_logreg_fit(const float *X, const int *y, int64_t n, int d, int K, d
                         int max_iter, et_logreg *out);
 int et_logreg_predict(const et_logreg *m, const float *x);  // argmax class of one row
 void et_logreg_free(et_logreg *m);
+// The penalty of et_probe_run's cross-validation (see there) for rows X [n, d], y [n]:
+// *l2 from the grid, *acc its mean fold accuracy.
+void et_logreg_cv(const float *X, const int *y, int64_t n, int d, int K, double *l2, double *acc);
 
 typedef struct {
     int64_t n_train, n_test;
@@ -71,6 +79,8 @@ typedef struct {
     double train_acc, test_acc;
     const char *feature_kind;
     int iters;
+    double l2;      // the penalty used (chosen by cross-validation when asked)
+    double cv_acc;  // its mean fold accuracy (cross-validation only, else NaN)
 } et_probe_result;
 
 // Features of both splits from v, regression (l2), accuracy.
