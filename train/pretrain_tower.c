@@ -29,21 +29,6 @@
 
 #define LN_100 4.605170185988092
 
-static volatile sig_atomic_t g_stop;
-void et_pretrain_stop_request(void) { g_stop = 1; }
-
-// Test hook: EMOTUNE_STOP_AT_STEP=N acts as a stop request once step N has run.
-static bool stop_hook(int64_t step) {
-    const char *e = getenv("EMOTUNE_STOP_AT_STEP");
-    return e && *e && strtoll(e, NULL, 10) == step;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 // ---- model ------------------------------------------------------------------------------
 
 void et_clip_pair_free(et_clip_pair *p) {
@@ -239,25 +224,16 @@ typedef struct {
     et_tokenizer *tok;
     et_clip_pair pair;
     et_dataset *ds;
-    et_loader *loader;
-    et_adamw *opt;
-    et_metrics_log *mlog;
-    et_progress *bar;
-    char *config_json;
+    const et_run_config *c;
 } prun_t;
 
 static void prun_free(prun_t *r) {
-    if (r->bar) et_progress_free(r->bar);
-    if (r->mlog) et_status_free(et_metrics_log_close(r->mlog));
-    et_adamw_free(r->opt);
-    if (r->loader) et_loader_free(r->loader);
     if (r->ds) et_dataset_close(r->ds);
     et_clip_pair_free(&r->pair);
     if (r->tok) et_tokenizer_free(r->tok);
-    free(r->config_json);
 }
 
-static et_status setup(const et_run_config *c, prun_t *r, int64_t *total) {
+static et_status setup(const et_run_config *c, prun_t *r, et_loader_opts *lo) {
     if (!c->train_data[0])
         return et_err(ET_ERR_INVALID,
                       "config: data.train is empty (caption data: LLaVA-format JSON whose gpt "
@@ -276,51 +252,19 @@ static et_status setup(const et_run_config *c, prun_t *r, int64_t *total) {
     o.data_root = c->data_root[0] ? c->data_root : NULL;
     o.require_answer = true;
     ET_TRY(et_dataset_open(c->train_data, &o, &r->ds));
-    et_loader_opts lo = et_loader_opts_default();
-    lo.batch_size = c->batch_size, lo.max_len = c->max_len;
-    lo.image_size = (int)r->pair.tower.cfg.image_size;
-    lo.pad_to_square = !strcmp(c->image_aspect_ratio, "pad");
-    lo.workers = c->workers, lo.prefetch = c->prefetch, lo.seed = (uint64_t)c->seed;
-    lo.shuffle = true, lo.drop_last = true, lo.rank = 0, lo.world = 1;
-    lo.shuffle_block = c->clip_shuffle_block;
-    lo.tmpl = et_template_find("plain"), lo.tok = r->tok;
-    lo.image_token = ET_IMAGE_TOKEN_INDEX;
-    lo.stop = &g_stop;
-    ET_TRY(et_loader_new(r->ds, &lo, &r->loader));
-    const int64_t per_epoch = et_loader_epoch_samples(r->loader) / c->batch_size;
-    if (per_epoch < 1)
-        return et_err(ET_ERR_INVALID,
-                      "%s: %lld samples, fewer than one batch (train.batch_size %d): lower it or "
-                      "add samples",
-                      c->train_data, (long long)et_loader_epoch_samples(r->loader), c->batch_size);
+    *lo = et_loader_opts_default();
+    lo->batch_size = c->batch_size, lo->max_len = c->max_len;
+    lo->image_size = (int)r->pair.tower.cfg.image_size;
+    lo->pad_to_square = !strcmp(c->image_aspect_ratio, "pad");
+    lo->workers = c->workers, lo->prefetch = c->prefetch, lo->seed = (uint64_t)c->seed;
+    lo->shuffle = true, lo->drop_last = true, lo->rank = 0, lo->world = 1;
+    lo->shuffle_block = c->clip_shuffle_block;
+    lo->tmpl = et_template_find("plain"), lo->tok = r->tok;
+    lo->image_token = ET_IMAGE_TOKEN_INDEX;
     if (c->batch_size < 2)
         return et_err(ET_ERR_INVALID,
                       "config: train.batch_size %d: a contrastive loss needs at least 2 pairs",
                       c->batch_size);
-    *total = c->max_steps > 0 ? c->max_steps : per_epoch * c->epochs;
-    et_adamw_config ac = et_adamw_defaults();
-    ac.lr = c->lr, ac.beta1 = c->adam_beta1, ac.beta2 = c->adam_beta2, ac.eps = c->adam_eps;
-    ac.weight_decay = c->weight_decay;
-    ET_TRY(et_adamw_new(&ac, &r->opt));
-    // two groups: decay (matrices, embeddings) and no_decay (gains, biases, CLS, logit_scale)
-    const int n = r->pair.n_params;
-    et_tensor **ps = malloc(sizeof(*ps) * (size_t)n);
-    const char **nm = malloc(sizeof(*nm) * (size_t)n);
-    et_status st = NULL;
-    for (int g = 0; g < 2 && !st; g++) {
-        int k = 0;
-        for (int i = 0; i < n; i++)
-            if ((r->pair.params[i]->ndim >= 2) == (g == 0))
-                ps[k] = r->pair.params[i], nm[k++] = r->pair.name_ptrs[i];
-        et_param_group pg = {.name = g == 0 ? "decay" : "no_decay",
-                             .lr = c->lr,
-                             .lr_mult = 0,
-                             .weight_decay = g == 0 ? c->weight_decay : 0};
-        st = et_adamw_add_group(r->opt, &pg, k, ps, nm, NULL);
-    }
-    free(ps), free(nm);
-    ET_TRY(st);
-    r->config_json = et_run_config_to_json(c);
     return NULL;
 }
 
@@ -367,20 +311,6 @@ static void gray_batch(et_tensor *px, double p, uint64_t seed, int64_t step) {
             bl[i] = (y - mean[2]) / sd[2];
         }
     }
-}
-
-static et_status save_ckpt(const et_run_config *c, prun_t *r, et_train_state *state,
-                           const int64_t *at_pos, et_pretrain_result *res) {
-    char root[4200];
-    snprintf(root, sizeof root, "%s/checkpoints", c->output_dir);
-    if (at_pos)
-        state->epoch = at_pos[0], state->position = at_pos[1];
-    else
-        et_loader_tell(r->loader, &state->epoch, &state->position);
-    state->bad_samples = et_loader_bad_samples(r->loader);
-    return et_trainckpt_write(root, state, r->pair.n_params, r->pair.name_ptrs, r->pair.params,
-                              r->opt, r->config_json, c->keep_last, res->checkpoint,
-                              sizeof res->checkpoint);
 }
 
 // img / txt embeddings (normalised) of an image set; rows without a caption get txt NULL ids.
@@ -524,197 +454,75 @@ static et_status export_final(const et_run_config *c, prun_t *r) {
                               r->pair.params + nv);
 }
 
-static et_status train_loop(const et_run_config *c, bool resume, prun_t *r, et_train_state *state,
-                            int64_t total, et_pretrain_result *res) {
+// ---- the task (train/aux_run.h) -------------------------------------------------------
+
+static et_tensor *task_loss(et_aux_task *t, et_batch *b, int64_t step, double *metrics) {
+    prun_t *r = t->ctx;
+    const et_run_config *c = r->c;
     et_clip_pair *p = &r->pair;
-    const int n = p->n_params;
-    et_schedule sched = (et_schedule)et_schedule_from_name(c->lr_scheduler);
-    const int64_t warm = et_warmup_steps(total, c->warmup_steps, c->warmup_ratio);
-    et_progress_options po = {.label = "pretrain-tower", .initial_step = state->step};
-    r->bar = et_progress_new_ex(total, stderr, &po);
     const int32_t eos = et_tokenizer_eos_id(r->tok);
     const int T = c->clip_max_text_len;
-    double win_loss = 0, win_acc = 0, t_win = now_s(), t0 = now_s();
-    int64_t win_img = 0, n_img = 0;
-    int win_n = 0;
-    bool first_window = true;
-    et_status st = NULL;
-    int64_t saved_step = state->step;
-    res->start_step = state->step;
-    while (state->step < total && !st) {
-        int64_t at_start[2];
-        et_loader_tell(r->loader, &at_start[0], &at_start[1]);
-        et_batch b;
-        st = et_loader_next(r->loader, &b);
-        if (st && et_loader_interrupted(r->loader)) {
-            et_status_free(st);
-            st = NULL;
-            res->interrupted = true;
-            if (state->step > saved_step) st = save_ckpt(c, r, state, at_start, res);
-            break;
-        }
-        if (st) break;
-        if (et_loader_bad_samples(r->loader) > c->max_bad_samples) {
-            char rep[2048];
-            et_loader_report(r->loader, rep, sizeof rep);
-            et_batch_free(&b);
-            st = et_err(ET_ERR_FORMAT, "%s: more than data.max_bad_samples = %d bad samples:\n%s",
-                        c->train_data, c->max_bad_samples, rep);
-            break;
-        }
-        int32_t **ids = malloc(sizeof(*ids) * (size_t)b.B);
-        int *lens = malloc(sizeof(*lens) * (size_t)b.B);
-        for (int i = 0; i < b.B; i++) {
-            ids[i] = malloc(sizeof(int32_t) * (size_t)T);
-            lens[i] = caption_from_labels(et_data(b.ids[i]), et_data(b.labels[i]), b.ids[i]->numel,
-                                          eos, T, ids[i]);
-        }
-        if (c->clip_flip) flip_batch(b.pixels, (uint64_t)c->seed, state->step);
-        if (c->clip_gray > 0) gray_batch(b.pixels, c->clip_gray, (uint64_t)c->seed, state->step);
-        et_tensor *pooled = et_clip_vision_pooled(&p->tower, b.pixels, NULL);
-        et_tensor *img = et_linear(pooled, p->vproj, NULL);
-        et_tensor *txt = et_text_encoder_forward(&p->text, b.B, (const int32_t *const *)ids, lens);
-        double acc = 0;
-        et_tensor *loss = et_clip_contrastive_loss(img, txt, p->logit_scale, &acc);
-        const double lv = et_get(loss, 0);
-        et_backward(loss);
-        et_release(loss), et_release(img), et_release(txt), et_release(pooled);
-        for (int i = 0; i < b.B; i++) free(ids[i]);
-        free(ids), free(lens);
-        const int64_t nb = b.B;
-        et_batch_free(&b);
-        if (!r->mlog) {
-            char path[4200];
-            snprintf(path, sizeof path, "%s/config.json", c->output_dir);
-            st = et_write_file_atomic(path, r->config_json, strlen(r->config_json));
-            snprintf(path, sizeof path, "%s/metrics.jsonl", c->output_dir);
-            if (!st) st = et_metrics_log_open(path, resume || state->step > 0, &r->mlog);
-            if (st) break;
-        }
-        double gnorm = 0;
-        if (!(et_grads_finite(n, p->params) && isfinite(lv))) {
-            state->nan_skipped++;
-            et_warn("step %lld: non-finite loss or gradients (loss %g); step skipped",
-                    (long long)state->step, lv);
-            et_zero_grad(n, p->params);
-            if (state->nan_skipped > c->nan_limit) {
-                st = et_err(ET_ERR_INVALID,
-                            "stopping: %lld steps had non-finite gradients (train.nan_limit = %d)",
-                            (long long)state->nan_skipped, c->nan_limit);
-                break;
-            }
-        } else {
-            gnorm = c->max_grad_norm > 0 ? et_clip_grad_norm(n, p->params, c->max_grad_norm)
-                                         : et_grad_norm(n, p->params);
-            et_adamw_step(r->opt, et_lr_factor(sched, state->step, total, warm));
-            et_zero_grad(n, p->params);
-            float *ls = et_data(p->logit_scale);  // CLIP: clamp to [0, ln 100]
-            if (*ls > (float)LN_100) *ls = (float)LN_100;
-            if (*ls < 0) *ls = 0;
-        }
-        state->step++;
-        state->micro_step++;
-        state->tokens += nb;  // images seen
-        state->last_loss = lv;
-        n_img += nb;
-        win_loss += lv, win_acc += acc, win_img += nb, win_n++;
-        const double lr = et_adamw_group_lr(r->opt, 0);
-        const double ips = (double)win_img / fmax(now_s() - t_win, 1e-9);
-        {
-            const char *keys[] = {"loss", "acc", "img/s"};
-            double vals[] = {lv, acc, ips};
-            et_progress_update(r->bar, state->step, 3, keys, vals);
-        }
-        if (state->step % c->log_every == 0 || state->step == total) {
-            const double mean = win_loss / win_n;
-            if (first_window) res->first_loss = mean, first_window = false;
-            res->last_loss = mean;
-            int64_t ep = 0, pos = 0;
-            et_loader_tell(r->loader, &ep, &pos);
-            const char *keys[] = {"loss",      "lr",           "logit_scale", "acc",
-                                  "grad_norm", "images_per_s", "epoch",       "bad_samples"};
-            double vals[] = {mean,
-                             lr,
-                             et_get(p->logit_scale, 0),
-                             win_acc / win_n,
-                             gnorm,
-                             ips,
-                             (double)ep,
-                             (double)et_loader_bad_samples(r->loader)};
-            et_status_free(et_metrics_log_write(r->mlog, state->step, 8, keys, vals));
-            win_loss = win_acc = 0, win_img = 0, win_n = 0, t_win = now_s();
-        }
-        if (stop_hook(state->step)) g_stop = 1;
-        const bool stop = g_stop != 0;
-        if ((c->save_every > 0 && state->step % c->save_every == 0) || state->step == total ||
-            stop) {
-            st = save_ckpt(c, r, state, NULL, res);
-            if (!st) saved_step = state->step;
-        }
-        if (stop && !st) {
-            res->interrupted = true;
-            break;
-        }
+    int32_t **ids = malloc(sizeof(*ids) * (size_t)b->B);
+    int *lens = malloc(sizeof(*lens) * (size_t)b->B);
+    for (int i = 0; i < b->B; i++) {
+        ids[i] = malloc(sizeof(int32_t) * (size_t)T);
+        lens[i] = caption_from_labels(et_data(b->ids[i]), et_data(b->labels[i]), b->ids[i]->numel,
+                                      eos, T, ids[i]);
     }
-    if (r->bar) et_progress_end(r->bar, res->interrupted ? "interrupted" : st ? "stopped" : NULL);
-    if (res->interrupted && res->checkpoint[0])
-        et_warn("interrupted: checkpoint %s holds step %lld; continue with --resume",
-                res->checkpoint, (long long)state->step);
-    res->steps = state->step;
-    res->total_steps = total;
-    res->bad_samples = et_loader_bad_samples(r->loader);
-    res->seconds = now_s() - t0;
-    res->images_per_s = (double)n_img / fmax(res->seconds, 1e-9);
-    return st;
+    if (c->clip_flip) flip_batch(b->pixels, (uint64_t)c->seed, step);
+    if (c->clip_gray > 0) gray_batch(b->pixels, c->clip_gray, (uint64_t)c->seed, step);
+    et_tensor *pooled = et_clip_vision_pooled(&p->tower, b->pixels, NULL);
+    et_tensor *img = et_linear(pooled, p->vproj, NULL);
+    et_tensor *txt = et_text_encoder_forward(&p->text, b->B, (const int32_t *const *)ids, lens);
+    et_tensor *loss = et_clip_contrastive_loss(img, txt, p->logit_scale, &metrics[0]);
+    et_release(img), et_release(txt), et_release(pooled);
+    for (int i = 0; i < b->B; i++) free(ids[i]);
+    free(ids), free(lens);
+    return loss;
+}
+
+static void task_after_step(et_aux_task *t) {
+    prun_t *r = t->ctx;
+    float *ls = et_data(r->pair.logit_scale);  // CLIP: clamp to [0, ln 100]
+    if (*ls > (float)LN_100) *ls = (float)LN_100;
+    if (*ls < 0) *ls = 0;
+}
+
+static void task_extra(et_aux_task *t, double *vals) {
+    prun_t *r = t->ctx;
+    vals[0] = et_get(r->pair.logit_scale, 0);
+}
+
+static et_status task_finish(et_aux_task *t, const et_run_config *c, et_pretrain_result *res) {
+    prun_t *r = t->ctx;
+    ET_TRY(export_final(c, r));
+    return c->eval_data[0] ? evaluate(c, r, res) : NULL;
 }
 
 et_status et_pretrain_tower_run(const et_run_config *c, const et_train_opts *opts,
                                 et_pretrain_result *res) {
     memset(res, 0, sizeof *res);
-    g_stop = 0;
-    if (opts->resume && opts->overwrite)
-        return et_err(ET_ERR_INVALID,
-                      "--resume continues the run in train.output_dir and --overwrite moves it "
-                      "aside: give one of them");
-    const et_run_mode mode = opts->resume      ? ET_RUN_RESUME
-                             : opts->overwrite ? ET_RUN_OVERWRITE
-                                               : ET_RUN_FRESH;
-    ET_TRY(et_run_dir_check(c->output_dir, mode));
-    et_stop_signals sigs;  // a stop signal: checkpoint, then stop (run_dir.h)
-    et_stop_signals_install(&sigs, et_pretrain_stop_request);
     prun_t r;
     memset(&r, 0, sizeof r);
-    et_train_state state;
-    memset(&state, 0, sizeof state);
-    int64_t total = 0;
-    et_run_lock *lock = NULL;
-    et_status st = setup(c, &r, &total);
-    if (!st) st = et_run_dir_claim(c->output_dir, mode, &lock, res->moved_to, sizeof res->moved_to);
+    r.c = c;
+    et_loader_opts lo;
+    et_status st = setup(c, &r, &lo);
     if (!st) {
-        char root[4200], dir[4096];
-        snprintf(root, sizeof root, "%s/checkpoints", c->output_dir);
-        et_trainckpt_cleanup(root);
-        bool found = false;
-        if (opts->resume) st = et_trainckpt_latest(root, dir, sizeof dir, &found);
-        if (!st && found) {
-            st = et_trainckpt_read(dir, &state, r.pair.n_params, r.pair.name_ptrs, r.pair.params,
-                                   r.opt);
-            if (st) st = et_status_wrap(st, "resuming from %s", dir);
-            if (!st) {
-                et_loader_seek(r.loader, state.epoch, state.position);
-                et_info("resumed from %s (step %lld of %lld)", dir, (long long)state.step,
-                        (long long)total);
-            }
-        }
+        et_aux_task t = {.label = "pretrain-tower",
+                         .n_params = r.pair.n_params,
+                         .names = r.pair.name_ptrs,
+                         .params = r.pair.params,
+                         .loss = task_loss,
+                         .n_metrics = 1,
+                         .metric_names = {"acc"},
+                         .after_step = task_after_step,
+                         .n_extra = 1,
+                         .extra_names = {"logit_scale"},
+                         .extra = task_extra,
+                         .finish = task_finish,
+                         .ctx = &r};
+        st = et_aux_run(c, opts, &t, r.ds, &lo, res);
     }
-    if (!st) {
-        if (state.step < total) st = train_loop(c, opts->resume, &r, &state, total, res);
-        res->steps = state.step, res->total_steps = total;
-        if (!st && !res->interrupted) st = export_final(c, &r);
-        if (!st && !res->interrupted && c->eval_data[0]) st = evaluate(c, &r, res);
-    }
-    et_stop_signals_restore(&sigs);
     prun_free(&r);
-    et_run_dir_release(lock);
     return st;
 }

@@ -1,8 +1,7 @@
 // train/pretrain_tower.h - `emotune pretrain-tower`: contrastive image-caption pretraining of
 // the tiny CLIP-style vision tower (CLIP's symmetric InfoNCE with a learned temperature).
 // defines: et_clip_pair, et_clip_pair_build, et_clip_pair_free, et_clip_contrastive_loss,
-//          et_clip_caption_ids, et_pretrain_result, et_pretrain_tower_run,
-//          et_pretrain_stop_request
+//          et_clip_caption_ids, et_pretrain_tower_run
 //
 // Contract
 // - Model (et_clip_pair): the tower of model.vision (random, HF CLIP's init scheme from the
@@ -46,6 +45,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "aux_run.h"
 #include "core/status.h"
 #include "core/tensor.h"
 #include "data/tokenizer.h"
@@ -75,22 +75,7 @@ et_tensor *et_clip_contrastive_loss(et_tensor *img, et_tensor *txt, et_tensor *l
 int et_clip_caption_ids(const et_tokenizer *tok, const char *caption, int max_text_len,
                         int32_t *out);
 
-typedef struct {
-    int64_t steps, total_steps, start_step;
-    double first_loss, last_loss;
-    double seconds, images_per_s;
-    int64_t bad_samples;
-    bool interrupted;
-    char checkpoint[4096];
-    char moved_to[4200];
-    bool evaluated;  // data.eval was set and the run finished
-    int64_t n_eval;
-    double retrieval_acc, zeroshot_acc;
-    int n_classes;
-} et_pretrain_result;
-
 et_status et_pretrain_tower_run(const et_run_config *c, const et_train_opts *opts,
                                 et_pretrain_result *res);
-void et_pretrain_stop_request(void);  // async-signal-safe
 
 #endif
