@@ -68,6 +68,13 @@ static const entry_t table[] = {
     {"model.projector_path", K_STR, O(projector_path), S(projector_path), "\"\"", 0, 0,
      "projector weights to start from (LLaVA's pretrain_mm_mlp_adapter): a stage-1 "
      "mm_projector.safetensors or an export's non_lora_trainables.safetensors"},
+    {"model.face_net", K_JSON, O(face_net_json), 0, "null", 0, 0,
+     "face analysis network shape (FaceXFormer's architecture, train/models/face_net.h fields; "
+     "emotune pretrain-face trains it from random)"},
+    {"model.face_net_path", K_STR, O(face_net_path), S(face_net_path), "\"\"", 0, 0,
+     "a trained face analysis network (config.json + model.safetensors, FaceXFormer names)"},
+    {"face.landmark_weight", K_F64, O(face_landmark_weight), 0, "10", 0, 1e6,
+     "pretrain-face: weight of the landmark L1 loss against the age, gender, race CEs"},
     {"lora.enabled", K_BOOL, O(lora_enabled), 0, "true", 0, 0, "attach LoRA adapters"},
     {"lora.r", K_INT, O(lora_r), 0, "16", 1, 4096, "LoRA rank"},
     {"lora.alpha", K_F64, O(lora_alpha), 0, "32", 0, 1e9, "LoRA alpha"},
@@ -236,8 +243,8 @@ static const entry_t table[] = {
 };
 #define N_ENTRIES ((int)(sizeof table / sizeof table[0]))
 
-static const char *const sections[] = {"model", "lora", "data", "synth", "clip", "attribute_prompt",
-                                       "train", "eval"};
+static const char *const sections[] = {
+    "model", "lora", "data", "synth", "clip", "face", "attribute_prompt", "train", "eval"};
 
 static const entry_t *find_entry(const char *key) {
     for (int i = 0; i < N_ENTRIES; i++)
@@ -460,8 +467,8 @@ void et_run_config_default(et_run_config *c) {
 }
 
 void et_run_config_free(et_run_config *c) {
-    free(c->llm_json), free(c->vision_json);
-    c->llm_json = c->vision_json = NULL;
+    free(c->llm_json), free(c->vision_json), free(c->face_net_json);
+    c->llm_json = c->vision_json = c->face_net_json = NULL;
 }
 
 // 1-based line and column of byte offset `at` in text.
@@ -517,9 +524,10 @@ static et_status apply_override(cJSON *root, const char *ov) {
 // resolve against the file's directory. Outputs (train.output_dir, eval.output_dir) and every
 // value typed on the command line stay relative to the working directory.
 static const char *const input_paths[] = {
-    "model.llm_path", "model.vision_path",   "model.llava_path", "model.tokenizer",
-    "data.train",     "data.eval",           "data.store",       "data.root",
-    "synth.dir",      "model.projector_path"};
+    "model.llm_path",       "model.vision_path",  "model.llava_path",
+    "model.tokenizer",      "data.train",         "data.eval",
+    "data.store",           "data.root",          "synth.dir",
+    "model.projector_path", "model.face_net_path"};
 
 static bool is_input_path(const char *key) {
     for (size_t i = 0; i < sizeof input_paths / sizeof *input_paths; i++)
@@ -764,6 +772,7 @@ et_status et_run_config_check_paths(const et_run_config *c, unsigned need) {
         req[n++] = (path_req){"model.vision_path", c->vision_path, true};
         req[n++] = (path_req){"model.tokenizer", c->tokenizer, false};
         req[n++] = (path_req){"model.projector_path", c->projector_path, false};
+        req[n++] = (path_req){"model.face_net_path", c->face_net_path, true};
     }
     if (need & ET_RC_NEED_TRAIN_DATA) {
         if (c->store[0])

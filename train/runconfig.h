@@ -45,8 +45,11 @@
 
 typedef struct {
     // model
-    char *llm_json;     // model.llm (JSON text, owned) or NULL
-    char *vision_json;  // model.vision (JSON text, owned) or NULL
+    char *llm_json;       // model.llm (JSON text, owned) or NULL
+    char *vision_json;    // model.vision (JSON text, owned) or NULL
+    char *face_net_json;  // model.face_net (JSON text, owned) or NULL
+    char face_net_path[ET_RC_PATH];
+    double face_landmark_weight;
     char llm_path[ET_RC_PATH];
     char vision_path[ET_RC_PATH];
     char llava_path[ET_RC_PATH];

@@ -42,6 +42,7 @@ void et_cli_print_usage(const char *usage, bool keys);
 int et_cli_load_config(const et_cli_args *a, const char *cmd, unsigned need, et_run_config *c);
 // Subcommands in their own files (cmd_pretrain.c).
 int et_cli_pretrain_tower(int argc, char **argv);
+int et_cli_pretrain_face(int argc, char **argv);
 int et_cli_probe(int argc, char **argv);
 
 #endif

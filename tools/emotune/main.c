@@ -284,6 +284,8 @@ static const command_t commands[] = {
     {"ablate", "train + evaluate a matrix of config diffs, one table", NULL, et_cli_ablate},
     {"pretrain-tower", "pretrain the vision tower on image-caption pairs (CLIP)", NULL,
      et_cli_pretrain_tower},
+    {"pretrain-face", "train the face analysis network (landmarks, age, gender, race)", NULL,
+     et_cli_pretrain_face},
     {"probe", "linear probe of a vision tower's features on the emotion labels", NULL,
      et_cli_probe},
 };

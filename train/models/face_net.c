@@ -13,6 +13,7 @@
 #include "core/fileio.h"
 #include "core/ops.h"
 #include "core/rng.h"
+#include "core/safetensors.h"
 #include "train/io/hf_weights.h"
 
 enum { INIT_NORMAL, INIT_ONES, INIT_ZEROS, INIT_UNIT };
@@ -713,4 +714,52 @@ void et_face_net_out_free(et_face_net_out *o) {
     et_release(o->fused), et_release(o->tokens), et_release(o->keys);
     et_release(o->landmarks), et_release(o->age), et_release(o->gender), et_release(o->race);
     memset(o, 0, sizeof *o);
+}
+
+char *et_face_net_config_to_json(const et_face_net_config *g) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model_type", "facexformer");
+    cJSON_AddNumberToObject(o, "image_size", (double)g->image_size);
+    cJSON_AddNumberToObject(o, "patch_size", (double)g->patch_size);
+    cJSON_AddNumberToObject(o, "num_channels", (double)g->num_channels);
+    cJSON_AddNumberToObject(o, "embed_dim", (double)g->embed_dim);
+    cJSON *d = cJSON_AddArrayToObject(o, "depths"), *h = cJSON_AddArrayToObject(o, "num_heads");
+    for (int i = 0; i < g->n_stages; i++) {
+        cJSON_AddItemToArray(d, cJSON_CreateNumber((double)g->depths[i]));
+        cJSON_AddItemToArray(h, cJSON_CreateNumber((double)g->heads[i]));
+    }
+    cJSON_AddNumberToObject(o, "window_size", (double)g->window);
+    cJSON_AddNumberToObject(o, "mlp_ratio", g->mlp_ratio);
+    cJSON_AddNumberToObject(o, "layer_norm_eps", g->eps);
+    cJSON_AddNumberToObject(o, "fuse_dim", (double)g->fuse_dim);
+    cJSON_AddNumberToObject(o, "decoder_depth", (double)g->dec_depth);
+    cJSON_AddNumberToObject(o, "decoder_heads", (double)g->dec_heads);
+    cJSON_AddNumberToObject(o, "decoder_mlp_dim", (double)g->dec_mlp);
+    cJSON_AddNumberToObject(o, "attention_downsample_rate", (double)g->attn_down);
+    cJSON_AddNumberToObject(o, "num_mask_tokens", (double)g->n_mask_tokens);
+    char *txt = cJSON_Print(o);
+    cJSON_Delete(o);
+    return txt;
+}
+
+et_status et_face_net_save(const et_face_net *m, const char *dir) {
+    ET_TRY(et_mkdirs(dir));
+    char path[4200];
+    char *cfg = et_face_net_config_to_json(&m->cfg);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    et_status s = et_write_file_atomic(path, cfg, strlen(cfg));
+    free(cfg);
+    if (s) return s;
+    const int n = m->n_params;
+    const char **names = malloc(sizeof(*names) * (size_t)n);
+    et_tensor **ts = malloc(sizeof(*ts) * (size_t)n);
+    et_face_net_params(m, names, ts);
+    et_no_grad_begin();
+    for (int i = 0; i < n; i++) ts[i] = et_cast(ts[i], ET_F32);  // new references
+    et_no_grad_end();
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    s = et_st_save(path, n, names, ts, 0, NULL);
+    for (int i = 0; i < n; i++) et_release(ts[i]);
+    free(names), free(ts);
+    return s;
 }

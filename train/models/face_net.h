@@ -4,6 +4,7 @@
 // defines: et_face_net_config, et_face_net, et_face_net_out, et_face_net_config_from_json,
 //          et_face_net_config_load, et_face_net_new_random, et_face_net_load,
 //          et_face_net_forward, et_face_net_out_free, et_face_net_free, et_face_net_params,
+//          et_face_net_config_to_json, et_face_net_save,
 //          ET_FACE_NET_MAX_STAGES, ET_FACE_NET_TOKENS
 //
 // Contract
@@ -118,5 +119,10 @@ void et_face_net_free(et_face_net *m);
 // The network's tensors with their FaceXFormer names, in catalogue order; returns the count.
 // names / tensors may be NULL.
 int et_face_net_params(const et_face_net *m, const char **names, et_tensor **tensors);
+// config.json text of cfg (caller frees): every field, "model_type": "facexformer".
+char *et_face_net_config_to_json(const et_face_net_config *cfg);
+// dir/config.json and dir/model.safetensors (FaceXFormer names, f32), each written
+// atomically; dir is created. et_face_net_load reads it back.
+et_status et_face_net_save(const et_face_net *m, const char *dir);
 
 #endif
