@@ -26,6 +26,7 @@
 #include "../core/safetensors.h"
 #include "../core/status.h"
 #include "test_util.h"
+#include "train/io/face_net_load.h"
 #include "train/models/face_net.h"
 
 #define TOL 1e-4

@@ -15,6 +15,7 @@
 #include "data/dataset.h"
 #include "data/template.h"
 #include "data/tokenizer.h"
+#include "train/io/face_net_load.h"
 #include "train/models/face_net.h"
 
 #define N_LM 136

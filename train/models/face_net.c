@@ -14,7 +14,6 @@
 #include "core/ops.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
-#include "train/io/hf_weights.h"
 
 enum { INIT_NORMAL, INIT_ONES, INIT_ZEROS, INIT_UNIT };
 
@@ -314,9 +313,7 @@ int et_face_net_params(const et_face_net *m, const char **names, et_tensor **ten
 
 et_status et_face_net_new_random(const et_face_net_config *cfg, double std, uint64_t seed,
                                  et_face_net *m) {
-    memset(m, 0, sizeof *m);
-    m->cfg = *cfg;
-    build_catalogue(m);
+    et_face_net_catalogue(m, cfg);
     uint64_t off = 0;
     for (int i = 0; i < m->n_params; i++) {
         struct et_face_param *p = &m->params[i];
@@ -335,39 +332,17 @@ et_status et_face_net_new_random(const et_face_net_config *cfg, double std, uint
     return NULL;
 }
 
-et_status et_face_net_load(const char *dir, et_face_net *m) {
+void et_face_net_catalogue(et_face_net *m, const et_face_net_config *cfg) {
     memset(m, 0, sizeof *m);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    ET_TRY(et_face_net_config_load(path, &m->cfg));
-    et_ckpt *ck = NULL;
-    ET_TRY(et_ckpt_open(dir, &ck));
+    m->cfg = *cfg;
     build_catalogue(m);
-    et_ckpt_want *w = calloc((size_t)m->n_params, sizeof *w);
-    for (int i = 0; i < m->n_params; i++) {
-        w[i].name = m->params[i].name;
-        w[i].ndim = m->params[i].ndim;
-        memcpy(w[i].shape, m->params[i].shape, sizeof(int64_t) * (size_t)m->params[i].ndim);
-        w[i].dst = m->params[i].slot;
-    }
-    static const char *const suffix[] = {".relative_position_index"};
-    static const char *const prefix[] = {"backbone.1.",
-                                         "face_decoder.output_upscaling.",
-                                         "face_decoder.output_hypernetwork_mlps.",
-                                         "face_decoder.pose_prediction_head.",
-                                         "face_decoder.attribute_prediction_head.",
-                                         "face_decoder.visibility_prediction_head."};
-    et_ckpt_ignore ign = {1, suffix, 0, NULL, (int)(sizeof prefix / sizeof *prefix), prefix};
-    et_status s = et_ckpt_load_all_ex(ck, m->n_params, w, ET_F32, &ign);
-    free(w);
-    if (s) s = et_status_wrap(s, "%s: face network (FaceXFormer layout)", dir);
-    et_ckpt_close(ck);
-    if (s) {
-        et_face_net_free(m);
-        return s;
-    }
-    m->frozen = true;
-    return NULL;
+}
+
+void et_face_net_slot(et_face_net *m, int i, const char **name, int *ndim, const int64_t **shape,
+                      et_tensor ***slot) {
+    ET_ASSERT(i >= 0 && i < m->n_params, "et_face_net_slot: %d of %d", i, m->n_params);
+    *name = m->params[i].name, *ndim = m->params[i].ndim, *shape = m->params[i].shape;
+    *slot = m->params[i].slot;
 }
 
 // ---- forward helpers --------------------------------------------------------------------

@@ -2,7 +2,8 @@
 // "FaceXFormer"): a Swin encoder, the multi-scale fusion to one map, SAM's two-way transformer
 // decoder over task tokens, and heads for 68 landmarks, age, gender and race.
 // defines: et_face_net_config, et_face_net, et_face_net_out, et_face_net_config_from_json,
-//          et_face_net_config_load, et_face_net_new_random, et_face_net_load,
+//          et_face_net_config_load, et_face_net_new_random, et_face_net_catalogue,
+//          et_face_net_slot,
 //          et_face_net_forward, et_face_net_out_free, et_face_net_free, et_face_net_params,
 //          et_face_net_config_to_json, et_face_net_save,
 //          ET_FACE_NET_MAX_STAGES, ET_FACE_NET_TOKENS
@@ -14,7 +15,8 @@
 //   attention_downsample_rate (2), num_mask_tokens (11). FaceXFormer itself: 224, 4, 3, 128,
 //   [2, 2, 18, 2], [4, 8, 16, 32], 7, 4.0, 1e-5, 256, 2, 8, 2048, 2, 11. Every field is
 //   checked (an error names the file and the field).
-// - Weights carry FaceXFormer's state-dict names (torchvision swin_b under "backbone.0.",
+// - Weights carry FaceXFormer's state-dict names (loaded by train/io/face_net_load.h) (torchvision
+// swin_b under "backbone.0.",
 //   "linear_c.<i>.proj", "linear_fuse", "pe_layer.positional_encoding_gaussian_matrix",
 //   "face_decoder.*"). Loading requires every tensor the outputs below use, with its exact
 //   shape, and names the missing, mis-shaped and unexpected ones in one error; tensors of
@@ -110,8 +112,11 @@ et_status et_face_net_config_load(const char *config_json_path, et_face_net_conf
 // N(0, 1) (SAM's); f32, trainable (frozen false).
 et_status et_face_net_new_random(const et_face_net_config *cfg, double std, uint64_t seed,
                                  et_face_net *m);
-// dir/config.json + dir/model.safetensors (or an index): frozen, weights in f32.
-et_status et_face_net_load(const char *dir, et_face_net *m);
+// The catalogue of cfg's network without tensors (every slot NULL): what a loader fills
+// (train/io/face_net_load.h), one slot at a time.
+void et_face_net_catalogue(et_face_net *m, const et_face_net_config *cfg);
+void et_face_net_slot(et_face_net *m, int i, const char **name, int *ndim, const int64_t **shape,
+                      et_tensor ***slot);
 // img [B, C, S, S] -> out (every field a new reference; free with et_face_net_out_free).
 void et_face_net_forward(et_face_net *m, et_tensor *img, et_face_net_out *out);
 void et_face_net_out_free(et_face_net_out *o);
