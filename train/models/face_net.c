@@ -15,7 +15,10 @@
 #include "core/rng.h"
 #include "core/safetensors.h"
 
-enum { INIT_NORMAL, INIT_ONES, INIT_ZEROS, INIT_UNIT };
+// NORMAL: N(0, std) (torchvision's Swin linears); TORCH: PyTorch's default Linear / Conv
+// init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias (SAM's decoder, FaceXFormer's
+// fusion and heads, the patch conv); UNIT: N(0, 1) (nn.Embedding tokens, SAM's PE matrix).
+enum { INIT_NORMAL, INIT_ONES, INIT_ZEROS, INIT_UNIT, INIT_TORCH };
 
 struct et_face_param {
     char name[128];
@@ -23,6 +26,7 @@ struct et_face_param {
     int64_t shape[4];
     et_tensor **slot;
     int init;
+    int64_t fan_in;  // INIT_TORCH
 };
 
 // ---- config -----------------------------------------------------------------------------
@@ -153,6 +157,7 @@ et_status et_face_net_config_load(const char *path, et_face_net_config *out) {
 typedef struct {
     et_face_net *m;
     int cap;
+    bool torch;  // linears take PyTorch's default init (else N(0, std) weights, zero bias)
 } cat_t;
 
 static void add_param(cat_t *c, et_tensor **slot, int init, int ndim, const int64_t *shape,
@@ -183,8 +188,13 @@ static void add_param(cat_t *c, et_tensor **slot, int init, int ndim, const int6
 static void add_linear(cat_t *c, et_linear_layer *l, int64_t out, int64_t in, bool bias,
                        const char *name) {
     snprintf(l->name, sizeof l->name, "%s", name);
-    add_param(c, &l->weight, INIT_NORMAL, 2, SHAPE(out, in), "%s.weight", name);
-    if (bias) add_param(c, &l->bias, INIT_ZEROS, 1, SHAPE(out), "%s.bias", name);
+    add_param(c, &l->weight, c->torch ? INIT_TORCH : INIT_NORMAL, 2, SHAPE(out, in), "%s.weight",
+              name);
+    c->m->params[c->m->n_params - 1].fan_in = in;
+    if (bias) {
+        add_param(c, &l->bias, c->torch ? INIT_TORCH : INIT_ZEROS, 1, SHAPE(out), "%s.bias", name);
+        c->m->params[c->m->n_params - 1].fan_in = in;
+    }
 }
 
 static void add_norm(cat_t *c, et_tensor **w, et_tensor **b, int64_t d, const char *name) {
@@ -211,12 +221,14 @@ static const int64_t k_head_out[4] = {136, 8, 2, 5};
 
 static void build_catalogue(et_face_net *m) {
     const et_face_net_config *g = &m->cfg;
-    cat_t c = {m, 0};
+    cat_t c = {m, 0, false};
     const int64_t E = g->embed_dim, F = g->fuse_dim, nS = g->n_stages, win = g->window;
     char nm[160];
-    add_param(&c, &m->patch_w, INIT_NORMAL, 4,
+    add_param(&c, &m->patch_w, INIT_TORCH, 4,
               SHAPE(E, g->num_channels, g->patch_size, g->patch_size), "backbone.0.0.0.weight");
-    add_param(&c, &m->patch_b, INIT_ZEROS, 1, SHAPE(E), "backbone.0.0.0.bias");
+    m->params[m->n_params - 1].fan_in = g->num_channels * g->patch_size * g->patch_size;
+    add_param(&c, &m->patch_b, INIT_TORCH, 1, SHAPE(E), "backbone.0.0.0.bias");
+    m->params[m->n_params - 1].fan_in = g->num_channels * g->patch_size * g->patch_size;
     add_norm(&c, &m->patch_ln_w, &m->patch_ln_b, E, "backbone.0.0.2");
     for (int i = 0; i < nS; i++) {
         const int64_t Ci = E << i, hid = (int64_t)((double)Ci * g->mlp_ratio);
@@ -248,18 +260,20 @@ static void build_catalogue(et_face_net *m) {
             add_linear(&c, &m->merge[i], 2 * Ci, 4 * Ci, false, nm);
         }
     }
+    c.torch = true;  // FaceXFormer's own modules and SAM's decoder keep PyTorch's defaults
     for (int i = 0; i < nS; i++) {
         snprintf(nm, sizeof nm, "linear_c.%d.proj", i);
         add_linear(&c, &m->linear_c[i], F, E << i, true, nm);
     }
-    add_param(&c, &m->fuse_w, INIT_NORMAL, 4, SHAPE(F, F * nS, 1, 1), "linear_fuse.weight");
+    add_param(&c, &m->fuse_w, INIT_TORCH, 4, SHAPE(F, F * nS, 1, 1), "linear_fuse.weight");
+    m->params[m->n_params - 1].fan_in = F * nS;
     add_param(&c, &m->pe_gauss, INIT_UNIT, 2, SHAPE(2, F / 2),
               "pe_layer.positional_encoding_gaussian_matrix");
     for (int t = 0; t < ET_FACE_NET_TOKENS; t++)
-        add_param(&c, &m->task_tok[t], INIT_NORMAL, 2, SHAPE(1, F), "face_decoder.%s_token.weight",
+        add_param(&c, &m->task_tok[t], INIT_UNIT, 2, SHAPE(1, F), "face_decoder.%s_token.weight",
                   k_task_names[t]);
     if (g->n_mask_tokens)
-        add_param(&c, &m->mask_tok, INIT_NORMAL, 2, SHAPE(g->n_mask_tokens, F),
+        add_param(&c, &m->mask_tok, INIT_UNIT, 2, SHAPE(g->n_mask_tokens, F),
                   "face_decoder.mask_tokens.weight");
     const int64_t inner = F / g->attn_down;
     m->dec = calloc((size_t)g->dec_depth, sizeof(et_twoway_layer));
@@ -320,6 +334,10 @@ et_status et_face_net_new_random(const et_face_net_config *cfg, double std, uint
         et_tensor *t = et_zeros(ET_F32, p->ndim, p->shape);
         if (p->init == INIT_NORMAL || p->init == INIT_UNIT) {
             et_randn_(t, 0.0, p->init == INIT_UNIT ? 1.0 : std, seed, off);
+            off += (uint64_t)t->numel;
+        } else if (p->init == INIT_TORCH) {
+            const double bound = 1.0 / sqrt((double)p->fan_in);
+            et_rand_uniform_(t, -bound, bound, seed, off);
             off += (uint64_t)t->numel;
         } else if (p->init == INIT_ONES) {
             float *d = et_data(t);

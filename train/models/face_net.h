@@ -107,9 +107,12 @@ typedef struct {
 
 et_status et_face_net_config_from_json(const char *json, const char *what, et_face_net_config *out);
 et_status et_face_net_config_load(const char *config_json_path, et_face_net_config *out);
-// A network with cfg's shapes: Linear / conv weights N(0, std) (Philox at seed), LayerNorm
-// weights 1, biases 0, tokens and the relative position tables N(0, std), the PE matrix
-// N(0, 1) (SAM's); f32, trainable (frozen false).
+// A network with cfg's shapes, initialised as the PyTorch modules are (Philox at seed): the
+// Swin encoder's linears and relative position tables N(0, std) with zero biases
+// (torchvision: trunc_normal 0.02); the patch conv, FaceXFormer's fusion, SAM's decoder and
+// the heads PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases;
+// the tokens (nn.Embedding) and the PE matrix N(0, 1); LayerNorms 1 / 0. f32, trainable
+// (frozen false).
 et_status et_face_net_new_random(const et_face_net_config *cfg, double std, uint64_t seed,
                                  et_face_net *m);
 // The catalogue of cfg's network without tensors (every slot NULL): what a loader fills
