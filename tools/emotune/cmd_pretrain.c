@@ -10,98 +10,89 @@
 #include "train/pretrain_face.h"
 #include "train/pretrain_tower.h"
 
-int et_cli_pretrain_tower(int argc, char **argv) {
+typedef et_status (*aux_run_fn)(const et_run_config *, const et_train_opts *, et_pretrain_result *);
+typedef void (*aux_print_fn)(const et_run_config *, const et_pretrain_result *);
+
+// The shared body of the pretraining commands (train/aux_run.h): options, config, the run,
+// the summary lines; `print` adds the command's own lines after a finished run.
+static int aux_command(int argc, char **argv, const char *name, const char *help, aux_run_fn run,
+                       aux_print_fn print) {
     static const et_cli_opt opts[] = {{"--resume", false}, {"--overwrite", false}};
     et_cli_args a;
     int rc = et_cli_parse(argc, argv, opts, 2, &a);
     if (rc) return rc;
     if (a.help) {
-        printf(
-            "usage: emotune pretrain-tower -c CONFIG [--resume | --overwrite] [key=value ...]\n"
-            "Pretrains the vision tower of model.vision (or model.vision_path) contrastively on\n"
-            "image-caption pairs (data.train: LLaVA-format JSON, the gpt turn is the caption):\n"
-            "CLIP's symmetric InfoNCE with a learned temperature against a small text encoder\n"
-            "(clip.* keys). Writes checkpoints/, metrics.jsonl and, at the end, tower/ (HF\n"
-            "CLIPVisionModel: use it as model.vision_path) and clip_head.safetensors to\n"
-            "train.output_dir; then evaluates data.eval (retrieval and zero-shot emotion\n"
-            "accuracy). --resume / --overwrite, the lock and Ctrl-C behave as in `emotune "
-            "train`.\n");
+        printf("usage: emotune %s -c CONFIG [--resume | --overwrite] [key=value ...]\n%s", name,
+               help);
         et_cli_print_usage("", true);
         return 0;
     }
     et_run_config c;
-    if ((rc = et_cli_load_config(&a, "pretrain-tower", ET_RC_NEED_MODEL | ET_RC_NEED_TRAIN_DATA,
-                                 &c)))
+    if ((rc = et_cli_load_config(&a, name, ET_RC_NEED_MODEL | ET_RC_NEED_TRAIN_DATA, &c)))
         return rc;
     et_train_opts to = {.resume = a.flag[0], .overwrite = a.flag[1]};
     et_pretrain_result res;
-    et_status st = et_pretrain_tower_run(&c, &to, &res);
+    et_status st = run(&c, &to, &res);
     if (st) {
         et_run_config_free(&c);
         return et_cli_fail(st);
     }
-    printf("pretrain-tower: %lld/%lld steps, loss %.4f -> %.4f, %.1f s, %.1f images/s%s\n",
+    printf("%s: %lld/%lld steps, loss %.4f -> %.4f, %.1f s, %.1f images/s%s\n", name,
            (long long)res.steps, (long long)res.total_steps, res.first_loss, res.last_loss,
            res.seconds, res.images_per_s, res.interrupted ? " (interrupted)" : "");
-    if (res.bad_samples)
-        printf("pretrain-tower: %lld samples skipped\n", (long long)res.bad_samples);
-    if (res.checkpoint[0]) printf("pretrain-tower: checkpoint %s\n", res.checkpoint);
-    if (!res.interrupted) printf("pretrain-tower: tower %s/tower\n", c.output_dir);
-    if (res.evaluated)
-        printf(
-            "pretrain-tower: eval %s (%lld images): image->text retrieval %.2f %%, zero-shot "
-            "emotion %.2f %% (%d classes)\n",
-            c.eval_data, (long long)res.n_eval, 100 * res.retrieval_acc, 100 * res.zeroshot_acc,
-            res.n_classes);
+    if (res.bad_samples) printf("%s: %lld samples skipped\n", name, (long long)res.bad_samples);
+    if (res.checkpoint[0]) printf("%s: checkpoint %s\n", name, res.checkpoint);
+    if (!res.interrupted) print(&c, &res);
     et_run_config_free(&c);
     return res.interrupted ? 130 : 0;
 }
 
-int et_cli_pretrain_face(int argc, char **argv) {
-    static const et_cli_opt opts[] = {{"--resume", false}, {"--overwrite", false}};
-    et_cli_args a;
-    int rc = et_cli_parse(argc, argv, opts, 2, &a);
-    if (rc) return rc;
-    if (a.help) {
+static void print_tower(const et_run_config *c, const et_pretrain_result *res) {
+    printf("pretrain-tower: tower %s/tower\n", c->output_dir);
+    if (res->evaluated)
         printf(
-            "usage: emotune pretrain-face -c CONFIG [--resume | --overwrite] [key=value ...]\n"
-            "Trains the face analysis network (FaceXFormer's architecture) of model.face_net\n"
-            "(random) or model.face_net_path (continued) on data.train: faces with \"landmark\"\n"
-            "(68 points) and \"attributes\" {age, gender, race}. Loss: face.landmark_weight x L1\n"
-            "of the landmarks + cross-entropies of age (8 bins), gender, race (5 groups).\n"
-            "Writes checkpoints/, metrics.jsonl and face_net/ (config.json + model.safetensors,\n"
-            "FaceXFormer names) to train.output_dir, then scores data.eval: landmark NME\n"
-            "(inter-ocular) and the attribute accuracies. --resume / --overwrite, the lock and\n"
-            "Ctrl-C behave as in `emotune train`.\n");
-        et_cli_print_usage("", true);
-        return 0;
-    }
-    et_run_config c;
-    if ((rc =
-             et_cli_load_config(&a, "pretrain-face", ET_RC_NEED_MODEL | ET_RC_NEED_TRAIN_DATA, &c)))
-        return rc;
-    et_train_opts to = {.resume = a.flag[0], .overwrite = a.flag[1]};
-    et_pretrain_result res;
-    et_status st = et_pretrain_face_run(&c, &to, &res);
-    if (st) {
-        et_run_config_free(&c);
-        return et_cli_fail(st);
-    }
-    printf("pretrain-face: %lld/%lld steps, loss %.4f -> %.4f, %.1f s, %.1f images/s%s\n",
-           (long long)res.steps, (long long)res.total_steps, res.first_loss, res.last_loss,
-           res.seconds, res.images_per_s, res.interrupted ? " (interrupted)" : "");
-    if (res.bad_samples)
-        printf("pretrain-face: %lld samples skipped\n", (long long)res.bad_samples);
-    if (res.checkpoint[0]) printf("pretrain-face: checkpoint %s\n", res.checkpoint);
-    if (!res.interrupted) printf("pretrain-face: network %s/face_net\n", c.output_dir);
-    if (res.evaluated)
+            "pretrain-tower: eval %s (%lld images): image->text retrieval %.2f %%, zero-shot "
+            "emotion %.2f %% (%d classes)\n",
+            c->eval_data, (long long)res->n_eval, 100 * res->retrieval_acc, 100 * res->zeroshot_acc,
+            res->n_classes);
+}
+
+int et_cli_pretrain_tower(int argc, char **argv) {
+    return aux_command(
+        argc, argv, "pretrain-tower",
+        "Pretrains the vision tower of model.vision (or model.vision_path) contrastively on\n"
+        "image-caption pairs (data.train: LLaVA-format JSON, the gpt turn is the caption):\n"
+        "CLIP's symmetric InfoNCE with a learned temperature against a small text encoder\n"
+        "(clip.* keys). Writes checkpoints/, metrics.jsonl and, at the end, tower/ (HF\n"
+        "CLIPVisionModel: use it as model.vision_path) and clip_head.safetensors to\n"
+        "train.output_dir; then evaluates data.eval (retrieval and zero-shot emotion\n"
+        "accuracy). --resume / --overwrite, the lock and Ctrl-C behave as in `emotune "
+        "train`.\n",
+        et_pretrain_tower_run, print_tower);
+}
+
+static void print_face(const et_run_config *c, const et_pretrain_result *res) {
+    printf("pretrain-face: network %s/face_net\n", c->output_dir);
+    if (res->evaluated)
         printf(
             "pretrain-face: eval %s (%lld faces): landmark NME %.2f %% (inter-ocular), age %.2f "
             "%%, gender %.2f %%, race %.2f %%\n",
-            c.eval_data, (long long)res.n_eval, 100 * res.nme, 100 * res.age_acc,
-            100 * res.gender_acc, 100 * res.race_acc);
-    et_run_config_free(&c);
-    return res.interrupted ? 130 : 0;
+            c->eval_data, (long long)res->n_eval, 100 * res->nme, 100 * res->age_acc,
+            100 * res->gender_acc, 100 * res->race_acc);
+}
+
+int et_cli_pretrain_face(int argc, char **argv) {
+    return aux_command(
+        argc, argv, "pretrain-face",
+        "Trains the face analysis network (FaceXFormer's architecture) of model.face_net\n"
+        "(random) or model.face_net_path (continued) on data.train: faces with \"landmark\"\n"
+        "(68 points) and \"attributes\" {age, gender, race}. Loss: face.landmark_weight x L1\n"
+        "of the landmarks + cross-entropies of age (8 bins), gender, race (5 groups).\n"
+        "Writes checkpoints/, metrics.jsonl and face_net/ (config.json + model.safetensors,\n"
+        "FaceXFormer names) to train.output_dir, then scores data.eval: landmark NME\n"
+        "(inter-ocular) and the attribute accuracies. --resume / --overwrite, the lock and\n"
+        "Ctrl-C behave as in `emotune train`.\n",
+        et_pretrain_face_run, print_face);
 }
 
 static void print_probe(const char *what, const et_probe_result *r, int64_t D) {
