@@ -75,23 +75,30 @@ static void compare_outputs(const char *tag, et_face_net *m, et_face_net_out *o,
     }
 }
 
-static void test_forward(const char *tag) {
+// Loads case `tag`'s network and opens its io.safetensors; false (after a failed CHECK) when
+// either fails.
+static bool open_case(const char *tag, et_face_net *m, et_st_file **io) {
     char path[256];
     snprintf(path, sizeof path, DIR "/%s", tag);
-    et_face_net m;
-    et_status s = et_face_net_load(path, &m);
+    et_status s = et_face_net_load(path, m);
     CHECK(!s, "%s", et_status_msg(s));
-    if (s) return et_status_free(s);
-    CHECK(m.frozen, "%s: a loaded network is frozen", tag);
+    if (s) return et_status_free(s), false;
     snprintf(path, sizeof path, DIR "/%s/io.safetensors", tag);
-    et_st_file *io = NULL;
-    s = et_st_open(path, &io);
+    s = et_st_open(path, io);
     CHECK(!s, "%s", et_status_msg(s));
     if (s) {
         et_status_free(s);
-        et_face_net_free(&m);
-        return;
+        et_face_net_free(m);
+        return false;
     }
+    return true;
+}
+
+static void test_forward(const char *tag) {
+    et_face_net m;
+    et_st_file *io = NULL;
+    if (!open_case(tag, &m, &io)) return;
+    CHECK(m.frozen, "%s: a loaded network is frozen", tag);
     et_tensor *px = load_from(io, "pixels");
     et_face_net_out o;
     et_face_net_forward(&m, px, &o);
@@ -112,27 +119,15 @@ static et_tensor *weighted_sum(et_tensor *y, et_tensor *r) {
 }
 
 static void test_grads_of(const char *tag) {
-    char path[256];
-    snprintf(path, sizeof path, DIR "/%s", tag);
     et_face_net m;
-    et_status s = et_face_net_load(path, &m);
-    CHECK(!s, "%s", et_status_msg(s));
-    if (s) return et_status_free(s);
+    et_st_file *io = NULL;
+    if (!open_case(tag, &m, &io)) return;
     m.frozen = false;
     const char *names[1024];
     et_tensor *ts[1024];
     int n = et_face_net_params(&m, names, ts);
     CHECK(n > 0 && n <= 1024, "catalogue size %d", n);
     for (int i = 0; i < n; i++) et_set_requires_grad(ts[i], true);
-    et_st_file *io = NULL;
-    snprintf(path, sizeof path, DIR "/%s/io.safetensors", tag);
-    s = et_st_open(path, &io);
-    CHECK(!s, "%s", et_status_msg(s));
-    if (s) {
-        et_status_free(s);
-        et_face_net_free(&m);
-        return;
-    }
     et_tensor *px = load_from(io, "pixels");
     et_face_net_out o;
     et_face_net_forward(&m, px, &o);

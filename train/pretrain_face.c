@@ -188,16 +188,21 @@ static et_tensor *i32_targets(const int *cls, const et_batch *b, int which) {
     return t;
 }
 
+// Argmax class of row i of logits [B, K].
+static int64_t argmax_row(const et_tensor *logits, int64_t i) {
+    const int64_t K = logits->shape[1];
+    int64_t best = 0;
+    for (int64_t k = 1; k < K; k++)
+        if (et_get(logits, i * K + k) > et_get(logits, i * K + best)) best = k;
+    return best;
+}
+
 static double batch_acc(const et_tensor *logits, const et_tensor *tgt) {
-    const int64_t B = logits->shape[0], K = logits->shape[1];
     int64_t ok = 0, n = 0;
-    for (int64_t i = 0; i < B; i++) {
+    for (int64_t i = 0; i < logits->shape[0]; i++) {
         const int32_t y = ((const int32_t *)et_data(tgt))[i];
         if (y < 0) continue;
-        int64_t best = 0;
-        for (int64_t k = 1; k < K; k++)
-            if (et_get(logits, i * K + k) > et_get(logits, i * K + best)) best = k;
-        ok += best == y, n++;
+        ok += argmax_row(logits, i) == y, n++;
     }
     return n ? (double)ok / (double)n : 0;
 }
@@ -272,11 +277,7 @@ static et_status evaluate(const et_run_config *c, frun_t *r, et_pretrain_result 
             for (int k = 0; k < 3; k++) {
                 const int y = cls[3 * b.index[i] + k];
                 if (y < 0) continue;
-                const int64_t K = lg[k]->shape[1];
-                int64_t best = 0;
-                for (int64_t j = 1; j < K; j++)
-                    if (et_get(lg[k], i * K + j) > et_get(lg[k], i * K + best)) best = j;
-                ok[k] += best == y, cnt[k]++;
+                ok[k] += argmax_row(lg[k], i) == y, cnt[k]++;
             }
         }
         seen += b.B;

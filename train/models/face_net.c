@@ -401,19 +401,32 @@ static et_tensor *reshape(et_tensor *x, int nd, const int64_t *s) {
     return y;
 }
 
-// One Swin v1 block on x [B, H, W, C] (torchvision SwinTransformerBlock).
-static et_tensor *swin_block(const et_face_net_config *g, et_swin_block *blk, et_tensor *x,
-                             int64_t heads, bool odd) {
-    const int64_t B = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
-    const int64_t win = g->window, N = win * win, hd = C / heads;
+// What every block of a stage with the same shift shares: the gather that builds the
+// zero-padded, rolled windows (rows of the stage's map, R = the zero row) and the one back,
+// the relative-position index, and the shifted-window mask. Built once per stage and shift.
+typedef struct {
+    int64_t B, H, W, N, nW;
+    et_tensor *idx;   // i32 [B nW N]
+    et_tensor *inv;   // i32 [B H W]
+    et_tensor *rel;   // i32 [N N] rows of the relative position table
+    et_tensor *mask;  // f32 [nW, heads, N, N] or NULL (no shift)
+} win_plan;
+
+static void win_plan_free(win_plan *p) {
+    et_release(p->idx), et_release(p->inv), et_release(p->rel), et_release(p->mask);
+}
+
+static win_plan win_plan_make(const et_face_net_config *g, const et_tensor *x, int64_t heads,
+                              bool odd) {
+    const int64_t B = x->shape[0], H = x->shape[1], W = x->shape[2];
+    const int64_t win = g->window, N = win * win;
     const int64_t Hp = (H + win - 1) / win * win, Wp = (W + win - 1) / win * win;
-    const int64_t nWh = Hp / win, nWw = Wp / win, nW = nWh * nWw, Bw = B * nW, R = B * H * W;
+    const int64_t nWh = Hp / win, nWw = Wp / win, nW = nWh * nWw, R = B * H * W;
     int64_t sh = odd ? win / 2 : 0, sw = odd ? win / 2 : 0;
     if (win >= Hp) sh = 0;
     if (win >= Wp) sw = 0;
-    // gather indices: padded + rolled map in window order -> rows (R = the zero row), and back
-    et_tensor *idx = i32_tensor(Bw * N), *inv = i32_tensor(R);
-    int32_t *pi = et_data(idx), *pv = et_data(inv);
+    win_plan p = {B, H, W, N, nW, i32_tensor(B * nW * N), i32_tensor(R), i32_tensor(N * N), NULL};
+    int32_t *pi = et_data(p.idx), *pv = et_data(p.inv), *pr = et_data(p.rel);
     for (int64_t b = 0; b < B; b++)
         for (int64_t wy = 0; wy < nWh; wy++)
             for (int64_t wx = 0; wx < nWw; wx++)
@@ -425,20 +438,11 @@ static et_tensor *swin_block(const et_face_net_config *g, et_swin_block *blk, et
                         pi[j] = (int32_t)r;
                         if (r < R) pv[r] = (int32_t)j;
                     }
-    // relative position bias [heads, N, N]
-    et_tensor *rel = i32_tensor(N * N);
-    int32_t *pr = et_data(rel);
     for (int64_t i = 0; i < N; i++)
         for (int64_t j = 0; j < N; j++)
             pr[i * N + j] = (int32_t)((i / win - j / win + win - 1) * (2 * win - 1) +
                                       (i % win - j % win + win - 1));
-    et_tensor *bias_rows = et_gather_rows(blk->rel_table, rel);  // [N N, heads]
-    et_tensor *bias = et_permute(bias_rows, 2, (const int[]){1, 0});
-    bias = reshape(bias, 3, (int64_t[]){heads, N, N});
-    et_release(bias_rows), et_release(rel);
-    // the shifted-window mask [nW, heads, N, N] (torchvision's region labels, -100 across)
-    et_tensor *mask = NULL;
-    if (sh + sw > 0) {
+    if (sh + sw > 0) {  // torchvision's region labels on the padded map, -100 across regions
         int64_t *lab = calloc((size_t)(Hp * Wp), sizeof(int64_t));
         const int64_t hs[3][3] = {{0, -win, 0}, {-win, -sh, 0}, {-sh, 0, 1}};  // start, stop, None
         const int64_t ws[3][3] = {{0, -win, 0}, {-win, -sw, 0}, {-sw, 0, 1}};
@@ -451,8 +455,8 @@ static et_tensor *swin_block(const et_face_net_config *g, et_swin_block *blk, et
                 for (int64_t y = y0; y < y1; y++)
                     for (int64_t xx = x0; xx < x1; xx++) lab[y * Wp + xx] = cnt;
             }
-        mask = et_zeros(ET_F32, 4, (int64_t[]){nW, heads, N, N});
-        float *pm = et_data(mask);
+        p.mask = et_zeros(ET_F32, 4, (int64_t[]){nW, heads, N, N});
+        float *pm = et_data(p.mask);
         for (int64_t w = 0; w < nW; w++) {
             const int64_t oy = w / nWw * win, ox = w % nWw * win;
             for (int64_t i = 0; i < N; i++)
@@ -464,13 +468,26 @@ static et_tensor *swin_block(const et_face_net_config *g, et_swin_block *blk, et
                 }
         }
         free(lab);
-        mask = on_dev(mask, x);
+        p.mask = on_dev(p.mask, x);
     }
+    return p;
+}
+
+// One Swin v1 block on x [B, H, W, C] (torchvision SwinTransformerBlock) with its stage's plan.
+static et_tensor *swin_block(const et_face_net_config *g, et_swin_block *blk, et_tensor *x,
+                             int64_t heads, const win_plan *pl) {
+    const int64_t B = pl->B, H = pl->H, W = pl->W, C = x->shape[3];
+    const int64_t N = pl->N, nW = pl->nW, Bw = B * nW, R = B * H * W, hd = C / heads;
+    // relative position bias [heads, N, N]
+    et_tensor *bias_rows = et_gather_rows(blk->rel_table, pl->rel);  // [N N, heads]
+    et_tensor *bias = et_permute(bias_rows, 2, (const int[]){1, 0});
+    bias = reshape(bias, 3, (int64_t[]){heads, N, N});
+    et_release(bias_rows);
     // attention over windows
     et_tensor *xr = et_reshape(x, 2, (int64_t[]){R, C});
     et_tensor *h1 = et_layernorm(xr, blk->ln1_w, blk->ln1_b, g->eps);
     et_tensor *hz = with_zero_row(h1);
-    et_tensor *xw = et_gather_rows(hz, idx);  // [Bw N, C]
+    et_tensor *xw = et_gather_rows(hz, pl->idx);  // [Bw N, C]
     et_release(h1), et_release(hz);
     et_tensor *qkv = linear(&blk->qkv, xw);
     et_release(xw);
@@ -489,10 +506,10 @@ static et_tensor *swin_block(const et_face_net_config *g, et_swin_block *blk, et
     et_release(q);
     et_tensor *att2 = et_add_bcast(att, bias);
     et_release(att), et_release(bias);
-    if (mask) {
+    if (pl->mask) {
         et_tensor *a5 = et_reshape(att2, 5, (int64_t[]){B, nW, heads, N, N});
-        et_tensor *am = et_add_bcast(a5, mask);
-        et_release(a5), et_release(att2), et_release(mask);
+        et_tensor *am = et_add_bcast(a5, pl->mask);
+        et_release(a5), et_release(att2);
         att2 = reshape(am, 4, (int64_t[]){Bw, heads, N, N});
     }
     et_tensor *p = et_softmax(att2);
@@ -504,8 +521,8 @@ static et_tensor *swin_block(const et_face_net_config *g, et_swin_block *blk, et
     ot = reshape(ot, 2, (int64_t[]){Bw * N, C});
     et_tensor *pj = linear(&blk->proj, ot);
     et_release(ot);
-    et_tensor *back = et_gather_rows(pj, inv);  // [R, C]
-    et_release(pj), et_release(idx), et_release(inv);
+    et_tensor *back = et_gather_rows(pj, pl->inv);  // [R, C]
+    et_release(pj);
     et_tensor *x1 = et_add(xr, back);
     et_release(back), et_release(xr);
     // MLP
@@ -551,9 +568,6 @@ static et_tensor *face_attn(et_face_attn *a, int64_t heads, et_tensor *q, et_ten
     return et_mha(&a->q, &a->k, &a->v, &a->o, heads, q, k, v);
 }
 
-// a + b, both kept (a new reference).
-static et_tensor *add(et_tensor *a, et_tensor *b) { return et_add(a, b); }
-
 // LayerNorm(x + d), releasing x and d.
 static et_tensor *addln(et_tensor *x, et_tensor *d, et_tensor *w, et_tensor *b, double eps) {
     et_tensor *s = et_add(x, d);
@@ -562,9 +576,6 @@ static et_tensor *addln(et_tensor *x, et_tensor *d, et_tensor *w, et_tensor *b, 
     et_release(s);
     return y;
 }
-
-// keys + image_pe (pe [hw, F] broadcast over the batch).
-static et_tensor *add_pe(et_tensor *keys, et_tensor *pe) { return et_add_bcast(keys, pe); }
 
 // SAM's random-Fourier position encoding of the (h, w) grid: [h w, F].
 static et_tensor *image_pe(const et_face_net *m, int64_t h, int64_t w) {
@@ -616,11 +627,14 @@ void et_face_net_forward(et_face_net *m, et_tensor *img, et_face_net_out *out) {
     et_release(pe);
     x = reshape(x, 4, (int64_t[]){B, G0, G0, g->embed_dim});
     for (int i = 0; i < nS; i++) {
-        for (int j = 0; j < g->depths[i]; j++) {
-            et_tensor *nx = swin_block(g, &m->blocks[i][j], x, g->heads[i], j % 2);
+        win_plan plan[2] = {win_plan_make(g, x, g->heads[i], false), {0}};
+        if (g->depths[i] > 1) plan[1] = win_plan_make(g, x, g->heads[i], true);
+        for (int j = 0; j < g->depths[i]; j++) {  // odd blocks are the shifted ones
+            et_tensor *nx = swin_block(g, &m->blocks[i][j], x, g->heads[i], &plan[j % 2]);
             et_release(x);
             x = nx;
         }
+        win_plan_free(&plan[0]), win_plan_free(&plan[1]);
         out->stages[i] = et_retain(x);
         if (i < nS - 1) {
             et_tensor *nx = patch_merge(g, m, i, x);
@@ -665,12 +679,12 @@ void et_face_net_forward(et_face_net *m, et_tensor *img, et_face_net_out *out) {
             queries = et_layernorm(a, d->ln_w[0], d->ln_b[0], eps);
             et_release(a);
         } else {
-            et_tensor *q = add(queries, qpe);
+            et_tensor *q = et_add(queries, qpe);
             et_tensor *a = face_attn(&d->self_attn, g->dec_heads, q, q, queries);
             et_release(q);
             queries = addln(queries, a, d->ln_w[0], d->ln_b[0], eps);
         }
-        et_tensor *q = add(queries, qpe), *k = add_pe(keys, pos);
+        et_tensor *q = et_add(queries, qpe), *k = et_add_bcast(keys, pos);
         et_tensor *a = face_attn(&d->t2i, g->dec_heads, q, k, keys);
         et_release(q), et_release(k);
         queries = addln(queries, a, d->ln_w[1], d->ln_b[1], eps);
@@ -678,12 +692,12 @@ void et_face_net_forward(et_face_net *m, et_tensor *img, et_face_net_out *out) {
         et_tensor *mo = linear(&d->lin2, rh);
         et_release(h), et_release(rh);
         queries = addln(queries, mo, d->ln_w[2], d->ln_b[2], eps);
-        q = add(queries, qpe), k = add_pe(keys, pos);
+        q = et_add(queries, qpe), k = et_add_bcast(keys, pos);
         a = face_attn(&d->i2t, g->dec_heads, k, q, queries);
         et_release(q), et_release(k);
         keys = addln(keys, a, d->ln_w[3], d->ln_b[3], eps);
     }
-    et_tensor *q = add(queries, qpe), *k = add_pe(keys, pos);
+    et_tensor *q = et_add(queries, qpe), *k = et_add_bcast(keys, pos);
     et_tensor *a = face_attn(&m->final_attn, g->dec_heads, q, k, keys);
     et_release(q), et_release(k);
     out->tokens = addln(queries, a, m->final_ln_w, m->final_ln_b, eps);
@@ -747,8 +761,9 @@ et_status et_face_net_save(const et_face_net *m, const char *dir) {
     const char **names = malloc(sizeof(*names) * (size_t)n);
     et_tensor **ts = malloc(sizeof(*ts) * (size_t)n);
     et_face_net_params(m, names, ts);
-    et_no_grad_begin();
-    for (int i = 0; i < n; i++) ts[i] = et_cast(ts[i], ET_F32);  // new references
+    et_no_grad_begin();  // f32 tensors are written as they are, others as f32 copies
+    for (int i = 0; i < n; i++)
+        ts[i] = ts[i]->dtype == ET_F32 ? et_retain(ts[i]) : et_cast(ts[i], ET_F32);
     et_no_grad_end();
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     s = et_st_save(path, n, names, ts, 0, NULL);
