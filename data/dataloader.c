@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../core/dtype.h"
 #include "../core/log.h"
 #include "../core/rng.h"
 #include "attr_prompt.h"
@@ -42,6 +43,7 @@ typedef struct {
     et_ids ids, labels;
     float *pixels;    // [3, S, S] or NULL
     float *landmark;  // [D] or NULL
+    float *priors;    // [P] or NULL (store source)
     float *video;     // [T, 3, S, S] or NULL
     // prepare mode (keep_u8): the crops instead of pixels/video, and the sample itself
     uint8_t *pix_u8;    // [S, S, 3] or NULL
@@ -101,6 +103,7 @@ void et_batch_free(et_batch *b) {
     free(b->ids), free(b->labels), free(b->sample_id), free(b->index);
     et_release(b->pixels);
     et_release(b->landmarks);
+    et_release(b->priors);
     et_release(b->video);
     free(b->video_row);
     memset(b, 0, sizeof *b);
@@ -264,8 +267,9 @@ static void process_json(et_loader *l, int64_t index, slot_t *s) {
         turns[i] = (et_chat_turn){.from = smp.turns[i].from, .value = smp.turns[i].value};
     char *agr = NULL;
     if (l->o.attr_prompt) {
-        st = et_attr_prompt_turns(l->o.attr_prompt, turns, (size_t)smp.n_turns, smp.age, smp.gender,
-                                  smp.race, &agr);
+        const char *const *w = l->o.attr_words ? l->o.attr_words + 3 * index : NULL;
+        st = et_attr_prompt_turns(l->o.attr_prompt, turns, (size_t)smp.n_turns, w ? w[0] : smp.age,
+                                  w ? w[1] : smp.gender, w ? w[2] : smp.race, &agr);
         if (st) {
             free(turns);
             fail(s, R_ATTRIBUTES,
@@ -445,6 +449,11 @@ static void process_store(et_loader *l, int64_t index, slot_t *s) {
         s->landmark = r.landmarks;
         r.landmarks = NULL;
     }
+    if (l->o.prior_dim > 0 && r.priors) {
+        s->priors = malloc(sizeof(float) * (size_t)l->o.prior_dim);
+        ET_ASSERT(s->priors, "out of memory");
+        for (int d = 0; d < l->o.prior_dim; d++) s->priors[d] = et_bf16_to_f32(r.priors[d]);
+    }
 out:
     et_store_record_free(&r);
 }
@@ -532,7 +541,7 @@ void et_loader_video_landmark(const float *lm, int64_t frames, int64_t D, const 
 }
 
 static void slot_clear(slot_t *s) {
-    free(s->msg), free(s->id), free(s->pixels), free(s->landmark), free(s->video);
+    free(s->msg), free(s->id), free(s->pixels), free(s->landmark), free(s->priors), free(s->video);
     free(s->pix_u8), free(s->video_u8);
     if (s->smp) et_sample_free(s->smp);
     free(s->smp);
@@ -712,6 +721,11 @@ et_status et_loader_new_store(et_store *store, const et_loader_opts *opts, et_lo
                       "%s: the store has landmark_dim %d but the model wants %d (prepare the "
                       "data again for this model)",
                       et_store_path(store), sc->landmark_dim, opts->landmark_dim);
+    if (opts->prior_dim > 0 && opts->prior_dim != sc->prior_dim)
+        return et_err(ET_ERR_INVALID,
+                      "%s: the store has %d prior values per sample but the model wants %d "
+                      "(prepare the data again for this model)",
+                      et_store_path(store), sc->prior_dim, opts->prior_dim);
     return loader_new(NULL, store, opts, out);
 }
 
@@ -841,6 +855,8 @@ et_status et_loader_next(et_loader *l, et_batch *out) {
     out->n_video = n_video;
     if (n_video) out->video = et_zeros(ET_F32, 5, (int64_t[]){n_video, T, 3, S, S});
     if (D > 0) out->landmarks = et_zeros(ET_F32, 2, (int64_t[]){k, D});
+    const int64_t P = l->store ? l->o.prior_dim : 0;
+    if (P > 0) out->priors = et_zeros(ET_F32, 2, (int64_t[]){k, P});
     for (int i = 0; i < k; i++) {
         slot_t *s = &got[i];
         const int64_t n = (int64_t)s->ids.len;
@@ -859,6 +875,9 @@ et_status et_loader_next(et_loader *l, et_batch *out) {
         if (D > 0 && s->landmark)
             memcpy(ET_DATA(float, out->landmarks) + (size_t)i * D, s->landmark,
                    sizeof(float) * (size_t)D);
+        if (P > 0 && s->priors)
+            memcpy(ET_DATA(float, out->priors) + (size_t)i * P, s->priors,
+                   sizeof(float) * (size_t)P);
         slot_clear(s);
     }
     free(got);
@@ -877,6 +896,9 @@ et_status et_loader_prepare_store(et_dataset *ds, const et_loader_opts *opts,
     if (opts->landmark_dim != schema->landmark_dim)
         return et_err(ET_ERR_INVALID, "%s: schema landmark_dim %d but the loader reads %d", path,
                       schema->landmark_dim, opts->landmark_dim);
+    if (schema->prior_dim != (opts->prior_fn ? opts->prior_dim : 0))
+        return et_err(ET_ERR_INVALID, "%s: schema prior_dim %d but the loader makes %d", path,
+                      schema->prior_dim, opts->prior_fn ? opts->prior_dim : 0);
     et_loader_opts o = *opts;
     o.shuffle = false, o.group_by_length = false, o.drop_last = false;
     o.rank = 0, o.world = 1;
@@ -901,6 +923,17 @@ et_status et_loader_prepare_store(et_dataset *ds, const et_loader_opts *opts,
         } else {
             const et_sample *m = s.smp;
             const bool vid = s.video_u8 != NULL;
+            uint16_t *priors = NULL;
+            if (o.prior_fn && s.pix_u8 && !vid) {  // the face priors of an image sample
+                const int S = o.image_size;
+                float *px = malloc(sizeof(float) * 3 * (size_t)S * (size_t)S);
+                priors = malloc(sizeof(uint16_t) * (size_t)o.prior_dim);
+                ET_ASSERT(px && priors, "out of memory");
+                et_clip_normalize(s.pix_u8, S, S, l->pp.mean, l->pp.std, px);
+                st = o.prior_fn(o.prior_ctx, px, s.landmark, priors);
+                free(px);
+                if (st) st = et_status_wrap(st, "%s: sample %lld", path, (long long)s.index);
+            }
             et_store_record r = {.id = m->id,
                                  .source = m->source,
                                  .label = m->label,
@@ -916,8 +949,10 @@ et_status et_loader_prepare_store(et_dataset *ds, const et_loader_opts *opts,
                                  .n_images = vid ? o.video_frames : (s.pix_u8 ? 1 : 0),
                                  .pixels = vid ? s.video_u8 : s.pix_u8,
                                  .has_landmarks = o.landmark_dim > 0 && s.landmark,
-                                 .landmarks = s.landmark};
-            st = et_store_append(w, &r);
+                                 .landmarks = s.landmark,
+                                 .priors = priors};
+            if (!st) st = et_store_append(w, &r);
+            free(priors);
             if (!st) (*n_written)++;
         }
         slot_clear(&s);

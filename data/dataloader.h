@@ -81,6 +81,7 @@ typedef struct {
     et_tensor **labels;    // [B] i32 [n_b]
     et_tensor *pixels;     // [B, 3, S, S] f32 or NULL (no sample has an image)
     et_tensor *landmarks;  // [B, D] f32 or NULL
+    et_tensor *priors;     // [B, P] f32 (a store's precomputed face priors) or NULL
     // Videos: n_video samples of the batch have one; video_row[b] is sample b's row of
     // `video` or -1. Each row is T frames preprocessed like an image.
     int n_video;
@@ -99,6 +100,12 @@ typedef struct {
     int image_size;  // 0: images are not loaded
     bool pad_to_square;
     int landmark_dim;  // 0: landmarks are not loaded
+    int prior_dim;     // store source: P, the store's precomputed priors are loaded (0: not);
+                       // prepare: P values per sample from prior_fn
+    // prepare only: the P priors of one sample from its normalised pixels [3, S, S] (NULL for
+    // a sample without an image) and landmarks [landmark_dim] (or NULL), as bf16 bits.
+    et_status (*prior_fn)(void *ctx, const float *pixels, const float *landmarks, uint16_t *out);
+    void *prior_ctx;
     int video_frames;  // T frames per video (uniform sampling); 0: videos not loaded
     int workers;
     int prefetch;  // batches
@@ -115,7 +122,10 @@ typedef struct {
     bool supervise_all;       // JSON source: every token is a label (data.supervise=all)
     const struct et_attr_prompt *attr_prompt;  // JSON source: the AGR prompt from each sample's
                                                // attributes (NULL = off); borrowed
-    const volatile sig_atomic_t *stop;         // non-NULL: et_loader_next gives up when *stop != 0
+    const char *const *attr_words;  // with attr_prompt: per dataset index i, the age, gender and
+                                    // race words [3 i .. 3 i + 2] the prompt renders instead of
+                                    // the sample's (attribute_prompt.source network); borrowed
+    const volatile sig_atomic_t *stop;  // non-NULL: et_loader_next gives up when *stop != 0
 } et_loader_opts;
 
 et_loader_opts et_loader_opts_default(void);

@@ -36,6 +36,7 @@ struct et_dataset {
     char *root_given;  // the data root made absolute and normalized, as written
     bool require_answer, skip_media_check;
     int64_t landmark_dim;
+    double landmark_bound;
     sample_loc *locs;  // (n)
     int64_t n, cap;
 };
@@ -479,6 +480,7 @@ static et_status dataset_init(et_dataset *ds, const char *name, const et_dataset
         ds->require_answer = opts->require_answer;
         ds->skip_media_check = opts->skip_media_check;
         ds->landmark_dim = opts->landmark_dim;
+        ds->landmark_bound = opts->landmark_bound;
         if (opts->landmark_dim < 0)
             return et_err(ET_ERR_INVALID, "%s: landmark_dim %lld < 0", name,
                           (long long)opts->landmark_dim);
@@ -738,12 +740,26 @@ static et_status get_media(const ctx *c, const cJSON *obj, const char *key, char
     return NULL;
 }
 
+// Values outside [-landmark_bound, landmark_bound] (when set): pixel coordinates where
+// normalised ones are expected.
+static et_status check_landmark_range(const ctx *c, const char *what) {
+    const double b = c->ds->landmark_bound;
+    for (int64_t i = 0; b > 0 && i < c->out->n_landmark; i++)
+        if (fabs(c->out->landmark[i]) > b)
+            return sample_err(c, ET_ERR_FORMAT,
+                              "field 'landmark': %s holds %g at index %lld, outside [-%g, %g]: "
+                              "landmarks are normalised image coordinates, x / width * 2 - 1 "
+                              "(pixel coordinates?)",
+                              what, (double)c->out->landmark[i], (long long)i, b, b);
+    return NULL;
+}
+
 static et_status check_landmark_dim(const ctx *c, const char *what) {
     int64_t want = c->ds->landmark_dim;
     if (want && c->out->n_landmark != want)
         return sample_err(c, ET_ERR_FORMAT, "field 'landmark': %s has %lld floats, expected %lld",
                           what, (long long)c->out->n_landmark, (long long)want);
-    return NULL;
+    return check_landmark_range(c, what);
 }
 
 static et_status get_landmark(const ctx *c, const cJSON *obj) {
@@ -787,7 +803,7 @@ static et_status get_landmark(const ctx *c, const cJSON *obj) {
         const int64_t want = c->ds->landmark_dim;
         if (o->video && want > 0 && ndim == 2 && shape[1] == want && shape[0] >= 1) {
             o->landmark_frames = shape[0];
-            return NULL;
+            return check_landmark_range(c, shp);
         }
         return check_landmark_dim(c, shp);
     }

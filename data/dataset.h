@@ -110,6 +110,8 @@ typedef struct et_dataset_opts {
                             // (for et_dataset_open_memory: the current directory)
     bool require_answer;    // training: conversations with a non-blank assistant turn
     int64_t landmark_dim;   // expected landmark floats (136, 212, ...); 0 = any
+    double landmark_bound;  // > 0: every landmark value must lie in [-bound, bound] (normalised
+                            // coordinates; a sample outside is bad, naming the field)
     bool skip_media_check;  // do not resolve image/video paths (landmarks are always read)
 } et_dataset_opts;
 

@@ -18,12 +18,15 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../core/dtype.h"
+
 #define NSTR 6         // string fields per sample
 #define CACHE_SLOTS 8  // decoded chunks kept per small column
 static const char *const k_str_fields = "id,source,label,reference,gender,race";
 #define COL_BUF_BYTES ((size_t)4 << 20)
 #define MAX_IMAGE_SIZE 8192
 #define MAX_LANDMARK_DIM 65536
+#define MAX_PRIOR_DIM (1 << 22)
 #define MAX_ATTR_STRING ((size_t)1 << 20)
 // Per-sample sanity limits when reading (a consistent but absurd file fails cleanly).
 #define MAX_SAMPLE_TOKENS ((int64_t)1 << 26)
@@ -89,6 +92,7 @@ enum {
     C_LABELS,
     C_HAS_LM,
     C_LM,
+    C_PRIORS,
     C_AGE,
     C_LABEL_ID,
     C_STR_OFF,
@@ -100,7 +104,7 @@ struct et_store_writer {
     char *path, *tmp;
     hid_t file;
     col cols[NCOLS];
-    int image_size, landmark_dim, level;
+    int image_size, landmark_dim, prior_dim, level;
     int64_t n, tokens, images, str_bytes;
     et_status failed;  // first error; the writer is poisoned
 };
@@ -239,6 +243,7 @@ static et_status create_locked(const char *path, const et_store_schema *sc, et_s
     } ints[] = {{"schema_version", ET_STORE_SCHEMA_VERSION, H5T_STD_I32LE},
                 {"image_size", sc->image_size, H5T_STD_I32LE},
                 {"landmark_dim", sc->landmark_dim, H5T_STD_I32LE},
+                {"prior_dim", sc->prior_dim, H5T_STD_I32LE},
                 {"compression", w->level, H5T_STD_I32LE}};
     for (size_t i = 0; !s && i < sizeof(ints) / sizeof(ints[0]); i++)
         s = write_attr_i64(w->file, ints[i].name, ints[i].t, ints[i].v);
@@ -249,6 +254,7 @@ static et_status create_locked(const char *path, const et_store_schema *sc, et_s
         s = write_attr_str(w->file, "supervise",
                            sc->supervise && sc->supervise[0] ? sc->supervise : "answers");
     if (!s) s = write_attr_str(w->file, "creator", sc->creator);
+    if (!s) s = write_attr_str(w->file, "prior_layout", sc->prior_dim ? sc->prior_layout : "");
     if (s) {
         et_status r = h5_err(ET_ERR_IO, w->tmp, et_status_msg(s));
         et_status_free(s);
@@ -274,6 +280,11 @@ static et_status create_locked(const char *path, const et_store_schema *sc, et_s
     if (D > 0)
         ET_TRY(col_create(w, &c[C_LM], "landmarks", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, 2, lm_tail,
                           lm_chunk));
+    if (sc->prior_dim > 0) {  // bf16 bits; chunks of about 64 KiB
+        hsize_t pr_tail[1] = {(hsize_t)sc->prior_dim}, pr_chunk = 32768 / (hsize_t)sc->prior_dim;
+        ET_TRY(col_create(w, &c[C_PRIORS], "priors", H5T_STD_U16LE, H5T_NATIVE_UINT16, 2, 2,
+                          pr_tail, pr_chunk ? pr_chunk : 1));
+    }
     ET_TRY(col_create(w, &c[C_AGE], "age", H5T_STD_I32LE, H5T_NATIVE_INT32, 4, 1, NULL, 4096));
     ET_TRY(col_create(w, &c[C_LABEL_ID], "label_id", H5T_STD_I32LE, H5T_NATIVE_INT32, 4, 1, NULL,
                       4096));
@@ -296,6 +307,10 @@ et_status et_store_create(const char *path, const et_store_schema *schema, et_st
     if (schema->landmark_dim < 0 || schema->landmark_dim > MAX_LANDMARK_DIM)
         return et_err(ET_ERR_INVALID, "%s: landmark_dim must be in 0..%d, got %d", path,
                       MAX_LANDMARK_DIM, schema->landmark_dim);
+    if (schema->prior_dim < 0 || schema->prior_dim > MAX_PRIOR_DIM ||
+        (schema->prior_dim > 0 && (!schema->prior_layout || !schema->prior_layout[0])))
+        return et_err(ET_ERR_INVALID, "%s: prior_dim must be in 0..%d with a prior_layout, got %d",
+                      path, MAX_PRIOR_DIM, schema->prior_dim);
     if (schema->compression > 9)
         return et_err(ET_ERR_INVALID, "%s: compression must be 0..9, got %d", path,
                       schema->compression);
@@ -303,6 +318,7 @@ et_status et_store_create(const char *path, const et_store_schema *schema, et_st
     if (!w) return et_err(ET_ERR_NOMEM, "%s: out of memory", path);
     w->image_size = schema->image_size;
     w->landmark_dim = schema->landmark_dim;
+    w->prior_dim = schema->prior_dim;
     w->level = schema->compression < 0 ? 4 : schema->compression;
     h5_lock();
     et_status s = create_locked(path, schema, w);
@@ -349,6 +365,16 @@ static et_status append_locked(et_store_writer *w, const et_store_record *r) {
             if (c[C_LM].nbuf + 1 > c[C_LM].cap) ET_TRY(col_flush(w, &c[C_LM]));
             memset(c[C_LM].buf + c[C_LM].nbuf * c[C_LM].row_bytes, 0, c[C_LM].row_bytes);
             c[C_LM].nbuf++;
+        }
+    }
+    if (w->prior_dim > 0) {
+        if (r->priors) {
+            ET_TRY(col_push(w, &c[C_PRIORS], r->priors, 1));
+        } else {
+            if (c[C_PRIORS].nbuf + 1 > c[C_PRIORS].cap) ET_TRY(col_flush(w, &c[C_PRIORS]));
+            memset(c[C_PRIORS].buf + c[C_PRIORS].nbuf * c[C_PRIORS].row_bytes, 0,
+                   c[C_PRIORS].row_bytes);
+            c[C_PRIORS].nbuf++;
         }
     }
     ET_TRY(col_push(w, &c[C_AGE], &r->age, 1));
@@ -471,10 +497,10 @@ typedef struct {
 
 struct et_store {
     char *path;
-    hid_t file, pixels, ids, labels, landmarks, strings;
-    dsinfo di_pixels, di_ids, di_labels, di_landmarks, di_strings;
+    hid_t file, pixels, ids, labels, landmarks, priors, strings;
+    dsinfo di_pixels, di_ids, di_labels, di_landmarks, di_priors, di_strings;
     et_store_schema schema;
-    char *template_name, *tokenizer_name, *creator, *supervise;
+    char *template_name, *tokenizer_name, *creator, *supervise, *prior_layout;
     int64_t n;
     uint8_t *kind, *has_lm;      // [n]
     int32_t *age, *label_id;     // [n]
@@ -493,8 +519,8 @@ static void ds_release(dsinfo *di) {
 
 static void store_free_locked(et_store *s) {
     ds_release(&s->di_pixels), ds_release(&s->di_ids), ds_release(&s->di_labels);
-    ds_release(&s->di_landmarks), ds_release(&s->di_strings);
-    hid_t h[] = {s->pixels, s->ids, s->labels, s->landmarks, s->strings};
+    ds_release(&s->di_landmarks), ds_release(&s->di_strings), ds_release(&s->di_priors);
+    hid_t h[] = {s->pixels, s->ids, s->labels, s->landmarks, s->priors, s->strings};
     for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++)
         if (h[i] > 0) H5Dclose(h[i]);
     if (s->file > 0) H5Fclose(s->file);
@@ -503,6 +529,7 @@ static void store_free_locked(et_store *s) {
     free(s->supervise);
     free(s->tokenizer_name);
     free(s->creator);
+    free(s->prior_layout);
     free(s->kind);
     free(s->has_lm);
     free(s->age);
@@ -828,11 +855,27 @@ static et_status open_locked(et_store *s) {
     }
     int64_t version = 0, size = 0, dim = 0, n = 0, level = -1;
     ET_TRY(read_attr_int(s, "schema_version", true, &version, NULL));
+    if (version == 1)
+        return et_err(ET_ERR_UNSUPPORTED,
+                      "%s: store schema_version 1, written before stores held face priors; this "
+                      "build reads version %d: prepare the data again (emotune prepare)",
+                      s->path, ET_STORE_SCHEMA_VERSION);
     if (version != ET_STORE_SCHEMA_VERSION)
         return et_err(ET_ERR_UNSUPPORTED,
                       "%s: store schema_version %lld, this build reads version %d (prepare the "
                       "data again with this build)",
                       s->path, (long long)version, ET_STORE_SCHEMA_VERSION);
+    int64_t pdim = 0;
+    ET_TRY(read_attr_int(s, "prior_dim", false, &pdim, NULL));  // missing: none
+    if (pdim < 0 || pdim > MAX_PRIOR_DIM)
+        return et_err(ET_ERR_FORMAT, "%s: attribute 'prior_dim' is %lld, want 0..%d", s->path,
+                      (long long)pdim, MAX_PRIOR_DIM);
+    ET_TRY(read_attr_str(s, "prior_layout", &s->prior_layout));
+    if (pdim > 0 && !s->prior_layout[0])
+        return et_err(ET_ERR_FORMAT, "%s: attribute 'prior_layout' is empty but prior_dim is %lld",
+                      s->path, (long long)pdim);
+    s->schema.prior_dim = (int)pdim;
+    s->schema.prior_layout = s->prior_layout;
     ET_TRY(read_attr_int(s, "image_size", true, &size, NULL));
     ET_TRY(read_attr_int(s, "landmark_dim", true, &dim, NULL));
     ET_TRY(read_attr_int(s, "num_samples", true, &n, NULL));
@@ -911,6 +954,13 @@ static et_status open_locked(et_store *s) {
                           (unsigned long long)dims[0], (unsigned long long)dims[1], (long long)n,
                           (long long)dim);
     }
+    if (pdim > 0) {
+        ET_TRY(open_ds(s, "priors", H5T_INTEGER, 2, 2, dims, &s->priors));
+        if ((int64_t)dims[0] != n || (int64_t)dims[1] != pdim)
+            return et_err(ET_ERR_FORMAT, "%s: dataset 'priors' is [%llu, %llu], want [%lld, %lld]",
+                          s->path, (unsigned long long)dims[0], (unsigned long long)dims[1],
+                          (long long)n, (long long)pdim);
+    }
     for (int64_t i = 0; i < n; i++) {
         int64_t ni = s->img_off[i + 1] - s->img_off[i];
         int k = s->kind[i];
@@ -932,6 +982,10 @@ static et_status open_locked(et_store *s) {
     ds_describe(&s->di_strings, s->strings, "strings", H5T_NATIVE_UINT8, 1, 1, NULL);
     if (dim > 0)
         ds_describe(&s->di_landmarks, s->landmarks, "landmarks", H5T_NATIVE_FLOAT, 4, 2, lm_tail);
+    if (pdim > 0) {
+        hsize_t pr_tail[1] = {(hsize_t)pdim};
+        ds_describe(&s->di_priors, s->priors, "priors", H5T_NATIVE_UINT16, 2, 2, pr_tail);
+    }
     return NULL;
 }
 
@@ -981,6 +1035,7 @@ void et_store_record_free(et_store_record *r) {
     free(r->labels);
     free(r->pixels);
     free(r->landmarks);
+    free(r->priors);
     memset(r, 0, sizeof(*r));
 }
 
@@ -1189,6 +1244,18 @@ static et_status get_sample(et_store *s, int64_t i, et_store_record *r) {
                               "%s: sample %lld: landmarks[%zu] is %s (landmarks must be finite "
                               "numbers; prepare the store again from fixed landmarks)",
                               s->path, (long long)i, d, isnan(r->landmarks[d]) ? "NaN" : "Inf");
+    }
+    if (s->schema.prior_dim > 0) {
+        const size_t P = (size_t)s->schema.prior_dim;
+        r->priors = malloc(P * sizeof(uint16_t));
+        if (!r->priors) return et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);
+        ET_TRY(read_ds(s, &s->di_priors, i, (hsize_t)i, 1, r->priors));
+        for (size_t d = 0; d < P; d++)
+            if (!isfinite(et_bf16_to_f32(r->priors[d])))
+                return et_err(ET_ERR_FORMAT,
+                              "%s: sample %lld: priors[%zu] is not finite (prepare the store "
+                              "again)",
+                              s->path, (long long)i, d);
     }
     char *bytes = malloc((size_t)ns + 1);
     if (!bytes) return et_err(ET_ERR_NOMEM, "%s: out of memory", s->path);

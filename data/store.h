@@ -5,11 +5,13 @@
 //          et_store_close, et_store_size, et_store_path, et_store_get_schema, et_store_lengths,
 //          et_store_get, et_store_set_vocab, et_store_record_free
 //
-// File layout (schema_version 1). N samples; S = image_size; D = landmark_dim; K = 6
+// File layout (schema_version 2; version 1, without the priors, is refused with a message to
+// prepare the data again). N samples; S = image_size; D = landmark_dim; K = 6
 // string fields. Every dataset is chunked and extendible (H5S_UNLIMITED along axis 0);
 // with compression > 0 every dataset has the shuffle and deflate filters.
-//   root attributes  schema_version i32 (= 1), num_samples i64 (= N, written on close),
-//                    image_size i32, landmark_dim i32, string_fields (the K names below,
+//   root attributes  schema_version i32 (= 2), num_samples i64 (= N, written on close),
+//                    image_size i32, landmark_dim i32, prior_dim i32 (P), prior_layout
+//                    (string, "" when P = 0), string_fields (the K names below,
 //                    comma-separated), template, tokenizer, creator (strings; fixed-length
 //                    or variable-length strings are both read)
 //   kind        u8  [N]        0 text only, 1 image, 2 video
@@ -23,6 +25,10 @@
 //   labels      i32 [L]        training labels (-100 = ignored)
 //   has_landmarks u8 [N]       1 if landmarks[i] is meaningful
 //   landmarks   f32 [N, D]     only when D > 0 (rows of samples without are zeros)
+//   priors      u16 [N, P]     only when P > 0: bf16 bits of the precomputed face priors
+//                              (emotune prepare with a Face Info Mining model: the face
+//                              network's clues, landmarks and attribute probabilities; the
+//                              layout string says which); non-finite values are refused on read
 //   age         i32 [N]        -1 unknown
 //   label_id    i32 [N]        class index, -1 none
 //   str_offset  i64 [N*K + 1]  field f of sample i is strings[str_offset[i*K+f] .. +1)
@@ -39,10 +45,10 @@
 // or abort in every case.
 //
 // Reading: et_store_open validates before returning: HDF5 signature (a non-HDF5 file, a
-// truncated or corrupt one -> ET_ERR_FORMAT with HDF5's own reason), schema_version == 1
+// truncated or corrupt one -> ET_ERR_FORMAT with HDF5's own reason), schema_version == 2
 // (other versions ET_ERR_UNSUPPORTED), every dataset present with the right rank, element
 // type class and size, and consistent lengths (num_samples, the [N] columns, N+1 offsets,
-// pixel and landmark shapes against the attributes), every offset array starting at 0,
+// pixel, landmark and prior shapes against the attributes), every offset array starting at 0,
 // non-decreasing and ending exactly at its data's length, kind agreeing with the image
 // count. Errors name the file and the dataset or attribute. The offset arrays and the
 // per-sample columns are loaded into memory (about 60 bytes per sample); et_store_get
@@ -74,7 +80,7 @@
 
 #include "../core/status.h"
 
-#define ET_STORE_SCHEMA_VERSION 1
+#define ET_STORE_SCHEMA_VERSION 2
 
 enum { ET_STORE_KIND_TEXT = 0, ET_STORE_KIND_IMAGE = 1, ET_STORE_KIND_VIDEO = 2 };
 
@@ -90,6 +96,10 @@ typedef struct et_store_schema {
                                  // or "" (stores written before it) read as "answers"
     const char *creator;         // tool and version that wrote the file (may be NULL)
     int compression;             // deflate level 1..9; 0 = no filters; < 0 = default (4)
+    int prior_dim;               // P (0..2^22): bf16 values of precomputed face priors per
+                                 // sample; 0 = none
+    const char *prior_layout;    // what the P values are (the model's description, checked
+                                 // by the model when it trains from the store); set when P > 0
 } et_store_schema;
 
 typedef struct et_store_record {
@@ -105,6 +115,7 @@ typedef struct et_store_record {
     uint8_t *pixels;   // [n_images, S, S, 3] HWC
     bool has_landmarks;
     float *landmarks;  // [D]
+    uint16_t *priors;  // [P] bf16 bits, or NULL (written as zeros: a sample without priors)
 } et_store_record;
 
 // Writing.

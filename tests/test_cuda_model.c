@@ -16,10 +16,10 @@
 #include "../core/device.h"
 #include "../core/optim.h"
 #include "../core/rng.h"
-#include "train/io/device_move.h"
-#include "train/emo_model.h"
 #include "../train/runconfig.h"
 #include "test_util.h"
+#include "train/emo_model.h"
+#include "train/io/device_move.h"
 
 static et_device GPU = {ET_CUDA, 0};  // the device side (the CPU with EMOTUNE_TEST_HOST=1)
 
@@ -88,7 +88,7 @@ static void free_batch(batch *b) {
 // on the CPU (as the trainer hands them over).
 static et_tensor *step(et_emo_model *m, const batch *b, et_device dev) {
     et_tensor *px = et_to_device(b->pixels, dev), *lm = et_to_device(b->landmarks, dev);
-    et_tensor *prior = et_face_prior_forward(&m->prior, lm);
+    et_tensor *prior = et_face_prior_forward(&m->prior, lm, NULL, NULL);
     et_mllm_input in = {
         .batch = 2, .ids = b->ids, .labels = b->labels, .pixels = px, .prior = prior};
     et_tensor *loss = NULL;

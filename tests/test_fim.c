@@ -16,12 +16,12 @@
 
 typedef struct {
     et_fim *f;
-    et_tensor *landmarks;
+    et_tensor *landmarks, *point_pe, *attrs;
 } ctx_t;
 
 static et_tensor *f_fim(void *c, et_tensor **in) {
     ctx_t *x = c;
-    et_tensor *cl = et_fim_clues(x->f, in[0], in[1], x->landmarks);
+    et_tensor *cl = et_fim_clues(x->f, in[0], in[1], x->landmarks, x->point_pe, x->attrs);
     et_tensor *y = et_fim_forward(x->f, cl);
     et_release(cl);
     return y;
@@ -65,9 +65,11 @@ static void run(bool global, bool local, bool pool, int64_t want_clues) {
     et_tensor *tokens = test_rand_tensor(ET_F64, 3, (int64_t[]){2, 3, 6}, 1.0);
     et_set_requires_grad(fused, true), et_set_requires_grad(tokens, true);
     et_tensor *lm = test_rand_tensor(ET_F64, 2, (int64_t[]){2, 136}, 0.9);
-    ctx_t c = {&f, lm};
+    et_tensor *pe = test_rand_tensor(ET_F64, 3, (int64_t[]){2, 68, 6}, 1.0);  // a constant
+    et_tensor *attrs = test_rand_tensor(ET_F64, 2, (int64_t[]){2, 15}, 1.0);  // a constant
+    ctx_t c = {&f, lm, pe, attrs};
     et_no_grad_begin();
-    et_tensor *cl = et_fim_clues(&f, fused, tokens, lm);
+    et_tensor *cl = et_fim_clues(&f, fused, tokens, lm, pe, attrs);
     et_tensor *y = et_fim_forward(&f, cl);
     et_no_grad_end();
     CHECK(cl->ndim == 3 && cl->shape[0] == 2 && cl->shape[1] == want_clues && cl->shape[2] == 6,
@@ -76,29 +78,33 @@ static void run(bool global, bool local, bool pool, int64_t want_clues) {
     CHECK(y->ndim == 3 && y->shape[0] == 2 && y->shape[1] == 3 && y->shape[2] == 8,
           "output [2, 3, 8]");
     et_release(cl), et_release(y);
-    et_tensor *in[9] = {fused,
-                        tokens,
-                        find(&f, "model.fim.queries"),
-                        find(&f, "model.fim.landmark_embed"),
-                        find(&f, "model.fim.type_embed"),
-                        find(&f, "model.fim.clue_proj.weight"),
-                        find(&f, "model.fim.layers.0.cross_attn.q_proj.weight"),
-                        find(&f, "model.fim.layers.1.mlp.fc2.weight"),
-                        find(&f, "model.fim.norm.weight")};
+    et_tensor *in[11] = {fused,
+                         tokens,
+                         find(&f, "model.fim.queries"),
+                         find(&f, "model.fim.landmark_embed"),
+                         find(&f, "model.fim.type_embed"),
+                         find(&f, "model.fim.clue_proj.weight"),
+                         find(&f, "model.fim.layers.0.cross_attn.q_proj.weight"),
+                         find(&f, "model.fim.layers.1.mlp.fc2.weight"),
+                         find(&f, "model.fim.norm.weight"),
+                         find(&f, "model.fim.shape_proj.weight"),
+                         find(&f, "model.fim.attr_proj.weight")};
     // tokens only matter with global clues, landmark embeddings only with local ones
     if (!global) in[1] = NULL;
-    if (!local) in[3] = NULL;
+    if (!local) in[3] = in[9] = NULL;
+    if (!global) in[10] = NULL;
     char name[64];
     snprintf(name, sizeof name, "fim global %d local %d pool %d", global, local, pool);
-    CHECK(gradcheck(name, f_fim, &c, 9, in, EPS, TOL), "%s", name);
-    et_release(fused), et_release(tokens), et_release(lm);
+    CHECK(gradcheck(name, f_fim, &c, 11, in, EPS, TOL), "%s", name);
+    et_release(fused), et_release(tokens), et_release(lm), et_release(pe), et_release(attrs);
     et_fim_free(&f);
 }
 
-static void test_both(void) { run(true, true, false, 4 + 68); }
-static void test_pooled(void) { run(true, true, true, 4 + 5); }
-static void test_global(void) { run(true, false, false, 4); }
-static void test_local(void) { run(false, true, true, 5); }
+// clues: 3 tokens + the mean + the attribute row; 68 points (or 5 regions) + the shape row
+static void test_both(void) { run(true, true, false, 5 + 69); }
+static void test_pooled(void) { run(true, true, true, 5 + 6); }
+static void test_global(void) { run(true, false, false, 5); }
+static void test_local(void) { run(false, true, true, 6); }
 
 static void test_bad_config(void) {
     et_fim f;

@@ -29,7 +29,6 @@
 #include <unistd.h>
 
 #include "../core/autograd.h"
-#include "train/io/llama_load.h"
 #include "../core/fileio.h"
 #include "../core/ops.h"
 #include "../core/safetensors.h"
@@ -37,10 +36,11 @@
 #include "../data/dataloader.h"
 #include "../data/dataset.h"
 #include "../data/template.h"
-#include "train/emo_model.h"
-#include "train/io/export.h"
 #include "../train/runconfig.h"
 #include "test_util.h"
+#include "train/emo_model.h"
+#include "train/io/export.h"
+#include "train/io/llama_load.h"
 
 #define FIX EMOTUNE_SOURCE_DIR "/tests/golden/tiny_export"
 #define CONFIG EMOTUNE_SOURCE_DIR "/configs/tiny-random.json"
@@ -133,7 +133,7 @@ static void batch_free(batch_t *b) {
 // logits [B, T, V] (f32, owned) and the spliced lengths (len[B]).
 static et_status forward(et_emo_model *m, const batch_t *b, et_tensor **logits, int64_t *len) {
     et_no_grad_begin();
-    et_tensor *prior = et_face_prior_forward(&m->prior, b->landmarks);
+    et_tensor *prior = et_face_prior_forward(&m->prior, b->landmarks, NULL, NULL);
     et_mllm_input in = {
         .batch = b->B, .ids = b->ids, .labels = b->labels, .pixels = b->pixels, .prior = prior};
     et_rng_stream rng = {0, 0};

@@ -127,8 +127,8 @@ static void test_refused(void) {
     expect_err("{}", longv, "data.train is longer than", NULL);
     expect_err("{\n  \"train\": {\n    \"lr\": 1e-4,\n  }\n}", NULL, "cfg.json", "line 4, column");
     expect_err("[1, 2]", NULL, "cfg.json", NULL);
-    expect_err("{\"attribute_prompt\": {\"enabled\": true, \"source\": \"network\"}}", NULL,
-               "cfg.json", "attribute_prompt.source \"network\"");
+    expect_err("{\"attribute_prompt\": {\"enabled\": true, \"source\": \"net\"}}", NULL,
+               "attribute_prompt.source", "\"net\"");
 }
 
 static void test_round_trip(void) {

@@ -209,6 +209,52 @@ static void test_roundtrip(void) {
     et_store_close(st);
 }
 
+// Face priors: P bf16 values per sample and the layout string come back exactly; a record
+// without priors reads as zeros; a non-finite value is refused on read, naming the sample;
+// prior_dim without a layout is refused at create.
+static void test_priors(void) {
+    char path[512];
+    path_in(path, sizeof(path), "priors.h5");
+    et_store_schema sc = test_schema();
+    sc.prior_dim = 5, sc.prior_layout = "test/1 five values";
+    const uint16_t a[5] = {0x3f80, 0xbf00, 0x0000, 0x4049, 0x3c00};  // 1, -0.5, 0, 3.14, ~0.0078
+    const uint16_t bad[5] = {0x3f80, 0x7fc0, 0, 0, 0};               // a NaN
+    et_store_record recs[3];
+    for (int i = 0; i < 3; i++) make_record(i, &recs[i]);
+    recs[0].priors = (uint16_t *)a, recs[1].priors = NULL, recs[2].priors = (uint16_t *)bad;
+    et_store_writer *w = NULL;
+    et_status s = et_store_create(path, &sc, &w);
+    for (int i = 0; i < 3 && !s; i++) s = et_store_append(w, &recs[i]);
+    if (!s) s = et_store_writer_close(w);
+    CHECK(!s, "%s", et_status_msg(s));
+    et_status_free(s);
+    for (int i = 0; i < 3; i++) recs[i].priors = NULL, et_store_record_free(&recs[i]);
+    et_store *st = NULL;
+    s = et_store_open(path, &st);
+    CHECK(!s, "%s", et_status_msg(s));
+    if (s) return et_status_free(s);
+    const et_store_schema *g = et_store_get_schema(st);
+    CHECK(g->prior_dim == 5 && !strcmp(g->prior_layout, "test/1 five values"), "prior schema");
+    et_store_record r;
+    s = et_store_get(st, 0, &r);
+    CHECK(!s && r.priors && !memcmp(r.priors, a, sizeof a), "priors of record 0");
+    et_store_record_free(&r), et_status_free(s);
+    s = et_store_get(st, 1, &r);
+    const uint16_t zero[5] = {0};
+    CHECK(!s && r.priors && !memcmp(r.priors, zero, sizeof zero), "record 1 without priors: zeros");
+    et_store_record_free(&r), et_status_free(s);
+    s = et_store_get(st, 2, &r);
+    CHECK(s && strstr(et_status_msg(s), "sample 2: priors[1] is not finite"), "NaN prior: %s",
+          et_status_msg(s));
+    et_status_free(s);
+    et_store_close(st);
+    sc.prior_layout = NULL;
+    s = et_store_create(path, &sc, &w);
+    CHECK(s && strstr(et_status_msg(s), "prior_dim must be in 0..") != NULL, "no layout: %s",
+          et_status_msg(s));
+    et_status_free(s);
+}
+
 // Chunking and filters, read back with raw HDF5 calls.
 static void test_layout_and_compression(void) {
     char path[512], raw[512];
@@ -285,7 +331,7 @@ static void test_layout_and_compression(void) {
         hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
         int v = 0;
         H5Aread(a, H5T_NATIVE_INT, &v);
-        CHECK(v == 1, "schema_version attribute %d", v);
+        CHECK(v == ET_STORE_SCHEMA_VERSION, "schema_version attribute %d", v);
         H5Aclose(a);
         H5Fclose(f);
     }
@@ -360,12 +406,13 @@ static bool edit_copy(const char *name, char *out, size_t n, void (*fn)(hid_t)) 
     return true;
 }
 
-static void set_version_2(hid_t f) {
+static void set_version(hid_t f, int v) {
     hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
-    int v = 2;
     H5Awrite(a, H5T_NATIVE_INT, &v);
     H5Aclose(a);
 }
+static void set_version_1(hid_t f) { set_version(f, 1); }
+static void set_version_3(hid_t f) { set_version(f, 3); }
 static void drop_labels(hid_t f) { H5Ldelete(f, "labels", H5P_DEFAULT); }
 static void drop_num_samples(hid_t f) { H5Adelete(f, "num_samples"); }
 
@@ -466,8 +513,13 @@ static void test_bad_files(void) {
     CHECK(copy_file(ref, path, 700), "copy");
     expect_open_error(path, ET_ERR_FORMAT, NULL, "store cut after the superblock");
 
-    if (edit_copy("v2.h5", path, sizeof(path), set_version_2))
-        expect_open_error(path, ET_ERR_UNSUPPORTED, "schema_version 2", "wrong version");
+    if (edit_copy("v1.h5", path, sizeof(path), set_version_1))
+        expect_open_error(path, ET_ERR_UNSUPPORTED,
+                          "schema_version 1, written before stores held face priors; this build "
+                          "reads version 2: prepare the data again",
+                          "old version");
+    if (edit_copy("v3.h5", path, sizeof(path), set_version_3))
+        expect_open_error(path, ET_ERR_UNSUPPORTED, "schema_version 3", "wrong version");
     if (edit_copy("nolabels.h5", path, sizeof(path), drop_labels))
         expect_open_error(path, ET_ERR_FORMAT, "'labels'", "missing dataset");
     if (edit_copy("unfinished.h5", path, sizeof(path), drop_num_samples))
@@ -494,7 +546,7 @@ static void test_bad_files(void) {
     path_in(path, sizeof(path), "nodata.h5");
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     const char *an[] = {"schema_version", "image_size", "landmark_dim", "num_samples"};
-    int av[] = {1, S, 0, 0};
+    int av[] = {ET_STORE_SCHEMA_VERSION, S, 0, 0};
     for (int i = 0; i < 4; i++) {
         hid_t sp = H5Screate(H5S_SCALAR);
         hid_t a = H5Acreate2(f, an[i], H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
@@ -867,7 +919,7 @@ static void test_chunk_size_disagrees(void) {
     path_in(path, sizeof path, "bigchunk.h5");
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     const char *an[] = {"schema_version", "image_size", "landmark_dim"};
-    const int av[] = {1, S, 0};
+    const int av[] = {ET_STORE_SCHEMA_VERSION, S, 0};
     for (int i = 0; i < 4; i++) {
         hid_t sp = H5Screate(H5S_SCALAR);
         hid_t a = H5Acreate2(f, i < 3 ? an[i] : "num_samples",
@@ -926,6 +978,7 @@ int main(void) {
     }
     for (int i = 0; i < NREC; i++) make_record(i, &g_ref[i]);
     RUN(test_roundtrip);
+    RUN(test_priors);
     RUN(test_layout_and_compression);
     RUN(test_bad_files);
     RUN(test_corrupt_chunk);

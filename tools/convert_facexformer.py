@@ -11,7 +11,8 @@ writes OUT_DIR/model.safetensors (float32, FaceXFormer's names unchanged) and
 OUT_DIR/config.json (emotune's face network config, train/models/face_net.h): the shapes
 are read from the tensors (embed_dim, depths, num_heads, window_size, mlp_ratio,
 fuse_dim, decoder depth and MLP width); what the weights do not show comes from the
-options (image size 224, 8 decoder heads: FaceXFormer's). emotune itself never reads
+options (image size 224, 8 decoder heads: FaceXFormer's), and image_mean / image_std are
+ImageNet's (FaceXFormer's inference transform). emotune itself never reads
 pickle; load OUT_DIR with model.face_net_path.
 
 Needs torch and safetensors (pip install torch safetensors).
@@ -82,7 +83,10 @@ def main():
            "layer_norm_eps": 1e-5, "fuse_dim": fuse, "decoder_depth": max(layers) + 1,
            "decoder_heads": args.decoder_heads,
            "decoder_mlp_dim": mlp, "attention_downsample_rate": args.attention_downsample_rate,
-           "num_mask_tokens": masks}
+           "num_mask_tokens": masks,
+           # FaceXFormer's inference transform: ImageNet normalisation (emotune converts its
+           # CLIP-normalised pixels to it before the network runs)
+           "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
     out = {}
     for k, v in sd.items():
         v = v.detach().contiguous()

@@ -1,6 +1,5 @@
 // train/emo_model.c - see emo_model.h
 #include "emo_model.h"
-#include "train/io/llama_load.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -9,6 +8,8 @@
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "train/checkpoint.h"
+#include "train/io/face_net_load.h"
+#include "train/io/llama_load.h"
 
 static et_status build_decoder(const et_run_config *c, et_emo_model *m, et_dtype wdt) {
     if (c->llava_path[0]) {
@@ -216,6 +217,40 @@ static et_status load_projector_file(const char *path, et_projector *p) {
     return st;
 }
 
+// Face Info Mining: the frozen face network from model.face_net_path and the aggregator.
+static et_status attach_fim(const et_run_config *c, et_emo_model *m, uint64_t seed,
+                            uint64_t *offset) {
+    if (!c->face_net_path[0])
+        return et_err(ET_ERR_INVALID,
+                      "config: model.face_prior=%s needs model.face_net_path (a face analysis "
+                      "network: emotune pretrain-face trains one, tools/convert_facexformer.py "
+                      "converts FaceXFormer's)",
+                      c->face_prior);
+    bool dataset_lm;
+    if (!strcmp(c->fim_landmarks, "network"))
+        dataset_lm = false;
+    else if (!strcmp(c->fim_landmarks, "dataset"))
+        dataset_lm = true;
+    else
+        return et_err(ET_ERR_INVALID, "config: fim.landmarks \"%s\": expected network or dataset",
+                      c->fim_landmarks);
+    et_face_net *net = calloc(1, sizeof *net);
+    et_status st = et_face_net_load(c->face_net_path, net);
+    if (st) {
+        free(net);
+        return et_status_wrap(st, "config: model.face_net_path");
+    }
+    if (m->image_size == 0) m->image_size = net->cfg.image_size;
+    const et_fim_config fc = {.global = c->fim_global,
+                              .local = c->fim_local,
+                              .local_pool = c->fim_local_pool,
+                              .queries = c->fim_queries,
+                              .layers = c->fim_layers,
+                              .width = c->fim_width,
+                              .heads = c->fim_heads};
+    return et_face_prior_attach_fim(&m->prior, net, fc, dataset_lm, seed, offset);
+}
+
 static et_status build(const et_run_config *c, et_emo_model *m) {
     et_dtype wdt;
     if (!strcmp(c->weight_dtype, "f32"))
@@ -277,6 +312,8 @@ static et_status build(const et_run_config *c, et_emo_model *m) {
                       "nothing would stand for the image");
     ET_TRY(et_face_prior_init(&m->prior, pk, c->landmark_dim, H, seed, &offset));
     m->prior.repeat = c->prior_repeat;
+    if (pk & ET_PRIOR_FIM) ET_TRY(attach_fim(c, m, seed, &offset));
+    m->load_pixels = m->use_images || (pk & ET_PRIOR_FIM);
     m->mllm = (et_mllm){.vision = vis,
                         .proj = proj,
                         .llm = m->llm,
@@ -398,9 +435,10 @@ static et_status build(const et_run_config *c, et_emo_model *m) {
             et_set_requires_grad(ts[i], false);
     }
     if (pk != ET_PRIOR_NONE && !want[G_PRIOR]) {
-        et_tensor *ts[4];
+        et_tensor **ts = malloc(sizeof(*ts) * (size_t)et_face_prior_params(&m->prior, NULL, NULL));
         for (int i = 0, n = et_face_prior_params(&m->prior, NULL, ts); i < n; i++)
             et_set_requires_grad(ts[i], false);
+        free(ts);
     }
     if (want[G_PROJ]) {  // without visual tokens the projector gets no gradient
         const char **ns = malloc(sizeof(*ns) * 4);
@@ -410,8 +448,9 @@ static et_status build(const et_run_config *c, et_emo_model *m) {
         if (!n) free(ns), free(ps);
     }
     if (want[G_PRIOR]) {
-        const char **ns = malloc(sizeof(*ns) * 4);
-        et_tensor **ps = malloc(sizeof(*ps) * 4);
+        const size_t np = (size_t)et_face_prior_params(&m->prior, NULL, NULL);
+        const char **ns = malloc(sizeof(*ns) * (np ? np : 1));
+        et_tensor **ps = malloc(sizeof(*ps) * (np ? np : 1));
         int n = et_face_prior_params(&m->prior, ns, ps);
         add_group(m, "expert", c->expert_lr > 0 ? c->expert_lr : c->lr, n, ns, ps);
         if (!n) free(ns), free(ps);

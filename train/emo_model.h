@@ -24,7 +24,9 @@
 //   computed for it):
 //     lora        LoRA A/B (needs lora.enabled; lora.enabled=true needs "lora" listed)
 //     projector   the projector (needs a tower and model.visual_tokens)
-//     face_prior  the landmark expert; its group (and optimizer-state prefix) stays "expert"
+//     face_prior  the landmark expert and / or Face Info Mining's aggregator and projector
+//                 (model.fim.*, model.fim_projector.*; the face network stays frozen); its
+//                 group (and optimizer-state prefix) stays "expert"
 //     decoder     every decoder weight but model.embed_tokens / lm_head (layers, final
 //                 norm), HF names; refused together with "lora"
 //     embeddings  model.embed_tokens.weight and lm_head.weight (one tensor when tied)
@@ -46,10 +48,10 @@
 
 #include "core/status.h"
 #include "data/tokenizer.h"
+#include "train/io/llava_load.h"
 #include "train/models/clip.h"
 #include "train/models/face_prior.h"
 #include "train/models/llama.h"
-#include "train/io/llava_load.h"
 #include "train/models/lora.h"
 #include "train/models/mllm.h"
 #include "train/models/projector.h"
@@ -78,6 +80,7 @@ typedef struct {
     et_clip_vision vision;  // owned tower when not from llava
     bool has_vision;
     bool use_images;    // has_vision and model.visual_tokens: images are loaded and spliced
+    bool load_pixels;   // use_images, or Face Info Mining (its network reads the pixels)
     et_projector proj;  // owned projector when not from llava
     et_face_prior prior;
     et_mllm mllm;  // points at the parts above
@@ -87,7 +90,7 @@ typedef struct {
     et_linear_layer **linears;  // decoder Linears (LoRA targets and export)
     int n_groups;
     et_emo_group groups[ET_EMO_MAX_GROUPS];
-    int n_trainables;  // across groups
+    int n_trainables;         // across groups
     bool explicit_trainable;  // train.trainable was given
     int64_t image_size;
     bool pad_to_square;

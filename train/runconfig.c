@@ -51,11 +51,28 @@ static const entry_t table[] = {
     {"model.select_feature", K_STR, O(select_feature), S(select_feature), "\"patch\"", 0, 0,
      "patch | cls_patch"},
     {"model.face_prior", K_STR, O(face_prior), S(face_prior), "\"landmark\"", 0, 0,
-     "none | landmark | face_info_mining (not implemented yet)"},
+     "none | landmark (EmoLA's expert) | fim (EMO-LLaMA's Face Info Mining; alias "
+     "face_info_mining) | landmark+fim"},
     {"model.landmark_dim", K_INT, O(landmark_dim), 0, "136", 2, 100000,
      "landmark vector length (68 x 2 = 136 synthetic / iBUG, 106 x 2 = 212 EmoLA)"},
     {"model.prior_repeat", K_INT, O(prior_repeat), 0, "1", 1, 4096,
      "copies of the prior token after the visual tokens (1 = EmoLA)"},
+    {"fim.global", K_BOOL, O(fim_global), 0, "true", 0, 0,
+     "Face Info Mining: global clues (the face network's task tokens and mean fused map)"},
+    {"fim.local", K_BOOL, O(fim_local), 0, "true", 0, 0,
+     "Face Info Mining: local clues (the fused map sampled at the 68 landmarks)"},
+    {"fim.local_pool", K_BOOL, O(fim_local_pool), 0, "false", 0, 0,
+     "pool the local clues per facial region (jaw, brows, nose, eyes, mouth: 5) instead of "
+     "68 points"},
+    {"fim.landmarks", K_STR, O(fim_landmarks), S(fim_landmarks), "\"network\"", 0, 0,
+     "where the local clues are sampled: network (its predicted landmarks) | dataset (the "
+     "sample's 68 x 2 landmark field)"},
+    {"fim.queries", K_INT, O(fim_queries), 0, "16", 1, 4096,
+     "learnable queries of the clue aggregator = FIM tokens after the visual tokens"},
+    {"fim.layers", K_INT, O(fim_layers), 0, "2", 1, 64, "clue aggregator layers"},
+    {"fim.width", K_INT, O(fim_width), 0, "256", 1, 65536, "clue aggregator width"},
+    {"fim.heads", K_INT, O(fim_heads), 0, "8", 1, 1024,
+     "clue aggregator attention heads (divides fim.width)"},
     {"model.visual_tokens", K_BOOL, O(visual_tokens), 0, "true", 0, 0,
      "splice the image's visual tokens (false: the prior tokens alone, EmoLA's prior-only "
      "ablation)"},
@@ -244,7 +261,7 @@ static const entry_t table[] = {
 #define N_ENTRIES ((int)(sizeof table / sizeof table[0]))
 
 static const char *const sections[] = {
-    "model", "lora", "data", "synth", "clip", "face", "attribute_prompt", "train", "eval"};
+    "model", "lora", "data", "synth", "clip", "face", "fim", "attribute_prompt", "train", "eval"};
 
 static const entry_t *find_entry(const char *key) {
     for (int i = 0; i < N_ENTRIES; i++)
@@ -342,7 +359,8 @@ static const struct {
 } enums[] = {
     {"model.projector", "linear|mlp2x_gelu"},
     {"model.select_feature", "patch|cls_patch"},
-    {"model.face_prior", "none|landmark|face_info_mining"},
+    {"model.face_prior", "none|landmark|fim|face_info_mining|landmark+fim|fim+landmark"},
+    {"fim.landmarks", "network|dataset"},
     {"model.weight_dtype", "f32|bf16"},
     {"data.template", "vicuna_v1|llava_v1|llava_llama_2|llama_3|plain"},
     {"data.image_aspect_ratio", "pad|square"},
@@ -661,12 +679,6 @@ static et_status parse_at(const char *json, const char *name, const char *base_d
         for (size_t i = 0; !st && i < sizeof input_paths / sizeof *input_paths; i++)
             st = resolve_path(out, find_entry(input_paths[i]), cwd, "command line");
     if (!st) st = et_attr_prompt_check(out->attr_prompt_template, "attribute_prompt.template");
-    if (!st && out->attr_prompt_enabled && !strcmp(out->attr_prompt_source, "network"))
-        st = et_err(ET_ERR_UNSUPPORTED,
-                    "%s: attribute_prompt.source \"network\" needs the face network's age, gender "
-                    "and race heads in the data pipeline, which is not wired in yet; use "
-                    "\"dataset\" (the samples' \"attributes\" object)",
-                    name);
     if (!st)
         st = check_select_layer(out, from_cli(n_over, overrides, "model", "select_layer") ||
                                              from_cli(n_over, overrides, "model", "vision")

@@ -60,6 +60,10 @@ typedef struct {
     char face_prior[32];
     int landmark_dim;
     int prior_repeat;
+    // fim (Face Info Mining, model.face_prior fim)
+    bool fim_global, fim_local, fim_local_pool;
+    char fim_landmarks[16];  // network | dataset
+    int fim_queries, fim_layers, fim_width, fim_heads;
     bool visual_tokens;
     char weight_dtype[8];
     double init_std;

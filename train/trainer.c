@@ -21,6 +21,7 @@
 #include "../data/dataloader.h"
 #include "../data/store.h"
 #include "checkpoint.h"
+#include "face_attrs.h"
 #include "progress.h"
 #include "run_dir.h"
 #include "tblog.h"
@@ -66,6 +67,7 @@ typedef struct {
     char *config_json;
     et_attr_prompt agr;  // attribute_prompt (has_agr)
     bool has_agr;
+    const char **agr_words;  // attribute_prompt.source network: the network's words per sample
 } run_t;
 
 static void run_free(run_t *r) {
@@ -78,6 +80,7 @@ static void run_free(run_t *r) {
     if (r->store) et_store_close(r->store);
     et_emo_model_free(&r->model);
     free(r->config_json);
+    et_face_attrs_table_free(r->agr_words);
 }
 
 static et_status open_data(const et_run_config *c, const et_emo_model *m, const char *path,
@@ -87,7 +90,8 @@ static et_status open_data(const et_run_config *c, const et_emo_model *m, const 
     memset(&o, 0, sizeof o);
     o.data_root = c->data_root[0] ? c->data_root : NULL;
     o.require_answer = require_answer;
-    o.landmark_dim = m->prior.kind == ET_PRIOR_LANDMARK ? c->landmark_dim : 0;
+    o.landmark_dim = (int)et_face_prior_data_landmarks(&m->prior);
+    o.landmark_bound = et_face_prior_landmark_bound(&m->prior);
     return et_dataset_open(path, &o, ds);
 }
 
@@ -128,13 +132,15 @@ static et_status check_lengths(const et_run_config *c, run_t *r) {
         et_template_info info;
         char *agr = NULL;
         if (r->has_agr) {  // a sample without the attributes the prompt names: stop here
-            st = et_attr_prompt_turns(&r->agr, turns, (size_t)s.n_turns, s.age, s.gender, s.race,
-                                      &agr);
+            const char **w = r->agr_words ? r->agr_words + 3 * i : NULL;
+            st = et_attr_prompt_turns(&r->agr, turns, (size_t)s.n_turns, w ? w[0] : s.age,
+                                      w ? w[1] : s.gender, w ? w[2] : s.race, &agr);
             if (st) {
-                st = et_status_wrap(st,
-                                    "%s: sample %lld (id \"%s\"; attribute_prompt.source "
-                                    "dataset reads the sample's \"attributes\")",
-                                    c->train_data, (long long)i, s.id ? s.id : "");
+                st = et_status_wrap(st, "%s: sample %lld (id \"%s\"; attribute_prompt.source %s)",
+                                    c->train_data, (long long)i, s.id ? s.id : "",
+                                    w ? "network: the sample has no image the face network could "
+                                        "read"
+                                      : "dataset reads the sample's \"attributes\"");
                 free(turns);
                 et_sample_free(&s);
                 return st;
@@ -173,12 +179,21 @@ static et_status open_store(const et_run_config *c, run_t *r) {
     const et_store_schema *sc = et_store_get_schema(r->store);
     const et_emo_model *m = &r->model;
     const char *p = c->store;
-    if (m->has_vision && sc->image_size != (int)m->image_size)
+    if (m->load_pixels && sc->image_size != (int)m->image_size)
         return et_err(ET_ERR_INVALID,
                       "%s: the store holds %dx%d images but the model's tower takes %lld; "
                       "prepare it again with this config (emotune prepare)",
                       p, sc->image_size, sc->image_size, (long long)m->image_size);
-    const int D = m->prior.kind == ET_PRIOR_LANDMARK ? c->landmark_dim : 0;
+    const int D = (int)et_face_prior_data_landmarks(&m->prior);
+    const int64_t R = et_face_prior_raw_dim(&m->prior);
+    if (R > 0 && (sc->prior_dim != R || strcmp(sc->prior_layout ? sc->prior_layout : "",
+                                               et_face_prior_raw_layout(&m->prior))))
+        return et_err(ET_ERR_INVALID,
+                      "%s: the store's face priors are %s (%d values) but this model's Face Info "
+                      "Mining needs %s (%lld values); prepare it again with this config (emotune "
+                      "prepare runs the face network once)",
+                      p, sc->prior_dim ? sc->prior_layout : "absent", sc->prior_dim,
+                      et_face_prior_raw_layout(&m->prior), (long long)R);
     if (D > 0 && sc->landmark_dim != D)
         return et_err(ET_ERR_INVALID,
                       "%s: the store has landmark_dim %d but model.landmark_dim is %d; prepare "
@@ -219,6 +234,9 @@ static et_status setup(const et_run_config *c, run_t *r, et_train_state *state, 
     ET_TRY(et_emo_model_build(c, &r->model));
     if (!r->model.tok) return et_err(ET_ERR_INVALID, "config: model.tokenizer is empty");
     r->has_agr = et_run_config_attr_prompt(c, &r->agr);
+    if (r->has_agr && !strcmp(c->attr_prompt_source, "network") &&
+        !et_face_prior_raw_dim(&r->model.prior))
+        return et_err(ET_ERR_INVALID, "config: %s", ET_AGR_NETWORK_NEEDS_FIM);
     if (r->has_agr && c->store[0])
         return et_err(ET_ERR_UNSUPPORTED,
                       "config: attribute_prompt with data.store %s: a prepared store holds "
@@ -231,18 +249,26 @@ static et_status setup(const et_run_config *c, run_t *r, et_train_state *state, 
     } else {
         r->data_name = c->train_data;
         ET_TRY(open_data(c, &r->model, c->train_data, &r->ds, &r->tmpl, true));
+        if (r->has_agr && !strcmp(c->attr_prompt_source, "network")) {
+            et_clip_preproc pp;
+            et_clip_preproc_default(&pp, (int)r->model.image_size);
+            pp.pad_square = r->model.pad_to_square;
+            ET_TRY(et_face_attrs_table(&r->model.prior, r->ds, &pp, &r->agr_words));
+        }
         ET_TRY(check_lengths(c, r));
     }
     et_loader_opts lo = et_loader_opts_default();
     lo.batch_size = c->batch_size, lo.max_len = c->max_len;
-    lo.image_size = r->model.use_images ? (int)r->model.image_size : 0;
+    lo.image_size = r->model.load_pixels ? (int)r->model.image_size : 0;
     lo.pad_to_square = r->model.pad_to_square;
-    lo.landmark_dim = r->model.prior.kind == ET_PRIOR_LANDMARK ? c->landmark_dim : 0;
+    lo.landmark_dim = (int)et_face_prior_data_landmarks(&r->model.prior);
+    if (r->store) lo.prior_dim = (int)et_face_prior_raw_dim(&r->model.prior);
     lo.workers = c->workers, lo.prefetch = c->prefetch, lo.seed = (uint64_t)c->seed;
     lo.shuffle = true, lo.group_by_length = c->group_by_modality_length, lo.drop_last = true;
     lo.rank = 0, lo.world = 1, lo.tmpl = r->tmpl, lo.tok = r->model.tok;
     lo.supervise_all = !strcmp(c->supervise, "all");
     lo.attr_prompt = r->has_agr ? &r->agr : NULL;
+    lo.attr_words = r->agr_words;
     lo.image_token = r->model.mllm.image_token;
     lo.video_frames = 0;  // refused above (check_lengths / open_store)
     lo.stop = &g_stop;    // a stop request interrupts a wait for data
@@ -367,8 +393,8 @@ void et_modality_dropout(et_batch *b, double p, uint64_t seed, int64_t micro_ste
 // stay on the host: the splice reads them there).
 static void batch_to_device(et_batch *b, const char *device) {
     if (strcmp(device, "cuda")) return;
-    et_tensor **ts[2] = {&b->pixels, &b->landmarks};
-    for (int i = 0; i < 2; i++) {
+    et_tensor **ts[3] = {&b->pixels, &b->landmarks, &b->priors};
+    for (int i = 0; i < 3; i++) {
         if (!*ts[i]) continue;
         et_tensor *d = et_to_device(*ts[i], (et_device){ET_CUDA, 0});
         et_release(*ts[i]);
@@ -521,9 +547,15 @@ static et_status train_loop(const et_run_config *c, bool resume, run_t *r, et_tr
             if (m->use_images && m->prior.kind != ET_PRIOR_NONE)
                 et_modality_dropout(&b, c->modality_dropout, (uint64_t)c->seed, state->micro_step);
             batch_to_device(&b, c->device);
-            et_tensor *prior = b.landmarks ? et_face_prior_forward(&m->prior, b.landmarks) : NULL;
-            et_mllm_input in = {
-                .batch = b.B, .ids = b.ids, .labels = b.labels, .pixels = b.pixels, .prior = prior};
+            et_tensor *prior =
+                m->prior.kind != ET_PRIOR_NONE
+                    ? et_face_prior_forward(&m->prior, b.landmarks, b.pixels, b.priors)
+                    : NULL;
+            et_mllm_input in = {.batch = b.B,
+                                .ids = b.ids,
+                                .labels = b.labels,
+                                .pixels = m->use_images ? b.pixels : NULL,
+                                .prior = prior};
             et_tensor *loss = NULL;
             st = et_mllm_loss(&m->mllm, &in, &rng, &loss, NULL);
             if (!st) {

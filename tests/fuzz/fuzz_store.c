@@ -126,12 +126,16 @@ static void build(src *s, const char *path) {
     const int64_t n = u8(s) % 5;
     const int32_t S = 1 + u8(s) % 3, D = u8(s) % 4;
     // attributes: right, or taken from the input, or missing, or of another type
-    int32_t ver = flags & 1 ? (int32_t)u32(s) : 1, isz = flags & 2 ? (int32_t)u32(s) : S;
+    int32_t ver = flags & 1 ? (int32_t)u32(s) : 2, isz = flags & 2 ? (int32_t)u32(s) : S;
     int32_t ldim = flags & 4 ? (int32_t)u32(s) : D;
     int64_t ns = flags & 8 ? (int64_t)(int32_t)u32(s) : n;
     if (!(flags & 0x40)) attr_int(f, "schema_version", H5T_STD_I32LE, &ver);
     attr_int(f, "image_size", H5T_STD_I32LE, &isz);
     attr_int(f, "landmark_dim", H5T_STD_I32LE, &ldim);
+    const uint8_t pflags = u8(s);  // priors: P from the input, a layout or not
+    int32_t pdim = pflags & 1 ? (int32_t)(pflags >> 1) % 5 : 0;
+    if (pflags & 0x80) pdim = (int32_t)u32(s);
+    attr_int(f, "prior_dim", H5T_STD_I32LE, &pdim);
     if (flags & 0x80) {
         double dn = (double)ns + 0.5;
         attr_int(f, "num_samples", H5T_IEEE_F64LE, &dn);
@@ -146,6 +150,7 @@ static void build(src *s, const char *path) {
     attr_str(f, "template", txt);
     attr_str(f, "tokenizer", "tok");
     if (!(flags & 0x20)) attr_str(f, "creator", "fuzz");
+    if (pflags & 0x40) attr_str(f, "prior_layout", "fuzz");
     // per-sample counts -> offsets; kinds from the image counts
     int64_t img_off[6] = {0}, tok_off[6] = {0}, str_off[5 * 6 + 1] = {0};
     uint8_t kind[5], has_lm[5];
@@ -193,6 +198,14 @@ static void build(src *s, const char *path) {
     dataset(s, f, "strings", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, 1, NULL, B, strings);
     if (D > 0 || (flags & 0x40))
         dataset(s, f, "landmarks", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, 2, lm_tail, N, lm);
+    const int32_t P = pdim > 0 && pdim < 5 ? pdim : (pflags & 2 ? 3 : 0);
+    if (P > 0) {  // bf16 bits from the input (NaN and Inf among them)
+        uint16_t *pr = calloc((size_t)(n * P) + 1, 2);
+        for (int64_t k = 0; k < n * P; k++) pr[k] = (uint16_t)u32(s);
+        const hsize_t pr_tail[1] = {(hsize_t)P};
+        dataset(s, f, "priors", H5T_STD_U16LE, H5T_NATIVE_UINT16, 2, 2, pr_tail, N, pr);
+        free(pr);
+    }
     free(ids), free(labels), free(pixels), free(strings), free(lm);
     H5Fclose(f);
 }

@@ -9,6 +9,7 @@
 #include "core/fileio.h"
 #include "core/log.h"
 #include "core/ops.h"
+#include "data/attr_prompt.h"
 #include "data/dataloader.h"
 #include "data/dataset.h"
 #include "data/image.h"
@@ -18,12 +19,30 @@
 #include "data/template.h"
 #include "train/emo_model.h"
 #include "train/eval/evaluator.h"
+#include "train/face_attrs.h"
 #include "train/io/device_move.h"
 #include "train/io/export.h"
 #include "train/io/llama_load.h"
 #include "train/models/generate.h"
 #include "train/models/llama.h"
 #include "train/runconfig.h"
+
+// The loader's prior_fn: the model's raw face priors of one image (et_face_prior_raw).
+static et_status prepare_priors(void *ctx, const float *pixels, const float *landmarks,
+                                uint16_t *out) {
+    et_emo_model *m = ctx;
+    const int64_t S = m->image_size, R = et_face_prior_raw_dim(&m->prior),
+                  D = et_face_prior_data_landmarks(&m->prior);
+    et_tensor *px = et_from_data(ET_F32, 4, (int64_t[]){1, 3, S, S}, pixels);
+    et_tensor *lm =
+        landmarks && D > 0 ? et_from_data(ET_F32, 2, (int64_t[]){1, D}, landmarks) : NULL;
+    et_tensor *raw = et_face_prior_raw(&m->prior, lm, px);
+    et_tensor *host =
+        raw->device.type == ET_CPU ? et_retain(raw) : et_to_device(raw, (et_device){ET_CPU, 0});
+    for (int64_t i = 0; i < R; i++) out[i] = et_f32_to_bf16(ET_DATA(float, host)[i]);
+    et_release(px), et_release(lm), et_release(raw), et_release(host);
+    return NULL;
+}
 
 int et_cli_prepare(int argc, char **argv);
 int et_cli_generate(int argc, char **argv);
@@ -70,14 +89,15 @@ int et_cli_prepare(int argc, char **argv) {
                     "does not record the prompt yet; prepare without it (and train from "
                     "data.train to use the prompt)");
     if (!st) st = et_template_get(c.template_name, &tmpl);
-    const int D = m.prior.kind == ET_PRIOR_LANDMARK ? c.landmark_dim : 0;
+    const int D = (int)et_face_prior_data_landmarks(&m.prior);
     if (!st) {
         et_dataset_opts o = {.data_root = c.data_root[0] ? c.data_root : NULL,
                              .require_answer = true,
-                             .landmark_dim = D};
+                             .landmark_dim = D,
+                             .landmark_bound = et_face_prior_landmark_bound(&m.prior)};
         st = et_dataset_open(data, &o, &ds);
     }
-    const int S = m.has_vision ? (int)m.image_size : 0;
+    const int S = m.has_vision || m.load_pixels ? (int)m.image_size : 0;
     int64_t ok = 0, bad = 0;
     if (!st) {
         et_store_schema sc = {.image_size = S > 0 ? S : 1,
@@ -86,7 +106,9 @@ int et_cli_prepare(int argc, char **argv) {
                               .tokenizer_name = c.tokenizer,
                               .supervise = c.supervise,
                               .creator = "emotune prepare",
-                              .compression = -1};
+                              .compression = -1,
+                              .prior_dim = (int)et_face_prior_raw_dim(&m.prior),
+                              .prior_layout = et_face_prior_raw_layout(&m.prior)};
         et_loader_opts lo = et_loader_opts_default();
         lo.batch_size = 1, lo.max_len = c.max_len, lo.image_size = S;
         lo.pad_to_square = m.pad_to_square, lo.landmark_dim = D;
@@ -94,6 +116,8 @@ int et_cli_prepare(int argc, char **argv) {
         lo.workers = c.workers, lo.prefetch = c.prefetch > 4 ? c.prefetch : 4;
         lo.tmpl = tmpl, lo.tok = m.tok, lo.image_token = m.mllm.image_token;
         lo.supervise_all = !strcmp(c.supervise, "all");
+        if (sc.prior_dim > 0)  // Face Info Mining: the frozen network runs once, here
+            lo.prior_dim = sc.prior_dim, lo.prior_fn = prepare_priors, lo.prior_ctx = &m;
         st = et_loader_prepare_store(ds, &lo, &sc, a.opt_val[0], &ok, &bad);
     }
     et_dataset_close(ds);
@@ -135,8 +159,9 @@ int et_cli_generate(int argc, char **argv) {
                     "generate: --prompt has no <image> placeholder; this model reads the image "
                     "where <image> stands, e.g. --prompt \"<image> What emotion does the face "
                     "show?\"");
-    else if (m.use_images && !a.opt_val[0])
-        st = et_err(ET_ERR_INVALID, "generate: this model reads an image: pass --image FILE");
+    else if (m.load_pixels && !a.opt_val[0])
+        st = et_err(ET_ERR_INVALID, "generate: this model reads an image%s: pass --image FILE",
+                    m.use_images ? "" : " (Face Info Mining's face network)");
     if (!st) st = et_emo_model_load_checkpoint(&m, a.opt_val[3], c.output_dir, NULL, 0);
     if (!st && !strcmp(c.device, "cuda"))  // train.device: generate on the GPU
         st = et_emo_model_to_device(&m, (et_device){ET_CUDA, 0}, NULL);
@@ -145,15 +170,8 @@ int et_cli_generate(int argc, char **argv) {
     if (!st) st = et_template_get(et_eval_template_name(&c), &tmpl);
     et_ids ids = {0};
     et_template_stop stop;
-    if (!st) {
-        et_chat_turn q = {.from = "human", .value = a.opt_val[1]};
-        et_template_opts to;
-        et_template_opts_init(&to);
-        to.image_id = m.mllm.image_token;
-        st = et_template_prompt(tmpl, m.tok, &q, 1, &to, &ids, &stop);
-    }
     et_tensor *pix = NULL, *lm = NULL;
-    if (!st && a.opt_val[0] && m.use_images) {
+    if (!st && a.opt_val[0] && m.load_pixels) {
         et_image img;
         et_image_opts io = {0};
         st = et_image_decode_file(a.opt_val[0], &io, &img);
@@ -170,12 +188,15 @@ int et_cli_generate(int argc, char **argv) {
             }
         }
     }
-    if (!st && m.prior.kind == ET_PRIOR_LANDMARK) {
+    const int64_t D = et_face_prior_data_landmarks(&m.prior);
+    if (!st && D > 0) {
         if (!a.opt_val[2]) {
-            st = et_err(ET_ERR_INVALID,
-                        "this model has a landmark expert: pass --landmarks "
-                        "FILE.npy (%lld values)",
-                        (long long)m.prior.landmark_dim);
+            st = et_err(
+                ET_ERR_INVALID,
+                "this model reads the sample's landmarks (%s): pass --landmarks "
+                "FILE.npy (%lld values)",
+                m.prior.kind & ET_PRIOR_LANDMARK ? "a landmark expert" : "fim.landmarks=dataset",
+                (long long)D);
         } else {
             float *v = NULL;
             int nd = 0;
@@ -183,17 +204,43 @@ int et_cli_generate(int argc, char **argv) {
             st = et_npy_read_f32(a.opt_val[2], &v, &nd, shape);
             int64_t n = 1;
             for (int d = 0; !st && d < nd; d++) n *= shape[d];
-            if (!st && n != m.prior.landmark_dim)
+            if (!st && n != D)
                 st = et_err(ET_ERR_INVALID, "%s: %lld values, expected %lld", a.opt_val[2],
-                            (long long)n, (long long)m.prior.landmark_dim);
+                            (long long)n, (long long)D);
             if (!st) lm = et_from_data(ET_F32, 2, (int64_t[]){1, n}, v);
             free(v);
         }
     }
+    if (!st) {  // the question, with the attribute prompt as in training
+        et_chat_turn q = {.from = "human", .value = a.opt_val[1]};
+        et_attr_prompt ap;
+        char *agr = NULL;
+        if (et_run_config_attr_prompt(&c, &ap)) {
+            const bool net = !strcmp(c.attr_prompt_source, "network");
+            const char *w[3] = {NULL, NULL, NULL};
+            if (!net)
+                st = et_err(ET_ERR_INVALID,
+                            "config: attribute_prompt.source \"dataset\": generate has no sample "
+                            "attributes; use source \"network\" (the face network reads them "
+                            "from --image) or attribute_prompt.enabled=false");
+            else if (!et_face_prior_raw_dim(&m.prior))
+                st = et_err(ET_ERR_INVALID, "config: %s", ET_AGR_NETWORK_NEEDS_FIM);
+            else
+                et_face_attrs_of(&m.prior, pix, w);
+            if (!st) st = et_attr_prompt_turns(&ap, &q, 1, w[0], w[1], w[2], &agr);
+            if (!st) et_info("generate: attribute prompt from the face network: %s", agr);
+        }
+        et_template_opts to;
+        et_template_opts_init(&to);
+        to.image_id = m.mllm.image_token;
+        if (!st) st = et_template_prompt(tmpl, m.tok, &q, 1, &to, &ids, &stop);
+        free(agr);
+    }
     if (!st) {
         et_no_grad_begin();
-        et_tensor *visual = pix ? et_mllm_encode_images(&m.mllm, pix) : NULL;
-        et_tensor *prior = lm ? et_face_prior_forward(&m.prior, lm) : NULL;
+        et_tensor *visual = pix && m.use_images ? et_mllm_encode_images(&m.mllm, pix) : NULL;
+        et_tensor *prior =
+            m.prior.kind != ET_PRIOR_NONE ? et_face_prior_forward(&m.prior, lm, pix, NULL) : NULL;
         const int64_t n = (int64_t)ids.len;
         et_tensor *it = et_from_data(ET_I32, 1, &n, ids.data);
         et_mllm_batch b;

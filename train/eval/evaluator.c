@@ -21,6 +21,7 @@
 #include "data/template.h"
 #include "train/checkpoint.h"
 #include "train/emo_model.h"
+#include "train/face_attrs.h"
 #include "train/io/device_move.h"
 #include "train/models/generate.h"
 #include "train/progress.h"
@@ -77,21 +78,13 @@ static et_status load_item(const et_run_config *c, const et_emo_model *m, const 
     if (!it->label)
         st = et_err(ET_ERR_INVALID, "%s: sample %lld has no \"label\"", et_dataset_name(ds),
                     (long long)i);
-    char *agr = NULL;  // the attribute prompt, as in training
-    et_attr_prompt ap;
-    if (!st && et_run_config_attr_prompt(c, &ap)) {
-        st = et_attr_prompt_turns(&ap, &q, 1, s.age, s.gender, s.race, &agr);
-        if (st)
-            st = et_status_wrap(st, "%s: sample %lld (id \"%s\")", et_dataset_name(ds),
-                                (long long)i, s.id ? s.id : "");
-    }
-    et_template_opts to;
-    et_template_opts_init(&to);
-    to.max_len = c->max_len;
-    to.image_id = m->mllm.image_token;
-    if (!st) st = et_template_prompt(tmpl, m->tok, &q, 1, &to, &it->prompt, NULL);
-    free(agr);
-    if (!st && s.image && m->use_images) {
+    if (!st && !s.image && (m->prior.kind & ET_PRIOR_FIM))
+        st = et_err(ET_ERR_INVALID,
+                    "%s: sample %lld (id \"%s\") has no image, but Face Info Mining "
+                    "(model.face_prior=%s) reads the face image",
+                    et_dataset_name(ds), (long long)i, s.id ? s.id : "",
+                    et_face_prior_kind_name(m->prior.kind));
+    if (!st && s.image && m->load_pixels) {
         et_image img;
         et_image_opts io = {0};
         st = et_image_decode_file(s.image, &io, &img);
@@ -106,10 +99,37 @@ static et_status load_item(const et_run_config *c, const et_emo_model *m, const 
             }
         }
     }
-    if (!st && m->prior.kind == ET_PRIOR_LANDMARK) {
-        if (!s.landmark || s.n_landmark != m->prior.landmark_dim)
+    char *agr = NULL;  // the attribute prompt, as in training
+    et_attr_prompt ap;
+    if (!st && et_run_config_attr_prompt(c, &ap)) {
+        const char *w[3] = {s.age, s.gender, s.race};
+        const bool net = !strcmp(c->attr_prompt_source, "network");
+        if (net && !et_face_prior_raw_dim(&m->prior))
+            st = et_err(ET_ERR_INVALID, "config: %s", ET_AGR_NETWORK_NEEDS_FIM);
+        else if (net && it->pixels) {  // the network's words
+            const int64_t S = m->image_size;
+            et_tensor *px = et_from_data(ET_F32, 4, (int64_t[]){1, 3, S, S}, it->pixels);
+            et_face_attrs_of((et_face_prior *)&m->prior, px, w);
+            et_release(px);
+        } else if (net) {
+            w[0] = w[1] = w[2] = NULL;  // no image: reported as missing attributes
+        }
+        if (!st) st = et_attr_prompt_turns(&ap, &q, 1, w[0], w[1], w[2], &agr);
+        if (st)
+            st = et_status_wrap(st, "%s: sample %lld (id \"%s\")", et_dataset_name(ds),
+                                (long long)i, s.id ? s.id : "");
+    }
+    et_template_opts to;
+    et_template_opts_init(&to);
+    to.max_len = c->max_len;
+    to.image_id = m->mllm.image_token;
+    if (!st) st = et_template_prompt(tmpl, m->tok, &q, 1, &to, &it->prompt, NULL);
+    free(agr);
+    const int64_t D = et_face_prior_data_landmarks(&m->prior);
+    if (!st && D > 0) {
+        if (!s.landmark || s.n_landmark != D)
             st = et_err(ET_ERR_INVALID, "%s: sample %lld: no landmarks of %lld values",
-                        et_dataset_name(ds), (long long)i, (long long)m->prior.landmark_dim);
+                        et_dataset_name(ds), (long long)i, (long long)D);
         else {
             it->landmark = malloc(sizeof(float) * (size_t)s.n_landmark);
             memcpy(it->landmark, s.landmark, sizeof(float) * (size_t)s.n_landmark);
@@ -155,26 +175,26 @@ char *et_eval_answer_text(const et_tokenizer *tk, const int32_t *row, int64_t n,
 static et_status generate_batch(const et_run_config *c, et_emo_model *m, item_t *its, int k,
                                 const et_template_stop *stop, char **answers) {
     ET_ASSERT(k > 0 && k <= (1 << 20), "generate_batch: k = %d", k);
-    const int64_t S = m->image_size, D = m->prior.landmark_dim, H = m->llm->cfg.hidden_size;
+    const int64_t S = m->image_size, D = et_face_prior_data_landmarks(&m->prior),
+                  H = m->llm->cfg.hidden_size;
     bool any_pix = false;
     for (int i = 0; i < k; i++) any_pix = any_pix || its[i].pixels;
-    et_tensor *visual = NULL, *prior = NULL;
+    et_tensor *visual = NULL, *prior = NULL, *pix = NULL, *lm = NULL;
     if (any_pix) {
-        et_tensor *pix = et_zeros(ET_F32, 4, (int64_t[]){k, 3, S, S});
+        pix = et_zeros(ET_F32, 4, (int64_t[]){k, 3, S, S});
         for (int i = 0; i < k; i++)
             if (its[i].pixels)
                 memcpy(ET_DATA(float, pix) + (size_t)i * 3 * S * S, its[i].pixels,
                        sizeof(float) * (size_t)(3 * S * S));
-        visual = et_mllm_encode_images(&m->mllm, pix);
-        et_release(pix);
+        if (m->use_images) visual = et_mllm_encode_images(&m->mllm, pix);
     }
-    if (m->prior.kind == ET_PRIOR_LANDMARK) {
-        et_tensor *lm = et_zeros(ET_F32, 2, (int64_t[]){k, D});
+    if (D > 0) {
+        lm = et_zeros(ET_F32, 2, (int64_t[]){k, D});
         for (int i = 0; i < k; i++)
             memcpy(ET_DATA(float, lm) + (size_t)i * D, its[i].landmark, sizeof(float) * (size_t)D);
-        prior = et_face_prior_forward(&m->prior, lm);
-        et_release(lm);
     }
+    if (m->prior.kind != ET_PRIOR_NONE) prior = et_face_prior_forward(&m->prior, lm, pix, NULL);
+    et_release(lm), et_release(pix);
     et_tensor **ids = malloc(sizeof(*ids) * (size_t)k);
     for (int i = 0; i < k; i++) {
         const int64_t n = (int64_t)its[i].prompt.len;
@@ -354,10 +374,10 @@ et_status et_eval_run(const et_run_config *c, const char *checkpoint, et_eval_su
     }
     if (!st) st = et_template_get(et_eval_template_name(c), &tmpl);
     if (!st) {
-        et_dataset_opts o = {
-            .data_root = c->data_root[0] ? c->data_root : NULL,
-            .require_answer = false,
-            .landmark_dim = m.prior.kind == ET_PRIOR_LANDMARK ? c->landmark_dim : 0};
+        et_dataset_opts o = {.data_root = c->data_root[0] ? c->data_root : NULL,
+                             .require_answer = false,
+                             .landmark_dim = (int)et_face_prior_data_landmarks(&m.prior),
+                             .landmark_bound = et_face_prior_landmark_bound(&m.prior)};
         st = et_dataset_open(c->eval_data, &o, &ds);
     }
     if (!st) {

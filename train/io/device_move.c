@@ -91,7 +91,19 @@ void et_mover_projector(et_device_mover *mv, et_projector *p) {
 }
 
 void et_mover_face_prior(et_device_mover *mv, et_face_prior *fp) {
-    if (fp && fp->kind == ET_PRIOR_LANDMARK) et_mover_projector(mv, &fp->expert);
+    if (!fp) return;
+    if (fp->kind & ET_PRIOR_LANDMARK) et_mover_projector(mv, &fp->expert);
+    if (!fp->net) return;
+    for (int i = 0; i < fp->fim.n_params; i++) et_mover_tensor(mv, fp->fim.slots[i]);
+    et_mover_projector(mv, &fp->fim_proj);
+    for (int i = 0; i < fp->net->n_params; i++) {  // the frozen face network
+        const char *name;
+        int nd;
+        const int64_t *shape;
+        et_tensor **slot;
+        et_face_net_slot(fp->net, i, &name, &nd, &shape, &slot);
+        et_mover_tensor(mv, slot);
+    }
 }
 
 static et_tensor *lookup(const et_device_mover *mv, et_tensor *t) {

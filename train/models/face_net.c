@@ -14,6 +14,7 @@
 #include "core/ops.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
+#include "data/preprocess.h"
 
 // NORMAL: N(0, std) (torchvision's Swin linears); TORCH: PyTorch's default Linear / Conv
 // init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias (SAM's decoder, FaceXFormer's
@@ -85,6 +86,29 @@ static et_status get_real(const cJSON *o, const char *key, double def, double lo
     return NULL;
 }
 
+// A list of 3 numbers (std: > 0); absent: def.
+static et_status get_rgb(const cJSON *o, const char *key, const float def[3], bool positive,
+                         const char *what, float out[3]) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!j || cJSON_IsNull(j)) {
+        memcpy(out, def, 3 * sizeof(float));
+        return NULL;
+    }
+    int k = 0;
+    const cJSON *e;
+    bool ok = cJSON_IsArray(j) && cJSON_GetArraySize(j) == 3;
+    cJSON_ArrayForEach(e, j) {
+        if (!ok) break;
+        ok = cJSON_IsNumber(e) && isfinite(e->valuedouble) && fabs(e->valuedouble) < 1e3 &&
+             (!positive || e->valuedouble > 0);
+        if (ok) out[k++] = (float)e->valuedouble;
+    }
+    if (!ok)
+        return et_err(ET_ERR_INVALID, "%s: face network field \"%s\" must be a list of 3 %s", what,
+                      key, positive ? "positive numbers" : "numbers");
+    return NULL;
+}
+
 et_status et_face_net_config_from_json(const char *json, const char *what,
                                        et_face_net_config *out) {
     cJSON *o = cJSON_Parse(json);
@@ -114,6 +138,10 @@ et_status et_face_net_config_from_json(const char *json, const char *what,
     if (!s) s = get_int(o, "decoder_mlp_dim", -1, 1, 65536, what, &c.dec_mlp);
     if (!s) s = get_int(o, "attention_downsample_rate", 2, 1, 64, what, &c.attn_down);
     if (!s) s = get_int(o, "num_mask_tokens", 11, 0, 256, what, &c.n_mask_tokens);
+    static const float clip_mean[3] = {ET_CLIP_MEAN_R, ET_CLIP_MEAN_G, ET_CLIP_MEAN_B},
+                       clip_std[3] = {ET_CLIP_STD_R, ET_CLIP_STD_G, ET_CLIP_STD_B};
+    if (!s) s = get_rgb(o, "image_mean", clip_mean, false, what, c.image_mean);
+    if (!s) s = get_rgb(o, "image_std", clip_std, true, what, c.image_std);
     cJSON_Delete(o);
     if (s) return s;
     c.n_stages = nd;
@@ -577,28 +605,54 @@ static et_tensor *addln(et_tensor *x, et_tensor *d, et_tensor *w, et_tensor *b, 
     return y;
 }
 
-// SAM's random-Fourier position encoding of the (h, w) grid: [h w, F].
-static et_tensor *image_pe(const et_face_net *m, int64_t h, int64_t w) {
-    const int64_t F2 = m->cfg.fuse_dim / 2;
-    et_tensor *gc = et_cast(m->pe_gauss, ET_F32);  // CPU copy of the [2, F/2] matrix
+// SAM's random-Fourier encoding of one point (cx, cy) in [-1, 1]: [sin(2 pi p G), cos(2 pi p G)].
+static void pe_point(const float *G, int64_t F2, double cx, double cy, float *out) {
+    for (int64_t k = 0; k < F2; k++) {
+        const double v = 6.283185307179586 * (cx * G[k] + cy * G[F2 + k]);
+        out[k] = (float)sin(v);
+        out[F2 + k] = (float)cos(v);
+    }
+}
+
+// A CPU f32 copy of the [2, F/2] Gaussian matrix.
+static et_tensor *pe_matrix_host(const et_face_net *m) {
+    et_tensor *gc = et_cast(m->pe_gauss, ET_F32);
     et_tensor *gh =
         gc->device.type == ET_CPU ? et_retain(gc) : et_to_device(gc, (et_device){ET_CPU, 0});
     et_release(gc);
-    const float *G = et_data(gh);
+    return gh;
+}
+
+// SAM's random-Fourier position encoding of the (h, w) grid: [h w, F].
+static et_tensor *image_pe(const et_face_net *m, int64_t h, int64_t w) {
+    const int64_t F2 = m->cfg.fuse_dim / 2;
+    et_tensor *gh = pe_matrix_host(m);
     et_tensor *pe = et_empty(ET_F32, 2, (int64_t[]){h * w, 2 * F2});
-    float *pp = et_data(pe);
     for (int64_t y = 0; y < h; y++)
-        for (int64_t x = 0; x < w; x++) {
-            const double cx = 2.0 * (((double)x + 0.5) / (double)w) - 1.0;
-            const double cy = 2.0 * (((double)y + 0.5) / (double)h) - 1.0;
-            for (int64_t k = 0; k < F2; k++) {
-                const double v = 6.283185307179586 * (cx * G[k] + cy * G[F2 + k]);
-                pp[(y * w + x) * 2 * F2 + k] = (float)sin(v);
-                pp[(y * w + x) * 2 * F2 + F2 + k] = (float)cos(v);
-            }
-        }
+        for (int64_t x = 0; x < w; x++)
+            pe_point(et_data(gh), F2, 2.0 * (((double)x + 0.5) / (double)w) - 1.0,
+                     2.0 * (((double)y + 0.5) / (double)h) - 1.0,
+                     (float *)et_data(pe) + (y * w + x) * 2 * F2);
     et_release(gh);
     return pe;
+}
+
+et_tensor *et_face_net_point_pe(const et_face_net *m, et_tensor *pts) {
+    const int64_t F2 = m->cfg.fuse_dim / 2, B = pts->shape[0], N = pts->numel / (2 * B);
+    ET_ASSERT(pts->numel == B * N * 2, "et_face_net_point_pe: pts must be [B, 2 N]");
+    et_tensor *gh = pe_matrix_host(m);
+    et_tensor *pc = et_cast(pts, ET_F32);
+    et_tensor *ph =
+        pc->device.type == ET_CPU ? et_retain(pc) : et_to_device(pc, (et_device){ET_CPU, 0});
+    et_tensor *pe = et_empty(ET_F32, 3, (int64_t[]){B, N, 2 * F2});
+    const float *p = et_data(ph);
+    for (int64_t i = 0; i < B * N; i++)
+        pe_point(et_data(gh), F2, p[2 * i], p[2 * i + 1], (float *)et_data(pe) + i * 2 * F2);
+    et_release(gh), et_release(pc), et_release(ph);
+    if (pts->device.type == ET_CPU) return pe;
+    et_tensor *d = et_to_device(pe, pts->device);
+    et_release(pe);
+    return d;
 }
 
 static et_tensor *head_mlp(et_linear_layer *l, et_tensor *x) {
@@ -744,6 +798,12 @@ char *et_face_net_config_to_json(const et_face_net_config *g) {
     cJSON_AddNumberToObject(o, "decoder_mlp_dim", (double)g->dec_mlp);
     cJSON_AddNumberToObject(o, "attention_downsample_rate", (double)g->attn_down);
     cJSON_AddNumberToObject(o, "num_mask_tokens", (double)g->n_mask_tokens);
+    cJSON *mn = cJSON_AddArrayToObject(o, "image_mean"),
+          *sd = cJSON_AddArrayToObject(o, "image_std");
+    for (int c = 0; c < 3; c++) {
+        cJSON_AddItemToArray(mn, cJSON_CreateNumber((double)g->image_mean[c]));
+        cJSON_AddItemToArray(sd, cJSON_CreateNumber((double)g->image_std[c]));
+    }
     char *txt = cJSON_Print(o);
     cJSON_Delete(o);
     return txt;

@@ -5,14 +5,16 @@
 //          et_face_net_config_load, et_face_net_new_random, et_face_net_catalogue,
 //          et_face_net_slot,
 //          et_face_net_forward, et_face_net_out_free, et_face_net_free, et_face_net_params,
-//          et_face_net_config_to_json, et_face_net_save,
+//          et_face_net_config_to_json, et_face_net_save, et_face_net_point_pe,
 //          ET_FACE_NET_MAX_STAGES, ET_FACE_NET_TOKENS
 //
 // Contract
 // - Config (config.json, "model_type": "facexformer"): image_size, patch_size (4),
 //   num_channels (3), embed_dim, depths [n stages], num_heads [n stages], window_size,
 //   mlp_ratio, layer_norm_eps (1e-5), fuse_dim, decoder_depth, decoder_heads, decoder_mlp_dim,
-//   attention_downsample_rate (2), num_mask_tokens (11). FaceXFormer itself: 224, 4, 3, 128,
+//   attention_downsample_rate (2), num_mask_tokens (11), image_mean / image_std (3 numbers each;
+//   default CLIP's, what emotune's pipeline and pretrain-face use; FaceXFormer's converted
+//   config holds ImageNet's). FaceXFormer itself: 224, 4, 3, 128,
 //   [2, 2, 18, 2], [4, 8, 16, 32], 7, 4.0, 1e-5, 256, 2, 8, 2048, 2, 11. Every field is
 //   checked (an error names the file and the field).
 // - Weights carry FaceXFormer's state-dict names (loaded by train/io/face_net_load.h) (torchvision
@@ -60,6 +62,7 @@ typedef struct {
     int64_t window;
     double mlp_ratio, eps;
     int64_t fuse_dim, dec_depth, dec_heads, dec_mlp, attn_down, n_mask_tokens;
+    float image_mean[3], image_std[3];  // the pixel normalisation it was trained with
 } et_face_net_config;
 
 typedef struct {
@@ -120,6 +123,10 @@ et_status et_face_net_new_random(const et_face_net_config *cfg, double std, uint
 void et_face_net_catalogue(et_face_net *m, const et_face_net_config *cfg);
 void et_face_net_slot(et_face_net *m, int i, const char **name, int *ndim, const int64_t **shape,
                       et_tensor ***slot);
+// SAM's random-Fourier encoding (the network's pe_gauss, as its image PE and SAM's point
+// prompts) of points pts [B, 2 N] ((x, y) pairs in [-1, 1]): [B, N, F] f32 on pts' device,
+// no autograd (a constant of the points).
+et_tensor *et_face_net_point_pe(const et_face_net *m, et_tensor *pts);
 // img [B, C, S, S] -> out (every field a new reference; free with et_face_net_out_free).
 void et_face_net_forward(et_face_net *m, et_tensor *img, et_face_net_out *out);
 void et_face_net_out_free(et_face_net_out *o);

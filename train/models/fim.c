@@ -1,6 +1,7 @@
 // train/models/fim.c - see fim.h
 #include "fim.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,7 @@
 #include "core/ops.h"
 #include "core/rng.h"
 
-enum { I_NORMAL, I_ONES, I_ZEROS };
+enum { I_NORMAL, I_ONES, I_ZEROS, I_TORCH };
 
 // iBUG-68 regions: jaw, brows, nose, eyes, mouth (first index, one past the last).
 static const int k_region[ET_FIM_REGIONS][2] = {{0, 17}, {17, 27}, {27, 36}, {36, 48}, {48, 68}};
@@ -20,6 +21,7 @@ typedef struct {
     et_fim *f;
     int cap;
     uint64_t seed, off;
+    int64_t fan_in;  // of the Linear being added (I_TORCH: U(-1/sqrt(fan_in), 1/sqrt(fan_in)))
 } init_t;
 
 static void add(init_t *c, et_tensor **slot, int kind, int ndim, const int64_t *shape,
@@ -41,6 +43,10 @@ static void add(init_t *c, et_tensor **slot, int kind, int ndim, const int64_t *
     if (kind == I_NORMAL) {
         et_randn_(t, 0.0, 0.02, c->seed, c->off);
         c->off += (uint64_t)t->numel;
+    } else if (kind == I_TORCH) {  // torch nn.Linear's default, weights and biases alike
+        const double b = 1.0 / sqrt((double)c->fan_in);
+        et_rand_uniform_(t, -b, b, c->seed, c->off);
+        c->off += (uint64_t)t->numel;
     } else if (kind == I_ONES) {
         float *d = et_data(t);
         for (int64_t i = 0; i < t->numel; i++) d[i] = 1.0f;
@@ -52,8 +58,9 @@ static void add(init_t *c, et_tensor **slot, int kind, int ndim, const int64_t *
 
 static void add_linear(init_t *c, et_linear_layer *l, int64_t out, int64_t in, const char *name) {
     snprintf(l->name, sizeof l->name, "model.fim.%s", name);
-    add(c, &l->weight, I_NORMAL, 2, (int64_t[]){out, in}, "model.fim.%s.weight", name);
-    add(c, &l->bias, I_ZEROS, 1, (int64_t[]){out}, "model.fim.%s.bias", name);
+    c->fan_in = in;
+    add(c, &l->weight, I_TORCH, 2, (int64_t[]){out, in}, "model.fim.%s.weight", name);
+    add(c, &l->bias, I_TORCH, 1, (int64_t[]){out}, "model.fim.%s.bias", name);
 }
 
 et_status et_fim_init(et_fim *f, const et_fim_config *cfg, uint64_t seed) {
@@ -70,12 +77,16 @@ et_status et_fim_init(et_fim *f, const et_fim_config *cfg, uint64_t seed) {
         return et_err(ET_ERR_INVALID, "fim: the face network's width and token count must be >= 1");
     f->cfg = *cfg;
     const int64_t F = cfg->face_dim, W = cfg->width, K = cfg->queries;
-    init_t c = {f, 0, seed, 0};
+    init_t c = {f, 0, seed, 0, 1};
+    add(&c, &f->clue_ln_w, I_ONES, 1, (int64_t[]){F}, "model.fim.clue_norm.weight");
+    add(&c, &f->clue_ln_b, I_ZEROS, 1, (int64_t[]){F}, "model.fim.clue_norm.bias");
     add_linear(&c, &f->clue_proj, W, F, "clue_proj");
     add(&c, &f->lm_embed, I_NORMAL, 2, (int64_t[]){ET_FIM_LANDMARKS, F},
         "model.fim.landmark_embed");
     add(&c, &f->type_embed, I_NORMAL, 2, (int64_t[]){2, F}, "model.fim.type_embed");
     add(&c, &f->queries, I_NORMAL, 2, (int64_t[]){K, W}, "model.fim.queries");
+    add_linear(&c, &f->shape_proj, F, 2 * ET_FIM_LANDMARKS, "shape_proj");
+    add_linear(&c, &f->attr_proj, F, ET_FIM_ATTRS, "attr_proj");
     f->layers = calloc((size_t)cfg->layers, sizeof *f->layers);
     for (int l = 0; l < cfg->layers; l++) {
         et_fim_layer *y = &f->layers[l];
@@ -130,33 +141,80 @@ static et_tensor *add_type(et_fim *f, et_tensor *x, int r) {
     return y;
 }
 
-et_tensor *et_fim_clues(et_fim *f, et_tensor *fused, et_tensor *tokens, et_tensor *landmarks) {
-    const int64_t B = fused->shape[0], h = fused->shape[1], w = fused->shape[2],
-                  F = f->cfg.face_dim;
+void et_fim_raw(const et_fim_config *cfg, et_tensor *fused, et_tensor *tokens, et_tensor *landmarks,
+                et_tensor **global, et_tensor **local) {
+    const int64_t B = fused->shape[0], h = fused->shape[1], w = fused->shape[2], F = cfg->face_dim;
     char s1[96], s2[96];
     ET_ASSERT(fused->ndim == 4 && fused->shape[3] == F &&
-                  (!f->cfg.global ||
+                  (!global ||
                    (tokens && tokens->ndim == 3 && tokens->shape[0] == B && tokens->shape[2] == F)),
-              "et_fim_clues: fused [B, h, w, %lld] and tokens [B, T, %lld] expected, got %s and %s",
+              "et_fim_raw: fused [B, h, w, %lld] and tokens [B, T, %lld] expected, got %s and %s",
               (long long)F, (long long)F, et_shape_str(fused, s1, sizeof s1),
               tokens ? et_shape_str(tokens, s2, sizeof s2) : "none");
-    et_tensor *parts[2] = {NULL, NULL};
-    int np = 0;
-    if (f->cfg.global) {
+    if (global) {
         et_tensor *flat = et_reshape(fused, 3, (int64_t[]){B, h * w, F});
         et_tensor *mean = et_mean_pool(flat, NULL);  // [B, F]
         et_tensor *m3 = et_reshape(mean, 3, (int64_t[]){B, 1, F});
-        et_tensor *g = et_concat(2, (et_tensor *[]){tokens, m3}, 1);
+        *global = et_concat(2, (et_tensor *[]){tokens, m3}, 1);
+        et_release(flat), et_release(mean), et_release(m3);
+    }
+    if (local) {
+        ET_ASSERT(landmarks && landmarks->numel == B * 2 * ET_FIM_LANDMARKS,
+                  "et_fim_raw: local clues need landmarks [B, %d]", 2 * ET_FIM_LANDMARKS);
+        et_tensor *pts = et_reshape(landmarks, 3, (int64_t[]){B, ET_FIM_LANDMARKS, 2});
+        *local = et_bilinear_sample(fused, pts);  // [B, 68, F]
+        et_release(pts);
+    }
+}
+
+// x [B, D] -> Linear -> [B, 1, F]
+static et_tensor *vector_row(et_linear_layer *l, et_tensor *x) {
+    et_tensor *x3 = et_reshape(x, 3, (int64_t[]){x->shape[0], 1, x->numel / x->shape[0]});
+    et_tensor *y = et_linear_layer_forward(l, x3, NULL);
+    et_release(x3);
+    return y;
+}
+
+// rows then one more row [B, 1, F] (releasing both)
+static et_tensor *append_row(et_tensor *rows, et_tensor *row) {
+    et_tensor *y = et_concat(2, (et_tensor *[]){rows, row}, 1);
+    et_release(rows), et_release(row);
+    return y;
+}
+
+et_tensor *et_fim_clues_from(et_fim *f, et_tensor *global, et_tensor *local, et_tensor *point_pe,
+                             et_tensor *points, et_tensor *attrs) {
+    const int64_t F = f->cfg.face_dim;
+    et_tensor *parts[2] = {NULL, NULL};
+    int np = 0;
+    if (f->cfg.global) {
+        ET_ASSERT(global && global->ndim == 3 && global->shape[2] == F,
+                  "et_fim_clues_from: global rows [B, n, %lld] expected", (long long)F);
+        et_tensor *g = et_retain(global);
+        if (attrs) {
+            ET_ASSERT(attrs->numel == global->shape[0] * ET_FIM_ATTRS,
+                      "et_fim_clues_from: attrs [B, %d] expected", ET_FIM_ATTRS);
+            g = append_row(g, vector_row(&f->attr_proj, attrs));
+        }
         parts[np++] = add_type(f, g, 0);
-        et_release(flat), et_release(mean), et_release(m3), et_release(g);
+        et_release(g);
     }
     if (f->cfg.local) {
-        ET_ASSERT(landmarks && landmarks->numel == B * 2 * ET_FIM_LANDMARKS,
-                  "et_fim_clues: fim.local needs landmarks [B, %d]", 2 * ET_FIM_LANDMARKS);
-        et_tensor *pts = et_reshape(landmarks, 3, (int64_t[]){B, ET_FIM_LANDMARKS, 2});
-        et_tensor *smp = et_bilinear_sample(fused, pts);  // [B, 68, F]
-        et_tensor *loc = et_add_bcast(smp, f->lm_embed);
-        et_release(pts), et_release(smp);
+        char s3[96];
+        ET_ASSERT(local && local->ndim == 3 && local->shape[1] == ET_FIM_LANDMARKS &&
+                      local->shape[2] == F,
+                  "et_fim_clues_from: local rows [B, 68, %lld] expected", (long long)F);
+        const int64_t B = local->shape[0];
+        et_tensor *loc = et_add_bcast(local, f->lm_embed);
+        if (point_pe) {
+            ET_ASSERT(point_pe->ndim == 3 && point_pe->shape[0] == B &&
+                          point_pe->shape[1] == ET_FIM_LANDMARKS && point_pe->shape[2] == F,
+                      "et_fim_clues_from: point_pe [B, 68, %lld] expected, got %s", (long long)F,
+                      et_shape_str(point_pe, s3, sizeof s3));
+            et_tensor *lp = et_add(loc, point_pe);
+            et_release(loc);
+            loc = lp;
+        }
         if (f->cfg.local_pool) {  // region means: [B, F, 68] x [68, 5] -> [B, 5, F]
             et_tensor *P = et_zeros(loc->dtype, 2, (int64_t[]){ET_FIM_LANDMARKS, ET_FIM_REGIONS});
             for (int r = 0; r < ET_FIM_REGIONS; r++)
@@ -178,6 +236,11 @@ et_tensor *et_fim_clues(et_fim *f, et_tensor *fused, et_tensor *tokens, et_tenso
             loc = et_permute(pooled, 3, (const int[]){0, 2, 1});
             et_release(pooled);
         }
+        if (points) {
+            ET_ASSERT(points->numel == B * 2 * ET_FIM_LANDMARKS,
+                      "et_fim_clues_from: points [B, %d] expected", 2 * ET_FIM_LANDMARKS);
+            loc = append_row(loc, vector_row(&f->shape_proj, points));
+        }
         parts[np++] = add_type(f, loc, 1);
         et_release(loc);
     }
@@ -185,6 +248,16 @@ et_tensor *et_fim_clues(et_fim *f, et_tensor *fused, et_tensor *tokens, et_tenso
     et_tensor *all = et_concat(2, parts, 1);
     et_release(parts[0]), et_release(parts[1]);
     return all;
+}
+
+et_tensor *et_fim_clues(et_fim *f, et_tensor *fused, et_tensor *tokens, et_tensor *landmarks,
+                        et_tensor *point_pe, et_tensor *attrs) {
+    et_tensor *g = NULL, *l = NULL;
+    et_fim_raw(&f->cfg, fused, tokens, landmarks, f->cfg.global ? &g : NULL,
+               f->cfg.local ? &l : NULL);
+    et_tensor *c = et_fim_clues_from(f, g, l, point_pe, f->cfg.local ? landmarks : NULL, attrs);
+    et_release(g), et_release(l);
+    return c;
 }
 
 static et_tensor *ln(et_tensor *x, et_tensor *w, et_tensor *b) {
@@ -201,7 +274,11 @@ static et_tensor *residual(et_tensor *q, et_tensor *d) {
 et_tensor *et_fim_forward(et_fim *f, et_tensor *clues) {
     const et_fim_config *g = &f->cfg;
     const int64_t B = clues->shape[0], K = g->queries, W = g->width;
-    et_tensor *c = et_linear_layer_forward(&f->clue_proj, clues, NULL);  // [B, n, W]
+    // BLIP-2's ln_vision: the clues (network features, position codes, vector rows) on one
+    // scale before the aggregator reads them
+    et_tensor *cn = ln(clues, f->clue_ln_w, f->clue_ln_b);
+    et_tensor *c = et_linear_layer_forward(&f->clue_proj, cn, NULL);  // [B, n, W]
+    et_release(cn);
     et_tensor *idx = et_empty(ET_I32, 1, (int64_t[]){B * K});
     for (int64_t i = 0; i < B * K; i++) ((int32_t *)et_data(idx))[i] = (int32_t)(i % K);
     et_tensor *qr = et_gather_rows(f->queries, idx);
