@@ -21,9 +21,10 @@ typedef struct {
 
 static et_tensor *f_fim(void *c, et_tensor **in) {
     ctx_t *x = c;
-    et_tensor *cl = et_fim_clues(x->f, in[0], in[1], x->landmarks, x->point_pe, x->attrs);
-    et_tensor *y = et_fim_forward(x->f, cl);
-    et_release(cl);
+    et_tensor *cond = NULL;
+    et_tensor *cl = et_fim_clues(x->f, in[0], in[1], x->landmarks, x->point_pe, x->attrs, &cond);
+    et_tensor *y = et_fim_forward(x->f, cl, cond);
+    et_release(cl), et_release(cond);
     return y;
 }
 
@@ -69,8 +70,10 @@ static void run(bool global, bool local, bool pool, int64_t want_clues) {
     et_tensor *attrs = test_rand_tensor(ET_F64, 2, (int64_t[]){2, 15}, 1.0);  // a constant
     ctx_t c = {&f, lm, pe, attrs};
     et_no_grad_begin();
-    et_tensor *cl = et_fim_clues(&f, fused, tokens, lm, pe, attrs);
-    et_tensor *y = et_fim_forward(&f, cl);
+    et_tensor *cond = NULL;
+    et_tensor *cl = et_fim_clues(&f, fused, tokens, lm, pe, attrs, &cond);
+    et_tensor *y = et_fim_forward(&f, cl, cond);
+    et_release(cond);
     et_no_grad_end();
     CHECK(cl->ndim == 3 && cl->shape[0] == 2 && cl->shape[1] == want_clues && cl->shape[2] == 6,
           "clues [2, %lld, 6], got [%lld, %lld, %lld]", (long long)want_clues,

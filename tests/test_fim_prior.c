@@ -2,8 +2,9 @@
 // model.face_prior fim, train/emo_model.h):
 // - the K FIM tokens [B, K, H] come after the landmark token(s) when both parts are on;
 // - the trainables are the aggregator (model.fim.*) and its projector (model.fim_projector.*),
-//   in the "expert" group; the face network (model.face_net_path, FaceXFormer names) is in no
-//   group, gets no gradient, and is bit-unchanged after AdamW steps on the prior's output;
+//   in the "fim" group (train.fim_lr); with landmark+fim the landmark expert keeps "expert"; the
+//   face network (model.face_net_path, FaceXFormer names) is in no group, gets no gradient, and is
+//   bit-unchanged after AdamW steps on the prior's output;
 // - fim.landmarks: network (the dataset's landmarks do not matter) or dataset (they do);
 // - the raw priors (a store's rows: bf16 values, age probabilities) give the online tokens,
 //   without running the network;
@@ -87,13 +88,15 @@ static double max_abs_diff(et_tensor *a, et_tensor *b) {
 
 static void test_tokens_and_groups(void) {
     et_emo_model m;
-    et_status s = build(0, NULL, &m);
+    et_status s = build(1, (const char *[]){"train.fim_lr=0.003"}, &m);
     CHECK(!s, "%s", et_status_msg(s));
     if (s) return et_status_free(s);
     CHECK(m.prior.kind == ET_PRIOR_FIM && et_face_prior_tokens(&m.prior) == 3, "3 FIM tokens");
     CHECK(m.load_pixels && m.use_images, "pixels loaded");
     CHECK(et_face_prior_data_landmarks(&m.prior) == 0, "network landmarks: none from the data");
-    const et_emo_group *e = group(&m, "expert");
+    const et_emo_group *e = group(&m, "fim");
+    CHECK(!group(&m, "expert") && e && e->lr == 0.003, "fim group at train.fim_lr (%g)",
+          e ? e->lr : -1);
     int fim = 0, proj = 0, other = 0;
     for (int i = 0; e && i < e->n; i++) {
         if (!strncmp(e->names[i], "model.fim.", 10))
@@ -105,7 +108,7 @@ static void test_tokens_and_groups(void) {
         CHECK(e->params[i]->requires_grad, "%s trainable", e->names[i]);
     }
     CHECK(e && fim == m.prior.fim.n_params && proj == 4 && other == 0,
-          "expert group: %d fim, %d projector, %d other", fim, proj, other);
+          "fim group: %d fim, %d projector, %d other", fim, proj, other);
     for (int g = 0; g < m.n_groups; g++)
         for (int i = 0; i < m.groups[g].n; i++)
             CHECK(!strstr(m.groups[g].names[i], "backbone") &&
@@ -129,6 +132,8 @@ static void test_landmark_plus_fim(void) {
     CHECK(!s, "%s", et_status_msg(s));
     if (s) return et_status_free(s);
     CHECK(et_face_prior_tokens(&m.prior) == 5, "2 landmark + 3 FIM tokens");
+    CHECK(group(&m, "expert") && group(&m, "expert")->n == 4 && group(&m, "fim"),
+          "landmark+fim: the expert's 4 tensors in \"expert\", the rest in \"fim\"");
     CHECK(et_face_prior_data_landmarks(&m.prior) == 136, "the landmark part reads 136 values");
     et_tensor *pix = randn(4, (int64_t[]){2, 3, 32, 32}, 6, 1.0), *lm = landmarks(2, 7);
     et_no_grad_begin();
@@ -179,11 +184,11 @@ static void test_frozen_network(void) {
     et_status s = build(0, NULL, &m);
     CHECK(!s, "%s", et_status_msg(s));
     if (s) return et_status_free(s);
-    const et_emo_group *e = group(&m, "expert");
+    const et_emo_group *e = group(&m, "fim");
     et_adamw *opt = NULL;
     et_adamw_config ac = et_adamw_defaults();
     s = et_adamw_new(&ac, &opt);
-    et_param_group pg = {.name = "expert", .lr = 1e-2};
+    et_param_group pg = {.name = "fim", .lr = 1e-2};
     if (!s) s = et_adamw_add_group(opt, &pg, e->n, e->params, e->names, NULL);
     CHECK(!s, "%s", et_status_msg(s));
     et_status_free(s);

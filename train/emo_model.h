@@ -16,7 +16,9 @@
 // - Random initialisation of the trainables is a pure function of (train.seed): LoRA A
 //   (kaiming-uniform, B zero), projector and expert (torch nn.Linear init).
 // - Trainable groups (AdamW param groups, LLaVA's recipe): "lora" (train.lr), "projector"
-//   (train.mm_projector_lr or train.lr), "expert" (train.expert_lr or train.lr). Names are
+//   (train.mm_projector_lr or train.lr), "expert" (the landmark expert: train.expert_lr or
+//   train.lr), "fim" (Face Info Mining's aggregator and projector: train.fim_lr, else the
+//   expert's lr). Names are
 //   the HF / PEFT module names: <layer>.lora_A.weight, model.mm_projector.0.weight, ...
 // - train.trainable picks the groups (empty: lora when lora.enabled, the projector when
 //   images are spliced, the expert when there is a face prior). An explicit list trains
@@ -24,9 +26,9 @@
 //   computed for it):
 //     lora        LoRA A/B (needs lora.enabled; lora.enabled=true needs "lora" listed)
 //     projector   the projector (needs a tower and model.visual_tokens)
-//     face_prior  the landmark expert and / or Face Info Mining's aggregator and projector
-//                 (model.fim.*, model.fim_projector.*; the face network stays frozen); its
-//                 group (and optimizer-state prefix) stays "expert"
+//     face_prior  the landmark expert (group "expert") and / or Face Info Mining's
+//                 aggregator and projector (group "fim": model.fim.*, model.fim_projector.*;
+//                 the face network stays frozen)
 //     decoder     every decoder weight but model.embed_tokens / lm_head (layers, final
 //                 norm), HF names; refused together with "lora"
 //     embeddings  model.embed_tokens.weight and lm_head.weight (one tensor when tied)
@@ -57,7 +59,7 @@
 #include "train/models/projector.h"
 #include "train/runconfig.h"
 
-#define ET_EMO_MAX_GROUPS 6
+#define ET_EMO_MAX_GROUPS 8
 // The names of the tower's trainables: LLaVA-1.5's module path of the CLIP tower.
 #define ET_EMO_TOWER_PREFIX "model.vision_tower.vision_tower.vision_model."
 // base_model_name_or_path of an adapter trained on a random decoder (model.llm): not on the
@@ -65,7 +67,7 @@
 #define ET_RANDOM_BASE_NAME "emotune/random-init-llama"
 
 typedef struct {
-    char name[16];    // lora | projector | expert | decoder | embeddings | tower
+    char name[16];    // lora | projector | expert | fim | decoder | embeddings | tower
     bool owns_names;  // names[i] are malloc'd copies
     double lr;
     int n;

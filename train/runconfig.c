@@ -209,6 +209,8 @@ static const entry_t table[] = {
     {"train.mm_projector_lr", K_F64, O(mm_projector_lr), 0, "0", 0, 10,
      "projector lr (0 = train.lr), LLaVA's mm_projector_lr"},
     {"train.expert_lr", K_F64, O(expert_lr), 0, "0", 0, 10, "face-prior expert lr (0 = train.lr)"},
+    {"train.fim_lr", K_F64, O(fim_lr), 0, "0", 0, 10,
+     "Face Info Mining's aggregator and projector lr (0 = train.expert_lr, else train.lr)"},
     {"train.decoder_lr", K_F64, O(decoder_lr), 0, "0", 0, 10,
      "lr of the decoder and embeddings groups (0 = train.lr)"},
     {"train.tower_lr", K_F64, O(tower_lr), 0, "0", 0, 10, "lr of the tower group (0 = train.lr)"},

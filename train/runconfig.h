@@ -137,6 +137,7 @@ typedef struct {
     double mm_projector_lr;
     double modality_dropout;  // train.modality_dropout
     double expert_lr;
+    double fim_lr;
     double decoder_lr;  // train.decoder_lr: decoder + embeddings groups (0 = train.lr)
     double tower_lr;    // train.tower_lr (0 = train.lr)
     int n_trainable;    // train.trainable: parameter groups (0 = the default groups)

@@ -421,7 +421,9 @@ et_status et_export_non_lora_trainables(const char *path, const et_emo_model *m)
     et_tensor **ts = malloc(sizeof(*ts) * (size_t)(m->n_trainables + 1));
     ET_ASSERT(names && ts, "out of memory");
     for (int g = 0; g < m->n_groups; g++) {
-        if (strcmp(m->groups[g].name, "projector") && strcmp(m->groups[g].name, "expert")) continue;
+        if (strcmp(m->groups[g].name, "projector") && strcmp(m->groups[g].name, "expert") &&
+            strcmp(m->groups[g].name, "fim"))
+            continue;
         for (int i = 0; i < m->groups[g].n; i++)
             names[n] = m->groups[g].names[i], ts[n++] = m->groups[g].params[i];
     }

@@ -240,10 +240,11 @@ static et_tensor *fim_tokens(et_face_prior *fp, et_tensor *raw) {
         pts = et_narrow(raw, 1, off_pts, 2 * ET_FIM_LANDMARKS);
         pe = et_face_net_point_pe(fp->net, pts);
     }
-    et_tensor *clues = et_fim_clues_from(&fp->fim, g, l, pe, pts, agr);
+    et_tensor *cond = NULL;
+    et_tensor *clues = et_fim_clues_from(&fp->fim, g, l, pe, pts, agr, &cond);
     et_release(g), et_release(l), et_release(pe), et_release(pts), et_release(agr);
-    et_tensor *q = et_fim_forward(&fp->fim, clues);
-    et_release(clues);
+    et_tensor *q = et_fim_forward(&fp->fim, clues, cond);
+    et_release(clues), et_release(cond);
     et_tensor *y = et_projector_forward(&fp->fim_proj, q);
     et_release(q);
     return y;

@@ -182,11 +182,24 @@ static et_tensor *append_row(et_tensor *rows, et_tensor *row) {
     return y;
 }
 
+// *cond += row (a new reference kept in *cond)
+static void add_cond(et_tensor **cond, et_tensor *row) {
+    if (!cond) return;
+    if (!*cond) {
+        *cond = et_retain(row);
+        return;
+    }
+    et_tensor *s = et_add(*cond, row);
+    et_release(*cond);
+    *cond = s;
+}
+
 et_tensor *et_fim_clues_from(et_fim *f, et_tensor *global, et_tensor *local, et_tensor *point_pe,
-                             et_tensor *points, et_tensor *attrs) {
+                             et_tensor *points, et_tensor *attrs, et_tensor **cond) {
     const int64_t F = f->cfg.face_dim;
     et_tensor *parts[2] = {NULL, NULL};
     int np = 0;
+    if (cond) *cond = NULL;
     if (f->cfg.global) {
         ET_ASSERT(global && global->ndim == 3 && global->shape[2] == F,
                   "et_fim_clues_from: global rows [B, n, %lld] expected", (long long)F);
@@ -194,7 +207,9 @@ et_tensor *et_fim_clues_from(et_fim *f, et_tensor *global, et_tensor *local, et_
         if (attrs) {
             ET_ASSERT(attrs->numel == global->shape[0] * ET_FIM_ATTRS,
                       "et_fim_clues_from: attrs [B, %d] expected", ET_FIM_ATTRS);
-            g = append_row(g, vector_row(&f->attr_proj, attrs));
+            et_tensor *row = vector_row(&f->attr_proj, attrs);
+            add_cond(cond, row);
+            g = append_row(g, row);
         }
         parts[np++] = add_type(f, g, 0);
         et_release(g);
@@ -239,7 +254,9 @@ et_tensor *et_fim_clues_from(et_fim *f, et_tensor *global, et_tensor *local, et_
         if (points) {
             ET_ASSERT(points->numel == B * 2 * ET_FIM_LANDMARKS,
                       "et_fim_clues_from: points [B, %d] expected", 2 * ET_FIM_LANDMARKS);
-            loc = append_row(loc, vector_row(&f->shape_proj, points));
+            et_tensor *row = vector_row(&f->shape_proj, points);
+            add_cond(cond, row);
+            loc = append_row(loc, row);
         }
         parts[np++] = add_type(f, loc, 1);
         et_release(loc);
@@ -251,11 +268,12 @@ et_tensor *et_fim_clues_from(et_fim *f, et_tensor *global, et_tensor *local, et_
 }
 
 et_tensor *et_fim_clues(et_fim *f, et_tensor *fused, et_tensor *tokens, et_tensor *landmarks,
-                        et_tensor *point_pe, et_tensor *attrs) {
+                        et_tensor *point_pe, et_tensor *attrs, et_tensor **cond) {
     et_tensor *g = NULL, *l = NULL;
     et_fim_raw(&f->cfg, fused, tokens, landmarks, f->cfg.global ? &g : NULL,
                f->cfg.local ? &l : NULL);
-    et_tensor *c = et_fim_clues_from(f, g, l, point_pe, f->cfg.local ? landmarks : NULL, attrs);
+    et_tensor *c =
+        et_fim_clues_from(f, g, l, point_pe, f->cfg.local ? landmarks : NULL, attrs, cond);
     et_release(g), et_release(l);
     return c;
 }
@@ -271,7 +289,7 @@ static et_tensor *residual(et_tensor *q, et_tensor *d) {
     return y;
 }
 
-et_tensor *et_fim_forward(et_fim *f, et_tensor *clues) {
+et_tensor *et_fim_forward(et_fim *f, et_tensor *clues, et_tensor *cond) {
     const et_fim_config *g = &f->cfg;
     const int64_t B = clues->shape[0], K = g->queries, W = g->width;
     // BLIP-2's ln_vision: the clues (network features, position codes, vector rows) on one
@@ -285,6 +303,17 @@ et_tensor *et_fim_forward(et_fim *f, et_tensor *clues) {
     et_release(idx);
     et_tensor *q = et_reshape(qr, 3, (int64_t[]){B, K, W});
     et_release(qr);
+    if (cond) {  // every query starts from the face's vector clues: [B, 1, F] -> [B, K, W]
+        et_tensor *cn2 = ln(cond, f->clue_ln_w, f->clue_ln_b);
+        et_tensor *cw = et_linear_layer_forward(&f->clue_proj, cn2, NULL);
+        et_tensor *rows = et_reshape(cw, 2, (int64_t[]){B, W});
+        et_tensor *ri = et_empty(ET_I32, 1, (int64_t[]){B * K});
+        for (int64_t i = 0; i < B * K; i++) ((int32_t *)et_data(ri))[i] = (int32_t)(i / K);
+        et_tensor *rp = et_gather_rows(rows, ri);
+        et_tensor *r3 = et_reshape(rp, 3, (int64_t[]){B, K, W});
+        q = residual(q, r3);
+        et_release(cn2), et_release(cw), et_release(rows), et_release(ri), et_release(rp);
+    }
     for (int l = 0; l < g->layers; l++) {
         et_fim_layer *y = &f->layers[l];
         et_tensor *h = ln(q, y->ln_w[0], y->ln_b[0]);

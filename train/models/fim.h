@@ -18,7 +18,11 @@
 //   Plus two vector clues (emotune's reading of EMO-LLaMA's "face embedding, landmarks and
 //   AGR" priors): with global, one row Linear(15, F) of the network's age / gender / race
 //   probabilities; with local, one row Linear(136, F) of the whole landmark vector (the joint
-//   shape, which per-point rows only give through attention).
+//   shape, which per-point rows only give through attention). The vector rows also
+//   condition the queries (their sum, through the clue LayerNorm and projection, is added
+//   to every query before the first layer; InstructBLIP lets the instruction join the
+//   queries in the same spirit): one row among ~90 otherwise reaches the queries only
+//   through near-uniform attention.
 //   Clue rows are [B, n_clues, F]; a learned type embedding (global / local) is added.
 // - Aggregator: K learnable queries [K, W]; the clues go through LayerNorm(F) (BLIP-2's
 //   ln_vision) and Linear(F, W); then L pre-LN
@@ -87,15 +91,18 @@ void et_fim_raw(const et_fim_config *cfg, et_tensor *fused, et_tensor *tokens, e
 // landmark-index embedding (and point_pe) added to the local rows, the region pooling, the
 // extra rows (attrs [B, 15] -> attr_proj after the global rows; points [B, 136] ->
 // shape_proj after the local rows; each only when given), the type embeddings.
+// *cond (when cond != NULL): the sum of the vector rows [B, 1, F] (NULL when there is none),
+// for et_fim_forward.
 et_tensor *et_fim_clues_from(et_fim *f, et_tensor *global, et_tensor *local, et_tensor *point_pe,
-                             et_tensor *points, et_tensor *attrs);
+                             et_tensor *points, et_tensor *attrs, et_tensor **cond);
 // Clue rows [B, n, F] (a new reference): et_fim_raw then et_fim_clues_from (points = the
 // landmarks when local). tokens may be NULL when !cfg.global, landmarks
 // when !cfg.local; point_pe [B, 68, F] (a constant) or NULL.
 et_tensor *et_fim_clues(et_fim *f, et_tensor *fused, et_tensor *tokens, et_tensor *landmarks,
-                        et_tensor *point_pe, et_tensor *attrs);
-// [B, K, W] from the clues.
-et_tensor *et_fim_forward(et_fim *f, et_tensor *clues);
+                        et_tensor *point_pe, et_tensor *attrs, et_tensor **cond);
+// [B, K, W] from the clues; cond [B, 1, F] (or NULL) goes through the clue LayerNorm and
+// projection and is added to every query before the first layer.
+et_tensor *et_fim_forward(et_fim *f, et_tensor *clues, et_tensor *cond);
 int et_fim_params(const et_fim *f, const char **names, et_tensor **tensors);
 void et_fim_free(et_fim *f);
 
