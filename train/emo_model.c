@@ -493,7 +493,7 @@ void et_emo_model_free(et_emo_model *m) {
     if (m->llava) {
         et_llava_free(m->llava);
     } else {
-        if (m->mllm.proj) et_projector_free(&m->proj);
+        if (m->proj.l1.weight) et_projector_free(&m->proj);  // also before mllm is wired
         if (m->has_vision) et_clip_vision_free(&m->vision);
         et_llama_free(m->llm);
     }
