@@ -26,6 +26,7 @@
 #include "../core/optim.h"
 #include "../core/rng.h"
 #include "../core/safetensors.h"
+#include "test_emo_util.h"
 #include "test_util.h"
 #include "train/emo_model.h"
 
@@ -46,21 +47,7 @@ static et_status build(int n, const char *const *extra, et_emo_model *m) {
         "fim.width=16",
         "fim.heads=2",
     };
-    const char *ov[24];
-    int k = 0;
-    for (int i = 0; i < 8; i++) ov[k++] = base[i];
-    for (int i = 0; i < n; i++) ov[k++] = extra[i];
-    et_run_config c;
-    et_status s = et_run_config_parse("{}", "test", k, ov, &c);
-    if (!s) s = et_emo_model_build(&c, m);
-    et_run_config_free(&c);
-    return s;
-}
-
-static const et_emo_group *group(const et_emo_model *m, const char *name) {
-    for (int g = 0; g < m->n_groups; g++)
-        if (!strcmp(m->groups[g].name, name)) return &m->groups[g];
-    return NULL;
+    return test_emo_build((int)(sizeof base / sizeof base[0]), base, n, extra, m);
 }
 
 static et_tensor *randn(int ndim, const int64_t *shape, uint64_t seed, double std) {
@@ -94,8 +81,8 @@ static void test_tokens_and_groups(void) {
     CHECK(m.prior.kind == ET_PRIOR_FIM && et_face_prior_tokens(&m.prior) == 3, "3 FIM tokens");
     CHECK(m.load_pixels && m.use_images, "pixels loaded");
     CHECK(et_face_prior_data_landmarks(&m.prior) == 0, "network landmarks: none from the data");
-    const et_emo_group *e = group(&m, "fim");
-    CHECK(!group(&m, "expert") && e && e->lr == 0.003, "fim group at train.fim_lr (%g)",
+    const et_emo_group *e = test_emo_group(&m, "fim");
+    CHECK(!test_emo_group(&m, "expert") && e && e->lr == 0.003, "fim group at train.fim_lr (%g)",
           e ? e->lr : -1);
     int fim = 0, proj = 0, other = 0;
     for (int i = 0; e && i < e->n; i++) {
@@ -132,7 +119,8 @@ static void test_landmark_plus_fim(void) {
     CHECK(!s, "%s", et_status_msg(s));
     if (s) return et_status_free(s);
     CHECK(et_face_prior_tokens(&m.prior) == 5, "2 landmark + 3 FIM tokens");
-    CHECK(group(&m, "expert") && group(&m, "expert")->n == 4 && group(&m, "fim"),
+    CHECK(test_emo_group(&m, "expert") && test_emo_group(&m, "expert")->n == 4 &&
+              test_emo_group(&m, "fim"),
           "landmark+fim: the expert's 4 tensors in \"expert\", the rest in \"fim\"");
     CHECK(et_face_prior_data_landmarks(&m.prior) == 136, "the landmark part reads 136 values");
     et_tensor *pix = randn(4, (int64_t[]){2, 3, 32, 32}, 6, 1.0), *lm = landmarks(2, 7);
@@ -184,7 +172,7 @@ static void test_frozen_network(void) {
     et_status s = build(0, NULL, &m);
     CHECK(!s, "%s", et_status_msg(s));
     if (s) return et_status_free(s);
-    const et_emo_group *e = group(&m, "fim");
+    const et_emo_group *e = test_emo_group(&m, "fim");
     et_adamw *opt = NULL;
     et_adamw_config ac = et_adamw_defaults();
     s = et_adamw_new(&ac, &opt);

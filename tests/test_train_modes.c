@@ -17,6 +17,7 @@
 
 #include "../core/optim.h"
 #include "../core/safetensors.h"
+#include "test_emo_util.h"
 #include "test_util.h"
 #include "train/emo_model.h"
 #include "train/io/export.h"
@@ -32,21 +33,7 @@ static et_status build(int n, const char *const *extra, et_emo_model *m) {
          "\"num_attention_heads\":2,\"image_size\":16,\"patch_size\":4}"),
         "model.landmark_dim=8",
     };
-    const char *ov[24];
-    int k = 0;
-    for (int i = 0; i < 3; i++) ov[k++] = base[i];
-    for (int i = 0; i < n; i++) ov[k++] = extra[i];
-    et_run_config c;
-    et_status s = et_run_config_parse("{}", "test", k, ov, &c);
-    if (!s) s = et_emo_model_build(&c, m);
-    et_run_config_free(&c);
-    return s;
-}
-
-static const et_emo_group *group(const et_emo_model *m, const char *name) {
-    for (int g = 0; g < m->n_groups; g++)
-        if (!strcmp(m->groups[g].name, name)) return &m->groups[g];
-    return NULL;
+    return test_emo_build((int)(sizeof base / sizeof base[0]), base, n, extra, m);
 }
 
 static bool has(const et_emo_group *g, const char *name) {
@@ -60,7 +47,8 @@ static void test_default_groups(void) {
     et_status s = build(0, NULL, &m);
     CHECK(!s, "%s", et_status_msg(s));
     if (s) return et_status_free(s);
-    CHECK(m.n_groups == 3 && group(&m, "lora") && group(&m, "projector") && group(&m, "expert"),
+    CHECK(m.n_groups == 3 && test_emo_group(&m, "lora") && test_emo_group(&m, "projector") &&
+              test_emo_group(&m, "expert"),
           "default: lora, projector, expert (%d groups)", m.n_groups);
     CHECK(!m.explicit_trainable, "default is not explicit");
     CHECK(!m.llm->layers[0].q_proj.weight->requires_grad, "the decoder stays frozen");
@@ -76,8 +64,8 @@ static void test_full_ft_groups(void) {
     et_status s = build(4, ov, &m);
     CHECK(!s, "%s", et_status_msg(s));
     if (s) return et_status_free(s);
-    const et_emo_group *d = group(&m, "decoder"), *e = group(&m, "embeddings"),
-                       *t = group(&m, "tower");
+    const et_emo_group *d = test_emo_group(&m, "decoder"), *e = test_emo_group(&m, "embeddings"),
+                       *t = test_emo_group(&m, "tower");
     // 2 layers x (2 norms + 7 Linears) + model.norm
     CHECK(d && d->n == 19, "decoder group: %d tensors", d ? d->n : -1);
     CHECK(has(d, "model.layers.1.mlp.down_proj.weight") && has(d, "model.norm.weight") &&
@@ -115,7 +103,7 @@ static void test_tied_embeddings(void) {
     et_status s = build(3, ov, &m);
     CHECK(!s, "%s", et_status_msg(s));
     if (s) return et_status_free(s);
-    const et_emo_group *e = group(&m, "embeddings");
+    const et_emo_group *e = test_emo_group(&m, "embeddings");
     CHECK(e && e->n == 1 && has(e, "model.embed_tokens.weight"), "tied: one tensor");
     et_emo_model_free(&m);
 }
@@ -171,7 +159,7 @@ static void test_bf16_masters(void) {
     et_status s = build(3, ov, &m);
     CHECK(!s, "%s", et_status_msg(s));
     if (s) return et_status_free(s);
-    const et_emo_group *d = group(&m, "decoder");
+    const et_emo_group *d = test_emo_group(&m, "decoder");
     CHECK(d && d->params[0]->dtype == ET_BF16, "stored bf16");
     et_adamw *opt = NULL;
     et_adamw_config ac = et_adamw_defaults();
@@ -215,7 +203,7 @@ static void test_projector_file(void) {
     et_status s = build(3, s1, &m);
     CHECK(!s, "%s", et_status_msg(s));
     if (s) return et_status_free(s);
-    CHECK(m.n_groups == 1 && group(&m, "projector"), "stage 1: the projector alone");
+    CHECK(m.n_groups == 1 && test_emo_group(&m, "projector"), "stage 1: the projector alone");
     s = et_export_mm_projector(path, &m);
     CHECK(!s, "%s", et_status_msg(s));
     et_status_free(s);
