@@ -797,6 +797,15 @@ et_status et_clip_preprocess(const et_image *img, const et_clip_preproc *p, et_t
     return et_clip_preprocess_simd(img, p, ET_PREPROC_AUTO, u8_hwc, f32_chw);
 }
 
+et_status et_clip_preprocess_file(const char *path, const et_clip_preproc *p, et_tensor **f32_chw) {
+    *f32_chw = NULL;
+    et_image img;
+    ET_TRY(et_image_decode_file(path, NULL, &img));
+    et_status st = et_clip_preprocess(&img, p, NULL, f32_chw);
+    et_image_free(&img);
+    return st;
+}
+
 et_status et_clip_preprocess_simd(const et_image *img, const et_clip_preproc *p,
                                   et_preproc_simd simd, et_tensor **u8_hwc, et_tensor **f32_chw) {
     if (u8_hwc) *u8_hwc = NULL;

@@ -1,5 +1,6 @@
 // data/preprocess.h - CLIP image preprocessing (HF CLIPImageProcessor + LLaVA "pad").
 // defines: et_clip_preproc, ET_CLIP_MEAN_*, et_clip_preproc_default, et_clip_preprocess,
+//          et_clip_preprocess_file,
 //          et_preproc_simd, et_preproc_simd_best, et_preproc_simd_name,
 //          et_clip_preprocess_simd, et_clip_resize_size, et_image_resize_bicubic,
 //          et_image_expand2square, et_image_center_crop, et_clip_normalize
@@ -73,6 +74,9 @@ void et_clip_preproc_default(et_clip_preproc *p, int size);
 
 et_status et_clip_preprocess(const et_image *img, const et_clip_preproc *p, et_tensor **u8_hwc,
                              et_tensor **f32_chw);
+// The image file at path decoded (et_image_decode_file, default options) and preprocessed to
+// f32 [3, crop, crop] in *f32_chw.
+et_status et_clip_preprocess_file(const char *path, const et_clip_preproc *p, et_tensor **f32_chw);
 
 typedef enum {
     ET_PREPROC_AUTO = 0,  // the best the CPU has

@@ -451,22 +451,22 @@ static et_status build(const et_run_config *c, et_emo_model *m) {
         const int np = et_face_prior_params(&m->prior, NULL, NULL);
         const int n_lm = pk & ET_PRIOR_LANDMARK ? 4 : 0;
         const double expert_lr = c->expert_lr > 0 ? c->expert_lr : c->lr;
+        const char **all = malloc(sizeof(*all) * (size_t)np);
+        et_tensor **pall = malloc(sizeof(*pall) * (size_t)np);
+        et_face_prior_params(&m->prior, all, pall);
         for (int part = 0; part < 2; part++) {
             const int n = part ? np - n_lm : n_lm;
             if (n <= 0) continue;
-            const char **all = malloc(sizeof(*all) * (size_t)np);
-            et_tensor **pall = malloc(sizeof(*pall) * (size_t)np);
-            et_face_prior_params(&m->prior, all, pall);
             const char **ns = malloc(sizeof(*ns) * (size_t)n);
             et_tensor **ps = malloc(sizeof(*ps) * (size_t)n);
             memcpy(ns, all + (part ? n_lm : 0), sizeof(*ns) * (size_t)n);
             memcpy(ps, pall + (part ? n_lm : 0), sizeof(*ps) * (size_t)n);
-            free(all), free(pall);
             if (part)
                 add_group(m, "fim", c->fim_lr > 0 ? c->fim_lr : expert_lr, n, ns, ps);
             else
                 add_group(m, "expert", expert_lr, n, ns, ps);
         }
+        free(all), free(pall);
     }
     if (m->n_trainables == 0)
         return et_err(ET_ERR_INVALID,

@@ -8,7 +8,6 @@
 #include "core/device.h"
 #include "core/log.h"
 #include "core/ops.h"
-#include "data/image.h"
 
 static const char *const k_age[8] = {"0-9",   "10-19", "20-29", "30-39",
                                      "40-49", "50-59", "60-69", "70+"};
@@ -37,7 +36,7 @@ void et_face_attrs_of(et_face_prior *fp, et_tensor *pixels, const char **words) 
     et_tensor *h =
         raw->device.type == ET_CPU ? et_retain(raw) : et_to_device(raw, (et_device){ET_CPU, 0});
     for (int64_t b = 0; b < B; b++)
-        et_face_attr_words(ET_DATA(float, h) + b * R + R - 15, words + 3 * b);
+        et_face_attr_words(ET_DATA(float, h) + b * R + R - ET_FIM_ATTRS, words + 3 * b);
     et_release(raw), et_release(h);
 }
 
@@ -58,18 +57,10 @@ et_status et_face_attrs_table(et_face_prior *fp, et_dataset *ds, const et_clip_p
                 et_status_free(st);
                 continue;
             }
-            et_image img;
-            et_image_opts io = {0};
-            st = s.image ? et_image_decode_file(s.image, &io, &img)
+            et_tensor *f = NULL;
+            st = s.image ? et_clip_preprocess_file(s.image, pp, &f)
                          : et_err(ET_ERR_MISSING, "no image");
             et_sample_free(&s);
-            if (st) {
-                et_status_free(st);
-                continue;
-            }
-            et_tensor *f = NULL;
-            st = et_clip_preprocess(&img, pp, NULL, &f);
-            et_image_free(&img);
             if (st) {
                 et_status_free(st);
                 continue;

@@ -12,7 +12,6 @@
 #include "data/attr_prompt.h"
 #include "data/dataloader.h"
 #include "data/dataset.h"
-#include "data/image.h"
 #include "data/npy.h"
 #include "data/preprocess.h"
 #include "data/store.h"
@@ -172,20 +171,14 @@ int et_cli_generate(int argc, char **argv) {
     et_template_stop stop;
     et_tensor *pix = NULL, *lm = NULL;
     if (!st && a.opt_val[0] && m.load_pixels) {
-        et_image img;
-        et_image_opts io = {0};
-        st = et_image_decode_file(a.opt_val[0], &io, &img);
+        et_clip_preproc pp;
+        et_clip_preproc_default(&pp, (int)m.image_size);
+        pp.pad_square = m.pad_to_square;
+        et_tensor *f = NULL;
+        st = et_clip_preprocess_file(a.opt_val[0], &pp, &f);
         if (!st) {
-            et_clip_preproc pp;
-            et_clip_preproc_default(&pp, (int)m.image_size);
-            pp.pad_square = m.pad_to_square;
-            et_tensor *f = NULL;
-            st = et_clip_preprocess(&img, &pp, NULL, &f);
-            et_image_free(&img);
-            if (!st) {
-                pix = et_reshape(f, 4, (int64_t[]){1, 3, m.image_size, m.image_size});
-                et_release(f);
-            }
+            pix = et_reshape(f, 4, (int64_t[]){1, 3, m.image_size, m.image_size});
+            et_release(f);
         }
     }
     const int64_t D = et_face_prior_data_landmarks(&m.prior);

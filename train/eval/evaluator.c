@@ -16,7 +16,6 @@
 #include "core/ops.h"
 #include "data/attr_prompt.h"
 #include "data/dataset.h"
-#include "data/image.h"
 #include "data/preprocess.h"
 #include "data/template.h"
 #include "train/checkpoint.h"
@@ -85,18 +84,12 @@ static et_status load_item(const et_run_config *c, const et_emo_model *m, const 
                     et_dataset_name(ds), (long long)i, s.id ? s.id : "",
                     et_face_prior_kind_name(m->prior.kind));
     if (!st && s.image && m->load_pixels) {
-        et_image img;
-        et_image_opts io = {0};
-        st = et_image_decode_file(s.image, &io, &img);
+        et_tensor *f = NULL;
+        st = et_clip_preprocess_file(s.image, pp, &f);
         if (!st) {
-            et_tensor *f = NULL;
-            st = et_clip_preprocess(&img, pp, NULL, &f);
-            et_image_free(&img);
-            if (!st) {
-                it->pixels = malloc(sizeof(float) * (size_t)f->numel);
-                memcpy(it->pixels, et_data(f), sizeof(float) * (size_t)f->numel);
-                et_release(f);
-            }
+            it->pixels = malloc(sizeof(float) * (size_t)f->numel);
+            memcpy(it->pixels, et_data(f), sizeof(float) * (size_t)f->numel);
+            et_release(f);
         }
     }
     char *agr = NULL;  // the attribute prompt, as in training

@@ -49,11 +49,8 @@ et_status et_image_set_load(const char *path, const char *data_root, int image_s
         et_status st = et_dataset_get(ds, i, &s);
         if (!st && !s.image)
             st = et_err(ET_ERR_MISSING, "%s: sample %lld has no \"image\"", path, (long long)i);
-        et_image img = {0};
         et_tensor *px = NULL;
-        if (!st) st = et_image_decode_file(s.image, NULL, &img);
-        if (!st) st = et_clip_preprocess(&img, &pp, NULL, &px);
-        et_image_free(&img);
+        if (!st) st = et_clip_preprocess_file(s.image, &pp, &px);
         if (st) {
             if (!out->n_skipped++)
                 snprintf(out->first_error, sizeof out->first_error, "%s", et_status_msg(st));
